@@ -1,0 +1,8 @@
+// cli.h: the subcommands of the normtweak command line. Each takes the arguments after its name and
+// returns the process exit status (0 ok, 1 failure, 2 usage error); none of them calls exit().
+#pragma once
+
+int nt_cmd_eval(int argc, char **argv);
+
+// Sets the thread count of OpenBLAS and OpenMP (n <= 0: leave the defaults).
+void nt_set_threads(int n);

@@ -1,0 +1,23 @@
+// perplexity.h: perplexity of a model over the token windows of a task (GPTQ protocol, PROTOCOLS.md):
+// each window scored from a fresh context, NLL of tokens 2..seqlen given their prefix.
+#pragma once
+#include "datasets.h"
+#include "transformer.h"
+
+typedef struct {
+    size_t n_windows;  // windows scored
+    size_t n_scored;   // tokens scored: n_windows * (seqlen - 1)
+    double nll_sum;    // sum of per-token negative log-likelihoods (nats)
+    double nll_mean;
+    double nll_stderr; // standard error of the mean per-token NLL
+    double ppl;        // exp(nll_mean)
+    double ppl_stderr; // ppl * nll_stderr (delta method, as llama.cpp reports it)
+    double seconds;    // forward passes and scoring, not loading or tokenizing
+} nt_ppl_result;
+
+// Scores the first max_windows windows of w (0: all). label names the task in the progress line.
+int nt_perplexity(const nt_model *m, const nt_windows *w, size_t max_windows, const char *label, nt_ppl_result *res,
+                  nt_err *err);
+
+// Per-position NLL of tokens[1..n-1] from logits (n, vocab): nll[t] = -log softmax(logits[t])[tokens[t+1]].
+void nt_nll_from_logits(const float *logits, const int32_t *tokens, int n, int vocab, double *nll);

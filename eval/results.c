@@ -1,0 +1,108 @@
+// results.c: writing the results CSV with libcsv quoting, atomically (see results.h).
+#define _POSIX_C_SOURCE 200809L
+#include "results.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+// A field, quoted by libcsv only when it needs it (comma, quote, newline, surrounding space).
+static void put_field(FILE *f, const char *s, bool last) {
+    if (!s) s = "";
+    size_t len = strlen(s);
+    bool quote = len > 0 && (strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' || s[len - 1] == ' ');
+    if (quote) csv_fwrite(f, s, len);
+    else fputs(s, f);
+    fputc(last ? '\n' : ',', f);
+}
+
+static void put_num(FILE *f, double v, const char *fmt) {
+    if (isnan(v)) {
+        fputc(',', f);
+        return;
+    }
+    fprintf(f, fmt, v);
+    fputc(',', f);
+}
+
+static void write_row(FILE *f, const nt_result_row *r, const char *stamp) {
+    put_field(f, r->model, false);
+    put_field(f, r->method, false);
+    fprintf(f, "%d,%d,", r->wbits, r->group_size);
+    put_field(f, r->task, false);
+    put_field(f, r->metric, false);
+    put_num(f, r->value, "%.10g");
+    put_num(f, r->stderr_, "%.6g");
+    fprintf(f, "%ld,%d,%.3f,", r->n, r->seqlen, r->seconds);
+    put_field(f, r->calib, false);
+    put_field(f, r->options, false);
+    put_field(f, r->device ? r->device : "cpu", false);
+    put_field(f, nt_build_commit(), false);
+    put_field(f, stamp, true);
+}
+
+int nt_results_append(const char *path, const nt_result_row *rows, size_t n, nt_err *err) {
+    size_t old_len = 0;
+    char *old = NULL;
+    if (nt_file_exists(path)) {
+        old = nt_read_file(path, &old_len, err);
+        if (!old) return -1;
+        size_t hl = strlen(NT_RESULTS_HEADER);
+        bool header_ok = old_len > hl && strncmp(old, NT_RESULTS_HEADER, hl) == 0 &&
+                         (old[hl] == '\n' || (old[hl] == '\r' && old[hl + 1] == '\n'));
+        if (old_len > 0 && !header_ok) {
+            free(old);
+            return nt_fail(err, "%s: not a normtweak results file (its header differs); not appending", path);
+        }
+        if (old_len > 0 && old[old_len - 1] != '\n') {
+            free(old);
+            return nt_fail(err, "%s: last line is incomplete; not appending", path);
+        }
+    }
+    size_t tl = strlen(path) + 32;
+    char *tmp = malloc(tl);
+    if (!tmp) {
+        free(old);
+        return nt_fail(err, "%s: out of memory", path);
+    }
+    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        nt_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
+        free(tmp);
+        free(old);
+        return -1;
+    }
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    if (old_len > 0) fwrite(old, 1, old_len, f);
+    else fputs(NT_RESULTS_HEADER "\n", f);
+    free(old);
+    for (size_t i = 0; i < n; i++) write_row(f, &rows[i], stamp);
+    bool ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        nt_fail(err, "%s: write failed: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+void nt_results_print(FILE *f, const nt_result_row *rows, size_t n) {
+    fprintf(f, "%-16s %-8s %5s %5s %-12s %-8s %12s %10s %9s %6s %8s\n", "model", "method", "wbits", "group", "task",
+            "metric", "value", "stderr", "n", "seqlen", "seconds");
+    for (size_t i = 0; i < n; i++) {
+        const nt_result_row *r = &rows[i];
+        fprintf(f, "%-16s %-8s %5d %5d %-12s %-8s %12.4f %10.4f %9ld %6d %8.1f\n", r->model, r->method, r->wbits,
+                r->group_size, r->task, r->metric, r->value, r->stderr_, r->n, r->seqlen, r->seconds);
+    }
+}

@@ -1,0 +1,168 @@
+// nt.c: error reporting, file reading, timing, progress and half-float conversion (see nt.h).
+#define _POSIX_C_SOURCE 200809L
+#include "nt.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef NT_GIT_COMMIT
+#define NT_GIT_COMMIT "unknown"
+#endif
+
+int nt_fail(nt_err *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+        // one line: a message must never spill over several lines of a log
+        for (char *c = err->msg; *c; c++)
+            if (*c == '\n' || *c == '\r') *c = ' ';
+    }
+    return -1;
+}
+
+char *nt_read_file(const char *path, size_t *len, nt_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        nt_fail(err, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        nt_fail(err, "%s: not a regular file", path);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        nt_fail(err, "%s: out of memory reading %zu bytes", path, n);
+        return NULL;
+    }
+    size_t got = fread(buf, 1, n, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != n) {
+        free(buf);
+        nt_fail(err, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+char *nt_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a > 0 && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+bool nt_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+double nt_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void nt_progress_begin(nt_progress *p, const char *label, long total) {
+    const char *env = getenv("NT_PROGRESS");
+    p->label = label;
+    p->total = total;
+    p->t0 = p->last = nt_time();
+    p->on = isatty(STDERR_FILENO) && !(env && strcmp(env, "0") == 0);
+}
+
+void nt_progress_update(nt_progress *p, long done) {
+    if (!p->on) return;
+    double now = nt_time();
+    if (now - p->last < 0.2 && done < p->total) return;
+    p->last = now;
+    double el = now - p->t0;
+    double eta = done > 0 ? el * (double)(p->total - done) / (double)done : 0.0;
+    fprintf(stderr, "\r%s: %ld/%ld (%.0f%%) %.1fs elapsed, %.1fs left   ", p->label, done, p->total,
+            p->total ? 100.0 * (double)done / (double)p->total : 100.0, el, eta);
+    fflush(stderr);
+}
+
+void nt_progress_end(nt_progress *p) {
+    if (!p->on) return;
+    fprintf(stderr, "\r%s: done in %.1fs%40s\n", p->label, nt_time() - p->t0, "");
+}
+
+float nt_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { // subnormal: renormalize
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t nt_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t absx = x & 0x7fffffffu;
+    if (absx >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0)); // inf/nan
+    if (absx >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); // rounds to overflow
+    if (absx < 0x38800000u) { // subnormal or zero in half
+        if (absx < 0x33000000u) return (uint16_t)sign;
+        // value = man * 2^(e-150); the half subnormal unit is 2^-24, so q = man >> (126 - e), rounded to even
+        uint32_t man = (absx & 0x7fffff) | 0x800000;
+        int rs = 126 - (int)(absx >> 23); // 14..24
+        uint32_t q = man >> rs, rem = man & ((1u << rs) - 1), mid = 1u << (rs - 1);
+        if (rem > mid || (rem == mid && (q & 1))) q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t e = (absx >> 23) - 127 + 15, man = absx & 0x7fffff;
+    uint32_t q = (e << 10) | (man >> 13), rem = man & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (q & 1))) q++; // may carry into exponent: still correct
+    return (uint16_t)(sign | q);
+}
+
+float nt_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t nt_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40); // quiet nan
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+const char *nt_build_commit(void) { return NT_GIT_COMMIT; }

@@ -1,0 +1,293 @@
+// transformer.c: the CPU reference forward pass in fp32 (see transformer.h). Matrix products go through
+// OpenBLAS sgemm (multithreaded); the element-wise work is spread over OpenMP threads. Reads top to
+// bottom: run state, the small ops, attention, one block, the whole model.
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "transformer.h"
+
+// ----------------------------------------------------------------------------
+// run state
+
+int nt_run_init(nt_run **out, const nt_model *m, int max_tokens, int max_ctx, nt_err *err) {
+    const nt_config *c = &m->cfg;
+    *out = NULL;
+    if (max_tokens <= 0 || max_ctx <= 0 || max_tokens > max_ctx)
+        return nt_fail(err, "run state: need 0 < max_tokens (%d) <= max_ctx (%d)", max_tokens, max_ctx);
+    if (max_ctx > c->max_pos)
+        return nt_fail(err, "%s: context of %d tokens exceeds the model's maximum of %d", m->dir, max_ctx, c->max_pos);
+    nt_run *r = calloc(1, sizeof(nt_run));
+    if (!r) return nt_fail(err, "run state: out of memory");
+    r->max_tokens = max_tokens;
+    r->max_ctx = max_ctx;
+    size_t T = (size_t)max_tokens, kvd = (size_t)c->n_kv_heads * c->head_dim, qd = (size_t)c->n_heads * c->head_dim;
+    size_t wide = (size_t)(c->dim > c->emb_dim ? c->dim : c->emb_dim);
+    r->k = malloc((size_t)c->n_layers * max_ctx * kvd * sizeof(float));
+    r->v = malloc((size_t)c->n_layers * max_ctx * kvd * sizeof(float));
+    r->x = malloc(T * wide * sizeof(float));
+    r->xb = malloc(T * wide * sizeof(float));
+    r->q = malloc(T * qd * sizeof(float));
+    r->att = malloc(T * qd * sizeof(float));
+    r->scores = malloc((size_t)c->n_heads * T * max_ctx * sizeof(float));
+    size_t hid = (size_t)(c->ffn_dim > (int)wide ? c->ffn_dim : (int)wide); // h1 also takes o_proj's output
+    r->h1 = malloc(T * hid * sizeof(float));
+    r->h2 = malloc(T * hid * sizeof(float));
+    bool ok = r->k && r->v && r->x && r->xb && r->q && r->att && r->scores && r->h1 && r->h2;
+    if (ok && c->arch == NT_ARCH_LLAMA) {
+        int half = c->head_dim / 2;
+        r->rope_cos = malloc((size_t)max_ctx * half * sizeof(float));
+        r->rope_sin = malloc((size_t)max_ctx * half * sizeof(float));
+        ok = r->rope_cos && r->rope_sin;
+        // as transformers computes them: inv_freq in fp32, angle = pos * inv_freq in fp32
+        for (int i = 0; ok && i < half; i++) {
+            float inv = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)c->head_dim));
+            for (int p = 0; p < max_ctx; p++) {
+                float ang = (float)p * inv;
+                r->rope_cos[(size_t)p * half + i] = cosf(ang);
+                r->rope_sin[(size_t)p * half + i] = sinf(ang);
+            }
+        }
+    }
+    if (!ok) {
+        nt_run_free(&r);
+        return nt_fail(err, "run state: out of memory for %d tokens x %d context", max_tokens, max_ctx);
+    }
+    *out = r;
+    return 0;
+}
+
+void nt_run_free(nt_run **rp) {
+    nt_run *r = rp ? *rp : NULL;
+    if (!r) return;
+    free(r->k);
+    free(r->v);
+    free(r->x);
+    free(r->xb);
+    free(r->q);
+    free(r->att);
+    free(r->scores);
+    free(r->h1);
+    free(r->h2);
+    free(r->rope_cos);
+    free(r->rope_sin);
+    free(r);
+    *rp = NULL;
+}
+
+void nt_run_reset(nt_run *r) { r->len = 0; }
+
+// ----------------------------------------------------------------------------
+// small ops
+
+// y (n, out) = x (n, in) . W^T (+ b)
+static void linear_forward(const nt_linear *l, const float *x, int n, float *y) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
+                l->out);
+    if (l->b) {
+#pragma omp parallel for if (n > 1)
+        for (int t = 0; t < n; t++)
+            for (int j = 0; j < l->out; j++) y[(size_t)t * l->out + j] += l->b[j];
+    }
+}
+
+// LayerNorm or RMSNorm of each row of x (n, dim) into y.
+static void norm_forward(const nt_norm *nm, bool rms, float eps, const float *x, int n, int dim, float *y) {
+#pragma omp parallel for if (n > 1)
+    for (int t = 0; t < n; t++) {
+        const float *xr = x + (size_t)t * dim;
+        float *yr = y + (size_t)t * dim;
+        double mean = 0.0, var = 0.0;
+        if (!rms) {
+            for (int i = 0; i < dim; i++) mean += xr[i];
+            mean /= dim;
+        }
+        for (int i = 0; i < dim; i++) {
+            double d = xr[i] - mean;
+            var += d * d;
+        }
+        var /= dim;
+        float inv = (float)(1.0 / sqrt(var + (double)eps)), mu = (float)mean;
+        for (int i = 0; i < dim; i++) {
+            float v = (xr[i] - mu) * inv;
+            if (nm->w) v *= nm->w[i];
+            if (nm->b) v += nm->b[i];
+            yr[i] = v;
+        }
+    }
+}
+
+static float act_forward(nt_act a, float x) {
+    switch (a) {
+    case NT_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case NT_ACT_SILU: return x / (1.0f + expf(-x));
+    case NT_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case NT_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    }
+    return x;
+}
+
+// Rotate-half RoPE on rows of heads (n, n_heads, head_dim) for positions pos0..pos0+n-1.
+static void rope_forward(const nt_run *r, float *x, int n, int n_heads, int head_dim, int pos0) {
+    int half = head_dim / 2;
+#pragma omp parallel for if (n > 1)
+    for (int t = 0; t < n; t++) {
+        const float *cs = r->rope_cos + (size_t)(pos0 + t) * half, *sn = r->rope_sin + (size_t)(pos0 + t) * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * head_dim;
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * cs[i] - b * sn[i];
+                v[i + half] = b * cs[i] + a * sn[i];
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// attention: n new queries at positions pos0.. against the cache of layer l, positions 0..pos0+n-1
+
+static void attention_forward(const nt_model *m, nt_run *r, int l, int n, int pos0) {
+    const nt_config *c = &m->cfg;
+    int H = c->n_heads, hd = c->head_dim, kvd = c->n_kv_heads * hd, qd = H * hd, L = pos0 + n;
+    int group = H / c->n_kv_heads;
+    const float *K = r->k + (size_t)l * r->max_ctx * kvd, *V = r->v + (size_t)l * r->max_ctx * kvd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < H; h++) {
+        float *S = r->scores + (size_t)h * n * L; // (n, L)
+        const float *Kh = K + (size_t)(h / group) * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, scale, r->q + (size_t)h * hd, qd, Kh, kvd,
+                    0.0f, S, L);
+    }
+#pragma omp parallel for collapse(2)
+    for (int h = 0; h < H; h++) {
+        for (int t = 0; t < n; t++) {
+            float *row = r->scores + ((size_t)h * n + t) * L;
+            int last = pos0 + t; // causal: keys 0..last
+            float slope = m->alibi ? m->alibi[h] : 0.0f;
+            float mx = -INFINITY;
+            for (int j = 0; j <= last; j++) {
+                if (m->alibi) row[j] += slope * (float)(j - last);
+                if (row[j] > mx) mx = row[j];
+            }
+            double sum = 0.0;
+            for (int j = 0; j <= last; j++) {
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int j = 0; j <= last; j++) row[j] *= inv;
+            for (int j = last + 1; j < L; j++) row[j] = 0.0f;
+        }
+    }
+    for (int h = 0; h < H; h++) {
+        const float *S = r->scores + (size_t)h * n * L;
+        const float *Vh = V + (size_t)(h / group) * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, L, 1.0f, S, L, Vh, kvd, 0.0f,
+                    r->att + (size_t)h * hd, qd);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// one block
+
+static void residual_add(float *x, const float *y, size_t count) {
+#pragma omp parallel for if (count > 4096)
+    for (size_t i = 0; i < count; i++) x[i] += y[i];
+}
+
+void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int pos0) {
+    const nt_config *c = &m->cfg;
+    const nt_layer *ly = &m->layers[l];
+    int D = c->dim, F = c->ffn_dim, kvd = c->n_kv_heads * c->head_dim;
+    size_t nd = (size_t)n * D;
+    float *kc = r->k + ((size_t)l * r->max_ctx + pos0) * kvd, *vc = r->v + ((size_t)l * r->max_ctx + pos0) * kvd;
+
+    // attention sublayer (pre-norm: x + attn(norm(x)); post-norm OPT: norm(x + attn(x)))
+    const float *ain = x;
+    if (c->pre_norm) {
+        norm_forward(&ly->attn_norm, c->rms_norm, c->norm_eps, x, n, D, r->xb);
+        ain = r->xb;
+    }
+    linear_forward(&ly->q, ain, n, r->q);
+    linear_forward(&ly->k, ain, n, kc);
+    linear_forward(&ly->v, ain, n, vc);
+    if (c->arch == NT_ARCH_LLAMA) {
+        rope_forward(r, r->q, n, c->n_heads, c->head_dim, pos0);
+        rope_forward(r, kc, n, c->n_kv_heads, c->head_dim, pos0);
+    }
+    attention_forward(m, r, l, n, pos0);
+    linear_forward(&ly->o, r->att, n, r->h1); // h1 holds (n, max(ffn, dim)): free until the MLP
+    if (c->residual_post_norm) memcpy(x, r->xb, nd * sizeof(float)); // BLOOM option: residual = normed input
+    residual_add(x, r->h1, nd);
+    if (!c->pre_norm) norm_forward(&ly->attn_norm, false, c->norm_eps, x, n, D, x);
+
+    // MLP sublayer
+    const float *min = x;
+    if (c->pre_norm) {
+        norm_forward(&ly->mlp_norm, c->rms_norm, c->norm_eps, x, n, D, r->xb);
+        min = r->xb;
+    }
+    linear_forward(&ly->up, min, n, r->h1);
+    size_t nf = (size_t)n * F;
+    if (ly->gate.w) {
+        linear_forward(&ly->gate, min, n, r->h2);
+#pragma omp parallel for if (nf > 4096)
+        for (size_t i = 0; i < nf; i++) r->h1[i] *= act_forward(c->act, r->h2[i]);
+    } else {
+#pragma omp parallel for if (nf > 4096)
+        for (size_t i = 0; i < nf; i++) r->h1[i] = act_forward(c->act, r->h1[i]);
+    }
+    linear_forward(&ly->down, r->h1, n, r->h2);
+    if (c->residual_post_norm) memcpy(x, r->xb, nd * sizeof(float));
+    residual_add(x, r->h2, nd);
+    if (!c->pre_norm) norm_forward(&ly->mlp_norm, false, c->norm_eps, x, n, D, x);
+}
+
+// ----------------------------------------------------------------------------
+// the whole model
+
+int nt_forward_hidden(const nt_model *m, nt_run *r, const int32_t *tokens, int n, nt_err *err) {
+    const nt_config *c = &m->cfg;
+    int D = c->dim, E = c->emb_dim, pos0 = r->len;
+    if (n <= 0 || n > r->max_tokens)
+        return nt_fail(err, "forward: %d tokens in one call (at most %d)", n, r->max_tokens);
+    if (pos0 + n > r->max_ctx)
+        return nt_fail(err, "forward: %d tokens after %d cached exceed the context of %d", n, pos0, r->max_ctx);
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->vocab)
+            return nt_fail(err, "forward: token id %d outside the vocabulary of %d", (int)tokens[t], c->vocab);
+
+    // embeddings (OPT-350m style: embed in emb_dim, project to dim)
+    float *emb = m->proj_in.w ? r->xb : r->x;
+    for (int t = 0; t < n; t++) memcpy(emb + (size_t)t * E, m->tok_emb + (size_t)tokens[t] * E, E * sizeof(float));
+    if (m->proj_in.w) linear_forward(&m->proj_in, r->xb, n, r->x);
+    if (m->pos_emb)
+        for (int t = 0; t < n; t++) {
+            const float *p = m->pos_emb + (size_t)(pos0 + t + c->pos_offset) * D;
+            for (int i = 0; i < D; i++) r->x[(size_t)t * D + i] += p[i];
+        }
+    if (m->emb_norm.w) norm_forward(&m->emb_norm, false, c->norm_eps, r->x, n, D, r->x);
+
+    for (int l = 0; l < c->n_layers; l++) nt_block_forward(m, r, l, r->x, n, pos0);
+
+    if (c->final_norm) norm_forward(&m->final_norm, c->rms_norm, c->norm_eps, r->x, n, D, r->x);
+    if (m->proj_out.w) {
+        linear_forward(&m->proj_out, r->x, n, r->xb);
+        memcpy(r->x, r->xb, (size_t)n * E * sizeof(float));
+    }
+    r->len = pos0 + n;
+    return 0;
+}
+
+void nt_logits(const nt_model *m, const float *hidden, int n, float *out) {
+    const nt_config *c = &m->cfg;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, c->vocab, c->emb_dim, 1.0f, hidden, c->emb_dim,
+                m->lm_head, c->emb_dim, 0.0f, out, c->vocab);
+}
+
+int nt_forward(const nt_model *m, nt_run *r, const int32_t *tokens, int n, float *logits, nt_err *err) {
+    if (nt_forward_hidden(m, r, tokens, n, err)) return -1;
+    nt_logits(m, r->x, n, logits);
+    return 0;
+}

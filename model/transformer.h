@@ -1,0 +1,108 @@
+// transformer.h: the model (config + fp32 weights loaded from a Hugging Face checkpoint) and the CPU
+// reference forward pass: OPT, the LLaMA family (GQA, RoPE, optional biases as in Qwen2) and BLOOM
+// (ALiBi, embedding LayerNorm). One forward serves batched prefill and KV-cached decoding.
+#pragma once
+#include "nt.h"
+
+typedef enum { NT_ARCH_OPT, NT_ARCH_LLAMA, NT_ARCH_BLOOM } nt_arch;
+typedef enum { NT_ACT_RELU, NT_ACT_SILU, NT_ACT_GELU, NT_ACT_GELU_TANH } nt_act;
+
+typedef struct {
+    nt_arch arch;
+    char model_type[32]; // config.json's model_type ("opt", "llama", "qwen2", "bloom", ...)
+    int vocab;           // rows of the embedding
+    int dim;             // hidden size
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;      // < n_heads for grouped-query attention
+    int head_dim;
+    int ffn_dim;
+    int max_pos;         // longest context the model supports
+    int emb_dim;         // OPT word_embed_proj_dim (== dim unless project_in/out exist)
+    float norm_eps;
+    float rope_theta;    // LLaMA only
+    nt_act act;
+    bool rms_norm;       // LLaMA: RMSNorm (no bias); others LayerNorm
+    bool pre_norm;       // OPT do_layer_norm_before; true for LLaMA/BLOOM
+    bool residual_post_norm; // BLOOM apply_residual_connection_post_layernorm
+    bool tied;           // lm_head shares the token embedding
+    bool final_norm;     // a norm after the last block
+    bool qkv_bias;       // q/k/v projections have biases (OPT, BLOOM, Qwen2, LLaMA attention_bias)
+    bool o_bias;         // the attention output projection has a bias
+    bool mlp_bias;       // the MLP projections have biases
+    int pos_offset;      // OPT learned positions start at row 2
+} nt_config;
+
+typedef struct {
+    float *w; // (dim) or NULL (= ones)
+    float *b; // (dim) or NULL (= zeros; always NULL for RMSNorm)
+} nt_norm;
+
+typedef struct {
+    float *w; // (out, in), row-major as in the checkpoint
+    float *b; // (out) or NULL
+    int in, out;
+} nt_linear;
+
+typedef struct {
+    nt_norm attn_norm; // OPT self_attn_layer_norm, LLaMA input_layernorm, BLOOM input_layernorm
+    nt_norm mlp_norm;  // OPT final_layer_norm, LLaMA/BLOOM post_attention_layernorm
+    nt_linear q, k, v, o;
+    nt_linear up;   // OPT fc1, LLaMA up_proj, BLOOM dense_h_to_4h
+    nt_linear gate; // LLaMA gate_proj only (w == NULL otherwise)
+    nt_linear down; // OPT fc2, LLaMA down_proj, BLOOM dense_4h_to_h
+} nt_layer;
+
+typedef struct {
+    nt_config cfg;
+    char *dir;           // the checkpoint directory
+    char *name;          // its last path component, for result rows
+    float *tok_emb;      // (vocab, emb_dim)
+    float *pos_emb;      // OPT: (max_pos + pos_offset, dim); else NULL
+    nt_norm emb_norm;    // BLOOM word_embeddings_layernorm; else NULLs
+    nt_linear proj_in;   // OPT-350m style: emb_dim -> dim (w NULL when absent)
+    nt_linear proj_out;  // dim -> emb_dim
+    nt_layer *layers;    // (n_layers)
+    nt_norm final_norm;
+    float *lm_head;      // (vocab, emb_dim); == tok_emb when tied
+    float *alibi;        // BLOOM: (n_heads) slopes; else NULL
+} nt_model;
+
+// Reads config.json and the safetensors weights (F32/F16/BF16, single or sharded) of a Hugging Face
+// model directory and converts them once to fp32. Unknown architectures and any disagreement between
+// config.json and the tensors are errors naming the file.
+int nt_model_load(nt_model **out, const char *dir, nt_err *err);
+void nt_model_free(nt_model **m);
+// Parses config.json alone (used by the loader and by tools that only need shapes).
+int nt_config_load(nt_config *cfg, const char *config_path, nt_err *err);
+
+// Run state: scratch activations for up to max_tokens tokens per call and a KV cache of max_ctx positions.
+typedef struct {
+    int max_tokens, max_ctx;
+    int len;      // positions held in the KV cache
+    float *k, *v; // (n_layers, max_ctx, n_kv_heads * head_dim)
+    float *x;     // (max_tokens, dim) residual stream; after nt_forward_hidden: the final hidden states (emb_dim)
+    float *xb;    // (max_tokens, max(dim, emb_dim)) normed input of a sublayer
+    float *q;     // (max_tokens, n_heads * head_dim)
+    float *att;   // (max_tokens, n_heads * head_dim) attention output before o_proj
+    float *scores;// (n_heads, max_tokens, max_ctx)
+    float *h1, *h2; // (max_tokens, max(ffn_dim, dim, emb_dim))
+    float *rope_cos, *rope_sin; // (max_ctx, head_dim / 2), LLaMA only
+} nt_run;
+
+int nt_run_init(nt_run **out, const nt_model *m, int max_tokens, int max_ctx, nt_err *err);
+void nt_run_free(nt_run **r);
+void nt_run_reset(nt_run *r); // empties the KV cache
+
+// Feeds n tokens at positions run->len .. run->len+n-1 (after those already in the cache), appends their
+// keys/values to the cache and leaves the final hidden states (n, emb_dim) in run->x.
+// n <= max_tokens and run->len + n <= max_ctx (checked: returns -1 with a message otherwise).
+int nt_forward_hidden(const nt_model *m, nt_run *r, const int32_t *tokens, int n, nt_err *err);
+// Logits of n hidden rows: out (n, vocab) = hidden (n, emb_dim) . lm_head^T.
+void nt_logits(const nt_model *m, const float *hidden, int n, float *out);
+// nt_forward_hidden followed by nt_logits into logits (n, vocab).
+int nt_forward(const nt_model *m, nt_run *r, const int32_t *tokens, int n, float *logits, nt_err *err);
+
+// One transformer block in place on x (n, dim) for tokens at positions pos0.., using/filling the KV cache
+// of layer l. The building block of nt_forward_hidden, exposed for block-wise quantization.
+void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int pos0);
