@@ -5,19 +5,9 @@
 #include <math.h>
 #include <string.h>
 
-enum { LOGIT_ROWS = 128 };
-
-void nt_nll_from_logits(const float *logits, const int32_t *tokens, int n, int vocab, double *nll) {
-#pragma omp parallel for if (n > 4)
-    for (int t = 0; t < n - 1; t++) {
-        const float *row = logits + (size_t)t * vocab;
-        float mx = row[0];
-        for (int j = 1; j < vocab; j++) mx = row[j] > mx ? row[j] : mx;
-        double s = 0.0; // expf of values <= 0, summed in double: exact enough, and vectorizes
-        for (int j = 0; j < vocab; j++) s += (double)expf(row[j] - mx);
-        nll[t] = (double)mx + log(s) - (double)row[tokens[t + 1]];
-    }
-}
+// rows of logits per lm_head call: one call covers a whole window up to 512 tokens (the lm_head is then
+// packed once per window), and bounds the buffer at long seqlen
+enum { LOGIT_ROWS = 512 };
 
 int nt_perplexity(const nt_model *m, const nt_windows *w, size_t max_windows, const char *label, nt_ppl_result *res,
                   nt_err *err) {

@@ -1,0 +1,28 @@
+// evaluate.h: one evaluation as a library call: load a model, run its tasks, return result rows. The
+// `eval` subcommand and experiment grids (`normtweak run`) both call it, so a failed cell is an error
+// message, never an exit.
+#pragma once
+#include "results.h"
+
+typedef struct {
+    const char *model_dir; // Hugging Face model directory
+    const char *tasks;     // comma-separated task names
+    const char *data_dir;  // datasets folder
+    int seqlen;            // 0: min(2048, the model's maximum)
+    long limit;            // 0: all windows/items; else the first `limit`
+    const char *out;       // results CSV to append each task's rows to as it finishes, or NULL
+    bool print_ppl;        // log "task: PPL = x +/- y" lines to stderr
+} nt_eval_opts;
+
+// The rows produced, one task after another (free with nt_eval_rows_free). Tasks are checked and their
+// data built before any compute, so bad input fails before any row is written.
+typedef struct {
+    nt_result_row *rows;
+    size_t n;
+    char **strings; // storage the rows point into
+    size_t n_strings;
+} nt_eval_rows;
+
+// Returns 0, or -1 with err set; err->msg starts with "usage:" for a bad option (exit status 2).
+int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err);
+void nt_eval_rows_free(nt_eval_rows *r);
