@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "evaluate.h"
+#include "quant_cli.h"
 
 #define DEFAULT_MODEL "../shared/models/tiny-opt"
 #define DEFAULT_DATA "../shared/datasets"
@@ -21,14 +22,19 @@ void nt_set_threads(int n) {
 static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: normtweak eval [--model DIR] [--tasks T1,T2,...] [--seqlen N] [--data-dir DIR] [--out FILE.csv]\n"
-            "                      [--limit N] [--threads N]\n"
+            "                      [--limit N] [--skip-bad-items] [--threads N] [quantization options]\n"
             "  --model DIR     Hugging Face model directory (default " DEFAULT_MODEL ")\n"
-            "  --tasks LIST    wikitext2, ptb, ptb-new, c4, c4-new or a .txt file (default wikitext2)\n"
+            "  --tasks LIST    perplexity: wikitext2, ptb, ptb-new, c4, c4-new or a .txt file (default wikitext2);\n"
+            "                  zero-shot: lambada_openai, hellaswag, piqa, arc_easy, arc_challenge, winogrande,\n"
+            "                  boolq, openbookqa\n"
             "  --seqlen N      window length (default min(2048, the model's maximum))\n"
             "  --data-dir DIR  the datasets folder (default " DEFAULT_DATA ")\n"
             "  --out FILE.csv  append result rows to this CSV (columns: results/README.md)\n"
-            "  --limit N       score only the first N windows of each task (stated in the row's options)\n"
-            "  --threads N     CPU threads (default: all cores)\n");
+            "  --limit N       score only the first N windows / items of each task (stated in the row's options)\n"
+            "  --skip-bad-items  zero-shot: skip malformed task lines (counted in the row) instead of failing\n"
+            "  --threads N     CPU threads (default: all cores)\n"
+            "quantize in memory before evaluating (a quantized checkpoint from `normtweak quantize` needs none):\n"
+            NT_QUANT_OPTIONS_HELP);
 }
 
 static int parse_pos_int(const char *opt, const char *s, long max, long *out) {
@@ -45,11 +51,19 @@ static int parse_pos_int(const char *opt, const char *s, long max, long *out) {
 int nt_cmd_eval(int argc, char **argv) {
     nt_eval_opts o = {.model_dir = DEFAULT_MODEL, .tasks = "wikitext2", .data_dir = DEFAULT_DATA, .print_ppl = true};
     long seqlen = 0, threads = 0;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},  {"tasks", required_argument, 0, 't'},
-                                         {"seqlen", required_argument, 0, 's'}, {"data-dir", required_argument, 0, 'd'},
-                                         {"out", required_argument, 0, 'o'},    {"limit", required_argument, 0, 'l'},
-                                         {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option own[] = {{"model", required_argument, 0, 'm'},  {"tasks", required_argument, 0, 't'},
+                                        {"seqlen", required_argument, 0, 's'}, {"data-dir", required_argument, 0, 'd'},
+                                        {"out", required_argument, 0, 'o'},    {"limit", required_argument, 0, 'l'},
+                                        {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
+                                        {"skip-bad-items", no_argument, 0, 'k'}};
+    struct option opts[64];
+    size_t n_own = sizeof(own) / sizeof(own[0]), k = 0;
+    memcpy(opts, own, sizeof(own));
+    while (nt_quant_long_options[k].name) opts[n_own + k] = nt_quant_long_options[k], k++;
+    memset(&opts[n_own + k], 0, sizeof(opts[0]));
+    nt_quant_opts q = nt_quant_opts_make("fp", 4, 128);
+    bool method_set = false;
+    nt_err err = {0};
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -61,8 +75,17 @@ int nt_cmd_eval(int argc, char **argv) {
         case 's': if (parse_pos_int("--seqlen", optarg, 1L << 20, &seqlen)) return 2; break;
         case 'l': if (parse_pos_int("--limit", optarg, 1L << 30, &o.limit)) return 2; break;
         case 'j': if (parse_pos_int("--threads", optarg, 4096, &threads)) return 2; break;
+        case 'k': o.skip_bad_items = true; break;
         case 'h': eval_usage(stdout); return 0;
-        default: eval_usage(stderr); return 2;
+        case '?': eval_usage(stderr); return 2;
+        default: {
+            int rc = nt_quant_option(c, optarg, &q, &method_set, &err);
+            if (rc) {
+                if (rc < 0) fprintf(stderr, "normtweak eval: %s\n", err.msg);
+                else eval_usage(stderr);
+                return 2;
+            }
+        }
         }
     }
     if (optind < argc) {
@@ -70,9 +93,9 @@ int nt_cmd_eval(int argc, char **argv) {
         return 2;
     }
     o.seqlen = (int)seqlen;
+    if (method_set && strcmp(q.method, "fp") != 0) o.quant = &q;
     nt_set_threads((int)threads);
     nt_eval_rows rows;
-    nt_err err = {0};
     if (nt_evaluate(&o, &rows, &err)) {
         bool usage = strncmp(err.msg, "usage: ", 7) == 0;
         fprintf(stderr, "normtweak eval: %s\n", usage ? err.msg + 7 : err.msg);

@@ -8,6 +8,7 @@
 #include "perplexity.h"
 #include "tokenizer.h"
 #include "transformer.h"
+#include "zeroshot.h"
 
 enum { MAX_TASKS = 64 };
 
@@ -25,10 +26,52 @@ void nt_eval_rows_free(nt_eval_rows *r) {
     memset(r, 0, sizeof(*r));
 }
 
+// Scores one loaded zero-shot task and appends a row per metric (acc, acc_norm, perplexity).
+static int zeroshot_rows(const nt_model *m, const nt_tokenizer *tok, const nt_eval_opts *o, const char *task,
+                         const nt_zs_task *t, nt_eval_rows *out, nt_err *err) {
+    nt_zs_result res;
+    if (nt_zeroshot_score(m, tok, t, 0, o->skip_bad_items, &res, err)) return -1;
+    const nt_model_quant *mq = &m->quant;
+    char opts[512];
+    snprintf(opts, sizeof(opts), "%s", mq->options);
+    if (o->limit) {
+        size_t k = strlen(opts);
+        snprintf(opts + k, sizeof(opts) - k, "%slimit=%ld", k ? ";" : "", o->limit);
+    }
+    if (o->skip_bad_items) {
+        size_t k = strlen(opts);
+        snprintf(opts + k, sizeof(opts) - k, "%sskipped=%ld", k ? ";" : "", res.n_skipped);
+    }
+    size_t first = out->n;
+    int rc = 0;
+    for (int j = 0; j < res.n_metrics; j++) {
+        nt_result_row *r = &out->rows[out->n];
+        *r = (nt_result_row){.model = keep(out, m->name), .method = keep(out, mq->method), .wbits = mq->wbits,
+                             .group_size = mq->group_size, .task = keep(out, task),
+                             .metric = keep(out, res.metrics[j].name), .value = res.metrics[j].value,
+                             .stderr_ = res.metrics[j].stderr_, .n = res.n_items, .seqlen = res.max_length,
+                             .seconds = res.seconds, .calib = keep(out, mq->calib), .options = keep(out, opts),
+                             .device = "cpu"};
+        if (!r->model || !r->method || !r->task || !r->metric || !r->calib || !r->options) {
+            rc = nt_fail(err, "out of memory");
+            break;
+        }
+        out->n++;
+        if (o->print_ppl)
+            fprintf(stderr, "%s: %s = %.4f +/- %.4f (%ld items, %.1f s)\n", task, res.metrics[j].name,
+                    res.metrics[j].value, res.metrics[j].stderr_, res.n_items, res.seconds);
+    }
+    if (rc == 0 && o->out) rc = nt_results_append(o->out, out->rows + first, out->n - first, err);
+    nt_zs_result_free(&res);
+    return rc;
+}
+
 int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     memset(out, 0, sizeof(*out));
     char *names[MAX_TASKS];
-    nt_windows w[MAX_TASKS];
+    nt_windows w[MAX_TASKS];  // perplexity tasks
+    nt_zs_task zs[MAX_TASKS]; // zero-shot tasks
+    bool is_zs[MAX_TASKS];
     size_t n_tasks = 0;
     char *tasks_copy = strdup(o->tasks ? o->tasks : "");
     int rc = -1;
@@ -36,8 +79,12 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     nt_tokenizer *tok = NULL;
     // the task list, checked before anything is loaded
     for (char *save = NULL, *t = strtok_r(tasks_copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!nt_ppl_task_known(t)) {
-            nt_fail(err, "usage: unknown task '%s' (expected wikitext2, ptb, ptb-new, c4, c4-new or a .txt file)", t);
+        bool zero_shot = nt_zeroshot_task_known(t);
+        if (!zero_shot && !nt_ppl_task_known(t)) {
+            nt_fail(err,
+                    "usage: unknown task '%s' (expected wikitext2, ptb, ptb-new, c4, c4-new, a .txt file, lambada_openai, "
+                    "hellaswag, piqa, arc_easy, arc_challenge, winogrande, boolq or openbookqa)",
+                    t);
             goto done;
         }
         if (n_tasks == MAX_TASKS) {
@@ -45,18 +92,21 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
             goto done;
         }
         memset(&w[n_tasks], 0, sizeof(nt_windows));
+        memset(&zs[n_tasks], 0, sizeof(nt_zs_task));
+        is_zs[n_tasks] = zero_shot;
         names[n_tasks++] = t;
     }
     if (n_tasks == 0) {
         nt_fail(err, "usage: no tasks given");
         goto done;
     }
-    out->rows = calloc(n_tasks, sizeof(nt_result_row));
+    out->rows = calloc(3 * n_tasks, sizeof(nt_result_row)); // up to 3 metrics a task
     if (!out->rows) {
         nt_fail(err, "out of memory");
         goto done;
     }
     if (nt_model_load(&m, o->model_dir, err) || nt_tokenizer_load_dir(&tok, o->model_dir, err)) goto done;
+    if (o->quant && nt_quantize_model(m, tok, o->data_dir, o->quant, NULL, err)) goto done;
     int seqlen = o->seqlen ? o->seqlen : (m->cfg.max_pos < 2048 ? m->cfg.max_pos : 2048);
     if (seqlen > m->cfg.max_pos) {
         nt_fail(err, "--seqlen %d exceeds the maximum context of %s (%d tokens, config.json)", seqlen, o->model_dir,
@@ -68,20 +118,31 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
         goto done;
     }
     // every task's windows first: bad data fails before any compute and before any row is written
-    for (size_t i = 0; i < n_tasks; i++)
-        if (nt_ppl_windows(names[i], o->data_dir, tok, (size_t)seqlen, &w[i], err)) goto done;
-
     for (size_t i = 0; i < n_tasks; i++) {
+        int r = is_zs[i] ? nt_zs_task_load(names[i], o->data_dir, o->limit, o->skip_bad_items, &zs[i], err)
+                         : nt_ppl_windows(names[i], o->data_dir, tok, (size_t)seqlen, &w[i], err);
+        if (r) goto done;
+    }
+
+    const nt_model_quant *mq = &m->quant;
+    for (size_t i = 0; i < n_tasks; i++) {
+        if (is_zs[i]) {
+            if (zeroshot_rows(m, tok, o, names[i], &zs[i], out, err)) goto done;
+            continue;
+        }
         nt_ppl_result res;
         if (nt_perplexity(m, &w[i], (size_t)o->limit, names[i], &res, err)) goto done;
         char opts[64] = "";
         if (o->limit && (size_t)o->limit < w[i].n_windows) snprintf(opts, sizeof(opts), "limit=%ld", o->limit);
         nt_result_row *r = &out->rows[out->n];
-        *r = (nt_result_row){.model = keep(out, m->name), .method = "fp", .wbits = 16, .group_size = 0,
-                             .task = keep(out, names[i]), .metric = "ppl", .value = res.ppl,
-                             .stderr_ = res.ppl_stderr, .n = (long)res.n_scored, .seqlen = seqlen,
-                             .seconds = res.seconds, .calib = "", .options = keep(out, opts), .device = "cpu"};
-        if (!r->model || !r->task || !r->options) {
+        char all_opts[512];
+        snprintf(all_opts, sizeof(all_opts), "%s%s%s", mq->options, mq->options[0] && opts[0] ? ";" : "", opts);
+        *r = (nt_result_row){.model = keep(out, m->name), .method = keep(out, mq->method), .wbits = mq->wbits,
+                             .group_size = mq->group_size, .task = keep(out, names[i]), .metric = "ppl",
+                             .value = res.ppl, .stderr_ = res.ppl_stderr, .n = (long)res.n_scored,
+                             .seqlen = seqlen, .seconds = res.seconds, .calib = keep(out, mq->calib),
+                             .options = keep(out, all_opts), .device = "cpu"};
+        if (!r->model || !r->method || !r->task || !r->calib || !r->options) {
             nt_fail(err, "out of memory");
             goto done;
         }
@@ -94,7 +155,10 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     }
     rc = 0;
 done:
-    for (size_t i = 0; i < n_tasks; i++) nt_windows_free(&w[i]);
+    for (size_t i = 0; i < n_tasks; i++) {
+        nt_windows_free(&w[i]);
+        nt_zs_task_free(&zs[i]);
+    }
     free(tasks_copy);
     nt_tokenizer_free(&tok);
     nt_model_free(&m);

@@ -2,16 +2,19 @@
 // `eval` subcommand and experiment grids (`normtweak run`) both call it, so a failed cell is an error
 // message, never an exit.
 #pragma once
+#include "quantize_model.h"
 #include "results.h"
 
 typedef struct {
     const char *model_dir; // Hugging Face model directory
-    const char *tasks;     // comma-separated task names
+    const char *tasks;     // comma-separated task names: perplexity (datasets.h) and zero-shot (zeroshot.h)
     const char *data_dir;  // datasets folder
     int seqlen;            // 0: min(2048, the model's maximum)
-    long limit;            // 0: all windows/items; else the first `limit`
+    long limit;            // 0: all windows/items; else the first `limit` windows (perplexity) / items (zero-shot)
     const char *out;       // results CSV to append each task's rows to as it finishes, or NULL
-    bool print_ppl;        // log "task: PPL = x +/- y" lines to stderr
+    bool print_ppl;        // log "task: PPL = x +/- y" (and zero-shot metric) lines to stderr
+    bool skip_bad_items;   // zero-shot: leave malformed items out (counted in the row's options) instead of failing
+    const nt_quant_opts *quant; // quantize the loaded model in memory first; NULL: evaluate it as loaded
 } nt_eval_opts;
 
 // The rows produced, one task after another (free with nt_eval_rows_free). Tasks are checked and their

@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "gptq_format.h"
+#include "qcheckpoint.h"
 #include "safetensors.h"
 #include "transformer.h"
 
@@ -182,7 +184,68 @@ typedef struct {
     const nt_safetensors *st;
     const char *prefix; // "model." / "" / "transformer." as the checkpoint spells it
     char *cfg_path;
+    const nt_model_quant *quant; // a quantized checkpoint's format (method "fp" otherwise)
+    nt_qfmt qfmt;                // its tensors' layout: normtweak's, or GPTQ's (gptq_format.h)
 } loader;
+
+// Reads NAME.qweight/.scales/.zeros/.g_idx/.perm of a quantized checkpoint into a new nt_qlinear.
+static int load_qlinear(loader *L, const char *name, int out_dim, int in_dim, nt_qlinear **out, nt_err *err) {
+    const nt_model_quant *mq = L->quant;
+    char full[300];
+    if (L->qfmt != NT_QFMT_NORMTWEAK) { // GPTQ's qweight/qzeros/scales/g_idx
+        nt_qfmt_spec spec = {L->qfmt, mq->wbits, mq->group_size, mq->sym, mq->act_order};
+        snprintf(full, sizeof(full), "%s%s", L->prefix, name);
+        return nt_qfmt_read_qlinear(L->st, full, &spec, out_dim, in_dim, out, err);
+    }
+    snprintf(full, sizeof(full), "%s%s.perm", L->prefix, name);
+    bool act = nt_st_find(L->st, full) != NULL;
+    nt_qlinear *q = NULL;
+    nt_err e2;
+    if (nt_qlinear_alloc(&q, out_dim, in_dim, mq->wbits, mq->group_size, mq->sym, act, &e2))
+        return nt_fail(err, "%s: %s: %s", L->cfg_path, name, e2.msg);
+    struct {
+        const char *suffix;
+        void *dst;
+        nt_dtype dt;
+        int64_t d0, d1;
+        int ndim;
+    } parts[5] = {{"qweight", q->qweight, NT_DT_I32, (int64_t)nt_qpacks(in_dim) * mq->wbits, out_dim, 2},
+                  {"scales", q->scales, NT_DT_F16, q->n_groups, out_dim, 2},
+                  {"zeros", q->zeros, NT_DT_U8, q->n_groups, out_dim, 2},
+                  {"g_idx", q->g_idx, NT_DT_I32, in_dim, 0, 1},
+                  {"perm", q->perm, NT_DT_I32, in_dim, 0, 1}};
+    for (int i = 0; i < 5; i++) {
+        if (!parts[i].dst) continue;
+        snprintf(full, sizeof(full), "%s%s.%s", L->prefix, name, parts[i].suffix);
+        const nt_st_tensor *t = nt_st_find(L->st, full);
+        if (!t) {
+            nt_qlinear_free(&q);
+            return nt_fail(err, "%s: quantized tensor '%s' not found", L->cfg_path, full);
+        }
+        bool shape_ok = t->ndim == parts[i].ndim && t->shape[0] == parts[i].d0 && (parts[i].ndim == 1 || t->shape[1] == parts[i].d1);
+        if (t->dtype != parts[i].dt || !shape_ok) {
+            nt_qlinear_free(&q);
+            return nt_fail(err, "%s: tensor '%s' is %s with %d dims, quantize_config.json implies %s [%lld, %lld]",
+                           t->file, full, nt_dtype_name(t->dtype), t->ndim, nt_dtype_name(parts[i].dt),
+                           (long long)parts[i].d0, (long long)parts[i].d1);
+        }
+        memcpy(parts[i].dst, t->data, t->nbytes);
+    }
+    if (nt_qlinear_validate(q, &e2)) {
+        nt_qlinear_free(&q);
+        return nt_fail(err, "%s: %s: %s", L->cfg_path, name, e2.msg);
+    }
+    *out = q;
+    return 0;
+}
+
+// A quantized linear's dequantized weights, which the CPU forward pass uses.
+static int dequantize_into(nt_linear *lin, nt_err *err) {
+    lin->w = malloc((size_t)lin->out * lin->in * sizeof(float));
+    if (!lin->w) return nt_fail(err, "out of memory dequantizing a %dx%d linear", lin->out, lin->in);
+    nt_qlinear_dequantize(lin->q, lin->w);
+    return 0;
+}
 
 // Loads prefix+name with the given shape; absent optional tensors leave *out NULL.
 static int load(loader *L, const char *name, int ndim, int64_t d0, int64_t d1, bool optional, float **out,
@@ -201,8 +264,13 @@ static int load_linear(loader *L, const char *name, int out_dim, int in_dim, boo
     char buf[256];
     lin->in = in_dim;
     lin->out = out_dim;
-    snprintf(buf, sizeof(buf), "%s.weight", name);
-    if (load(L, buf, 2, out_dim, in_dim, false, &lin->w, err)) return -1;
+    snprintf(buf, sizeof(buf), "%s%s.qweight", L->prefix, name);
+    if (nt_st_find(L->st, buf)) {
+        if (load_qlinear(L, name, out_dim, in_dim, &lin->q, err) || dequantize_into(lin, err)) return -1;
+    } else {
+        snprintf(buf, sizeof(buf), "%s.weight", name);
+        if (load(L, buf, 2, out_dim, in_dim, false, &lin->w, err)) return -1;
+    }
     if (!bias) return 0;
     snprintf(buf, sizeof(buf), "%s.bias", name);
     return load(L, buf, 1, out_dim, 0, false, &lin->b, err);
@@ -219,10 +287,28 @@ static int load_norm(loader *L, const char *name, int dim, bool bias, nt_norm *n
 
 // BLOOM fuses q, k and v into one (n_heads * 3 * head_dim, dim) matrix, interleaved per head: split it.
 static int load_bloom_qkv(loader *L, const char *name, const nt_config *c, nt_layer *ly, nt_err *err) {
-    nt_linear fused;
+    nt_linear fused = {0};
     if (load_linear(L, name, 3 * c->dim, c->dim, true, &fused, err)) return -1;
     nt_linear *dst[3] = {&ly->q, &ly->k, &ly->v};
     int hd = c->head_dim, D = c->dim;
+    if (fused.q) { // split the packed rows the same way as the float ones below
+        int *src = malloc((size_t)D * sizeof(int)), *rows = malloc((size_t)D * sizeof(int));
+        int rc = src && rows ? 0 : nt_fail(err, "out of memory");
+        for (int j = 0; j < 3 && rc == 0; j++) {
+            for (int h = 0; h < c->n_heads; h++)
+                for (int d = 0; d < hd; d++) src[h * hd + d] = 0, rows[h * hd + d] = h * 3 * hd + j * hd + d;
+            const nt_qlinear *srcs[1] = {fused.q};
+            rc = nt_qlinear_gather(&dst[j]->q, srcs, src, rows, D, err);
+        }
+        free(src);
+        free(rows);
+        nt_qlinear_free(&fused.q);
+        if (rc) {
+            free(fused.w);
+            free(fused.b);
+            return -1;
+        }
+    }
     for (int j = 0; j < 3; j++) {
         dst[j]->in = D;
         dst[j]->out = D;
@@ -350,6 +436,71 @@ static int load_weights(nt_model *m, loader *L, nt_err *err) {
     return 0;
 }
 
+// A quantized checkpoint's quantize_config.json (absent: a float checkpoint, m->quant stays "fp").
+// source_name (source_cap bytes) gets the name of the float model it was made from, for result rows.
+static int read_quantize_config(const char *dir, nt_model_quant *mq, nt_qfmt *qfmt, char *source_name,
+                                size_t source_cap, nt_err *err) {
+    char *path = nt_path_join(dir, "quantize_config.json");
+    bool hf = !nt_file_exists(path); // transformers' GPTQ checkpoints: config.json's quantization_config only
+    if (hf) {
+        free(path);
+        path = nt_path_join(dir, "config.json");
+    }
+    char *text = nt_read_file(path, NULL, err);
+    cJSON *root = NULL;
+    int rc = -1;
+    if (!text) goto done;
+    root = cJSON_Parse(text);
+    free(text);
+    if (!root) {
+        nt_fail(err, "%s: malformed JSON", path);
+        goto done;
+    }
+    if (hf) {
+        cJSON *qc = cJSON_DetachItemFromObjectCaseSensitive(root, "quantization_config");
+        cJSON_Delete(root);
+        root = qc;
+        rc = root ? -1 : 0; // none: a float checkpoint
+        if (!root) goto done;
+    }
+    if (nt_qfmt_from_json(root, path, qfmt, err)) goto done; // normtweak's, or GPTQ's (v1, v2)
+    int bits = 0, group = 0;
+    bool sym = false, act = false, stat = false;
+    if (cfg_int(root, path, (const char *[]){"bits", NULL}, -1, &bits, err)) goto done;
+    const cJSON *g = cfg_item(root, "group_size");
+    if (!g || !cJSON_IsNumber(g) || (g->valueint != -1 && g->valueint <= 0)) {
+        nt_fail(err, "%s: 'group_size' must be -1 or a positive integer", path);
+        goto done;
+    }
+    group = g->valueint;
+    bool sym_default = *qfmt != NT_QFMT_NORMTWEAK; // AutoGPTQ's default is sym
+    if (cfg_bool(root, path, "sym", sym_default, &sym, err) || cfg_bool(root, path, "desc_act", false, &act, err) ||
+        cfg_bool(root, path, "static_groups", false, &stat, err))
+        goto done;
+    nt_err e2;
+    if (nt_qformat_check(32, 32 * (group > 0 ? group : 1), bits, group, &e2)) {
+        nt_fail(err, "%s: %s", path, e2.msg);
+        goto done;
+    }
+    const cJSON *method = cfg_item(root, "method"), *calib = cfg_item(root, "calib"), *opts = cfg_item(root, "options");
+    snprintf(mq->method, sizeof(mq->method), "%s", method && cJSON_IsString(method) ? method->valuestring : "gptq");
+    snprintf(mq->calib, sizeof(mq->calib), "%s", calib && cJSON_IsString(calib) ? calib->valuestring : "");
+    snprintf(mq->options, sizeof(mq->options), "%s", opts && cJSON_IsString(opts) ? opts->valuestring : "");
+    const cJSON *source = cfg_item(root, "source");
+    if (source && cJSON_IsString(source) && source->valuestring[0] && !strchr(source->valuestring, '/'))
+        snprintf(source_name, source_cap, "%s", source->valuestring);
+    mq->wbits = bits;
+    mq->group_size = group;
+    mq->sym = sym;
+    mq->act_order = act;
+    mq->static_groups = stat;
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
 // The prefix under which this checkpoint stores the base model's tensors.
 static const char *find_prefix(const nt_safetensors *st, const nt_config *c) {
     const char *probe = c->arch == NT_ARCH_OPT ? "decoder.embed_tokens.weight"
@@ -394,6 +545,15 @@ int nt_model_load(nt_model **out, const char *dir, nt_err *err) {
         goto done;
     }
     if (config_from_json(&m->cfg, root, L.cfg_path, err)) goto done;
+    snprintf(m->quant.method, sizeof(m->quant.method), "fp");
+    m->quant.wbits = 16;
+    char source[128] = "";
+    if (read_quantize_config(dir, &m->quant, &L.qfmt, source, sizeof(source), err)) goto done;
+    if (source[0]) { // rows of a quantized checkpoint name the model it was made from
+        free(m->name);
+        m->name = strdup(source);
+    }
+    L.quant = &m->quant;
     if (nt_st_open_dir(&st, dir, err)) goto done;
     L.st = st;
     L.prefix = find_prefix(st, &m->cfg);
@@ -412,6 +572,7 @@ static void free_linear(nt_linear *l) {
     free(l->w);
     free(l->b);
     l->w = l->b = NULL;
+    nt_qlinear_free(&l->q);
 }
 
 static void free_norm(nt_norm *n) {

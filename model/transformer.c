@@ -196,6 +196,22 @@ static void residual_add(float *x, const float *y, size_t count) {
     for (size_t i = 0; i < count; i++) x[i] += y[i];
 }
 
+nt_linear *nt_layer_linear(nt_layer *ly, nt_lin_id which) {
+    nt_linear *all[NT_LIN_COUNT] = {&ly->q, &ly->k, &ly->v, &ly->o, &ly->up, &ly->gate, &ly->down};
+    return all[which];
+}
+
+const char *nt_lin_name(nt_lin_id which) {
+    static const char *names[NT_LIN_COUNT] = {"q", "k", "v", "o", "up", "gate", "down"};
+    return names[which];
+}
+
+// A block's linear, offered first to the calibration hook.
+static void block_linear(nt_run *r, int l, nt_lin_id which, const nt_linear *lin, const float *x, int n, float *y) {
+    if (r->capture) r->capture(r->capture_ctx, l, which, x, n, lin->in);
+    linear_forward(lin, x, n, y);
+}
+
 void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int pos0) {
     const nt_config *c = &m->cfg;
     const nt_layer *ly = &m->layers[l];
@@ -209,15 +225,15 @@ void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int 
         norm_forward(&ly->attn_norm, c->rms_norm, c->norm_eps, x, n, D, r->xb);
         ain = r->xb;
     }
-    linear_forward(&ly->q, ain, n, r->q);
-    linear_forward(&ly->k, ain, n, kc);
-    linear_forward(&ly->v, ain, n, vc);
+    block_linear(r, l, NT_LIN_Q, &ly->q, ain, n, r->q);
+    block_linear(r, l, NT_LIN_K, &ly->k, ain, n, kc);
+    block_linear(r, l, NT_LIN_V, &ly->v, ain, n, vc);
     if (c->arch == NT_ARCH_LLAMA) {
         rope_forward(r, r->q, n, c->n_heads, c->head_dim, pos0);
         rope_forward(r, kc, n, c->n_kv_heads, c->head_dim, pos0);
     }
     attention_forward(m, r, l, n, pos0);
-    linear_forward(&ly->o, r->att, n, r->h1); // h1 holds (n, max(ffn, dim)): free until the MLP
+    block_linear(r, l, NT_LIN_O, &ly->o, r->att, n, r->h1); // h1 holds (n, max(ffn, dim)): free until the MLP
     if (c->residual_post_norm) memcpy(x, r->xb, nd * sizeof(float)); // BLOOM option: residual = normed input
     residual_add(x, r->h1, nd);
     if (!c->pre_norm) norm_forward(&ly->attn_norm, false, c->norm_eps, x, n, D, x);
@@ -228,17 +244,17 @@ void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int 
         norm_forward(&ly->mlp_norm, c->rms_norm, c->norm_eps, x, n, D, r->xb);
         min = r->xb;
     }
-    linear_forward(&ly->up, min, n, r->h1);
+    block_linear(r, l, NT_LIN_UP, &ly->up, min, n, r->h1);
     size_t nf = (size_t)n * F;
     if (ly->gate.w) {
-        linear_forward(&ly->gate, min, n, r->h2);
+        block_linear(r, l, NT_LIN_GATE, &ly->gate, min, n, r->h2);
 #pragma omp parallel for if (nf > 4096)
         for (size_t i = 0; i < nf; i++) r->h1[i] *= act_forward(c->act, r->h2[i]);
     } else {
 #pragma omp parallel for if (nf > 4096)
         for (size_t i = 0; i < nf; i++) r->h1[i] = act_forward(c->act, r->h1[i]);
     }
-    linear_forward(&ly->down, r->h1, n, r->h2);
+    block_linear(r, l, NT_LIN_DOWN, &ly->down, r->h1, n, r->h2);
     if (c->residual_post_norm) memcpy(x, r->xb, nd * sizeof(float));
     residual_add(x, r->h2, nd);
     if (!c->pre_norm) norm_forward(&ly->mlp_norm, false, c->norm_eps, x, n, D, x);
@@ -246,6 +262,20 @@ void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int 
 
 // ----------------------------------------------------------------------------
 // the whole model
+
+void nt_embed(const nt_model *m, nt_run *r, const int32_t *tokens, int n, int pos0, float *x) {
+    const nt_config *c = &m->cfg;
+    int D = c->dim, E = c->emb_dim;
+    float *emb = m->proj_in.w ? r->xb : x; // OPT-350m style: embed in emb_dim, project to dim
+    for (int t = 0; t < n; t++) memcpy(emb + (size_t)t * E, m->tok_emb + (size_t)tokens[t] * E, E * sizeof(float));
+    if (m->proj_in.w) linear_forward(&m->proj_in, r->xb, n, x);
+    if (m->pos_emb)
+        for (int t = 0; t < n; t++) {
+            const float *p = m->pos_emb + (size_t)(pos0 + t + c->pos_offset) * D;
+            for (int i = 0; i < D; i++) x[(size_t)t * D + i] += p[i];
+        }
+    if (m->emb_norm.w) norm_forward(&m->emb_norm, false, c->norm_eps, x, n, D, x);
+}
 
 int nt_forward_hidden(const nt_model *m, nt_run *r, const int32_t *tokens, int n, nt_err *err) {
     const nt_config *c = &m->cfg;
@@ -258,17 +288,7 @@ int nt_forward_hidden(const nt_model *m, nt_run *r, const int32_t *tokens, int n
         if (tokens[t] < 0 || tokens[t] >= c->vocab)
             return nt_fail(err, "forward: token id %d outside the vocabulary of %d", (int)tokens[t], c->vocab);
 
-    // embeddings (OPT-350m style: embed in emb_dim, project to dim)
-    float *emb = m->proj_in.w ? r->xb : r->x;
-    for (int t = 0; t < n; t++) memcpy(emb + (size_t)t * E, m->tok_emb + (size_t)tokens[t] * E, E * sizeof(float));
-    if (m->proj_in.w) linear_forward(&m->proj_in, r->xb, n, r->x);
-    if (m->pos_emb)
-        for (int t = 0; t < n; t++) {
-            const float *p = m->pos_emb + (size_t)(pos0 + t + c->pos_offset) * D;
-            for (int i = 0; i < D; i++) r->x[(size_t)t * D + i] += p[i];
-        }
-    if (m->emb_norm.w) norm_forward(&m->emb_norm, false, c->norm_eps, r->x, n, D, r->x);
-
+    nt_embed(m, r, tokens, n, pos0, r->x);
     for (int l = 0; l < c->n_layers; l++) nt_block_forward(m, r, l, r->x, n, pos0);
 
     if (c->final_norm) norm_forward(&m->final_norm, c->rms_norm, c->norm_eps, r->x, n, D, r->x);

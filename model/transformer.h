@@ -3,6 +3,7 @@
 // (ALiBi, embedding LayerNorm). One forward serves batched prefill and KV-cached decoding.
 #pragma once
 #include "nt.h"
+#include "quant.h"
 
 typedef enum { NT_ARCH_OPT, NT_ARCH_LLAMA, NT_ARCH_BLOOM } nt_arch;
 typedef enum { NT_ACT_RELU, NT_ACT_SILU, NT_ACT_GELU, NT_ACT_GELU_TANH } nt_act;
@@ -39,10 +40,14 @@ typedef struct {
 } nt_norm;
 
 typedef struct {
-    float *w; // (out, in), row-major as in the checkpoint
+    float *w; // (out, in), row-major as in the checkpoint; for a quantized linear, its dequantized weights
     float *b; // (out) or NULL
     int in, out;
+    nt_qlinear *q; // the packed weights of a quantized linear (owned), or NULL
 } nt_linear;
+
+// The linears of a block, in the order GPTQ's true-sequential mode quantizes them.
+typedef enum { NT_LIN_Q, NT_LIN_K, NT_LIN_V, NT_LIN_O, NT_LIN_UP, NT_LIN_GATE, NT_LIN_DOWN, NT_LIN_COUNT } nt_lin_id;
 
 typedef struct {
     nt_norm attn_norm; // OPT self_attn_layer_norm, LLaMA input_layernorm, BLOOM input_layernorm
@@ -52,6 +57,16 @@ typedef struct {
     nt_linear gate; // LLaMA gate_proj only (w == NULL otherwise)
     nt_linear down; // OPT fc2, LLaMA down_proj, BLOOM dense_4h_to_h
 } nt_layer;
+
+// What a model's block linears went through; carried into result rows and quantized checkpoints.
+typedef struct {
+    char method[32];   // "fp", "rtn", "gptq", "rtn+nt", "gptq+nt"
+    int wbits;         // 16 for fp
+    int group_size;    // -1 per channel, 0 for fp
+    bool sym, act_order, static_groups;
+    char calib[320];   // calibration spec, "" when none was used
+    char options[256]; // other settings, key=value;key=value
+} nt_model_quant;
 
 typedef struct {
     nt_config cfg;
@@ -66,6 +81,7 @@ typedef struct {
     nt_norm final_norm;
     float *lm_head;      // (vocab, emb_dim); == tok_emb when tied
     float *alibi;        // BLOOM: (n_heads) slopes; else NULL
+    nt_model_quant quant; // how the block linears were quantized (method "fp" when they were not)
 } nt_model;
 
 // Reads config.json and the safetensors weights (F32/F16/BF16, single or sharded) of a Hugging Face
@@ -88,6 +104,10 @@ typedef struct {
     float *scores;// (n_heads, max_tokens, max_ctx)
     float *h1, *h2; // (max_tokens, max(ffn_dim, dim, emb_dim))
     float *rope_cos, *rope_sin; // (max_ctx, head_dim / 2), LLaMA only
+    // Optional: called with the input (n, in) of every linear of a block just before it is applied
+    // (calibration: GPTQ's Hessians). NULL in ordinary runs.
+    void (*capture)(void *ctx, int layer, nt_lin_id which, const float *x, int n, int in);
+    void *capture_ctx;
 } nt_run;
 
 int nt_run_init(nt_run **out, const nt_model *m, int max_tokens, int max_ctx, nt_err *err);
@@ -100,6 +120,14 @@ void nt_run_reset(nt_run *r); // empties the KV cache
 int nt_forward_hidden(const nt_model *m, nt_run *r, const int32_t *tokens, int n, nt_err *err);
 // Logits of n hidden rows: out (n, vocab) = hidden (n, emb_dim) . lm_head^T.
 void nt_logits(const nt_model *m, const float *hidden, int n, float *out);
+// The linear `which` of layer l (its w is NULL for a LLaMA-only gate in other architectures).
+nt_linear *nt_layer_linear(nt_layer *ly, nt_lin_id which);
+const char *nt_lin_name(nt_lin_id which); // "q", "k", ... for messages
+
+// Embeds n tokens at positions pos0.. into x (n, dim): token (+ projection) + learned positions + BLOOM's
+// embedding norm: the input of block 0.
+void nt_embed(const nt_model *m, nt_run *r, const int32_t *tokens, int n, int pos0, float *x);
+
 // nt_forward_hidden followed by nt_logits into logits (n, vocab).
 int nt_forward(const nt_model *m, nt_run *r, const int32_t *tokens, int n, float *logits, nt_err *err);
 

@@ -1,0 +1,124 @@
+// bench_gptq.c: wall time of GPTQ over a whole model (quant/quantize_model.c: calibration capture, true-sequential
+// Hessians, nt_gptq_quantize per linear, block outputs propagated), per block and in total, to set beside
+// benchmarks/gptq_torch.py (a PyTorch transcription of GPTQ's opt.py/llama.py loop on the same CPU).
+// benchmarks/bench_gptq.sh runs both and writes results/bench_gptq_cpu.csv.
+//
+// What is timed (both sides measure the same thing):
+//   windows   building the calibration windows (reading C4 train, tokenizing, GPTQ's seeded draws):
+//             reported, NOT part of `total` (the PyTorch side tokenizes with HF tokenizers, a different tool)
+//   0..L-1    one block: its true-sequential Hessian captures (forward passes over every sample), GPTQ on each
+//             linear, and the pass that feeds the quantized block's outputs to the next block
+//   quantizer the part of the blocks spent inside GPTQ proper (dampening, Cholesky, the column loop)
+//   total     nt_quantize_model's wall time less `windows`: the embedding of the samples (block 0's inputs) plus
+//             every block. Loading the model and the tokenizer is not timed.
+// Scales are fp32 as in GPTQ's reference (and the PyTorch transcription) unless --fp16-scales.
+//
+// usage: bench_gptq MODEL_DIR DATA_DIR [--wbits B] [--group G] [--act-order] [--nsamples N] [--seqlen L]
+//                   [--threads N] [--fp16-scales] [--ppl-windows N] [--header]
+//   --seqlen L       calibration sample length (default: the model's maximum context, capped at 2048)
+//   --ppl-windows N  after quantizing (untimed), PTB perplexity of the first N test windows of L tokens
+// Output: CSV lines impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,ptb_ppl
+// (ptb_ppl only on the total row, when --ppl-windows is given).
+#define _GNU_SOURCE
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "perplexity.h"
+#include "quantize_model.h"
+
+// As normtweak.c: libgomp's spinning idle threads starve the working ones on shared cores; the policy must be in
+// the environment before libgomp loads, hence the re-exec. An explicit OMP_WAIT_POLICY is respected.
+static void prefer_passive_openmp(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);
+}
+
+static int usage(const char *prog) {
+    fprintf(stderr,
+            "usage: %s MODEL_DIR DATA_DIR [--wbits B] [--group G] [--act-order] [--nsamples N] [--seqlen L]\n"
+            "       [--threads N] [--fp16-scales] [--ppl-windows N] [--header]\n",
+            prog);
+    return 2;
+}
+
+static bool parse_int(const char *s, long lo, long hi, long *v) {
+    char *end = NULL;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || x < lo || x > hi) return false;
+    *v = x;
+    return true;
+}
+
+int main(int argc, char **argv) {
+    prefer_passive_openmp(argv);
+    if (argc < 3) return usage(argv[0]);
+    const char *model_dir = argv[1], *data_dir = argv[2];
+    long wbits = 4, group = 128, nsamples = 128, seqlen = 0, threads = 0, ppl_windows = 0;
+    bool act_order = false, fp16_scales = false, header = false;
+    for (int a = 3; a < argc; a++) {
+        const char *o = argv[a], *v = a + 1 < argc ? argv[a + 1] : "";
+        bool ok = true;
+        if (strcmp(o, "--act-order") == 0) act_order = true;
+        else if (strcmp(o, "--fp16-scales") == 0) fp16_scales = true;
+        else if (strcmp(o, "--header") == 0) header = true;
+        else if (strcmp(o, "--wbits") == 0) ok = parse_int(v, 2, 8, &wbits), a++;
+        else if (strcmp(o, "--group") == 0) ok = parse_int(v, -1, 1 << 20, &group), a++;
+        else if (strcmp(o, "--nsamples") == 0) ok = parse_int(v, 1, 1 << 20, &nsamples), a++;
+        else if (strcmp(o, "--seqlen") == 0) ok = parse_int(v, 2, 1 << 20, &seqlen), a++;
+        else if (strcmp(o, "--threads") == 0) ok = parse_int(v, 1, 4096, &threads), a++;
+        else if (strcmp(o, "--ppl-windows") == 0) ok = parse_int(v, 0, 1 << 20, &ppl_windows), a++;
+        else ok = false;
+        if (!ok) {
+            fprintf(stderr, "bench_gptq: bad option '%s %s'\n", o, v);
+            return usage(argv[0]);
+        }
+    }
+    nt_set_threads((int)threads);
+
+    nt_err err = {0};
+    nt_model *m = NULL;
+    nt_tokenizer *tok = NULL;
+    nt_quant_stats st = {0};
+    nt_windows ptb = {0};
+    int rc = 1;
+    if (nt_model_load(&m, model_dir, &err) || nt_tokenizer_load_dir(&tok, model_dir, &err)) goto done;
+    nt_quant_opts q = nt_quant_opts_make("gptq", (int)wbits, (int)group);
+    q.act_order = act_order;
+    q.fp32_scales = !fp16_scales;
+    q.nsamples = (int)nsamples;
+    if (seqlen > 0) q.calib_seqlen = (int)seqlen;
+    int T = q.calib_seqlen < m->cfg.max_pos ? q.calib_seqlen : m->cfg.max_pos; // as nt_quantize_model caps it
+    if (nt_quantize_model(m, tok, data_dir, &q, &st, &err)) goto done;
+
+    double ppl = 0.0;
+    if (ppl_windows > 0) {
+        nt_ppl_result pr;
+        if (nt_ppl_windows("ptb", data_dir, tok, (size_t)T, &ptb, &err) ||
+            nt_perplexity(m, &ptb, (size_t)ppl_windows, "ptb", &pr, &err))
+            goto done;
+        ppl = pr.ppl;
+    }
+
+    const char *name = strrchr(model_dir, '/');
+    name = name && name[1] ? name + 1 : model_dir;
+    char pre[512];
+    snprintf(pre, sizeof(pre), "normtweak,%s,%ld,%ld,%d,%ld,%d,%d", name, wbits, group, (int)act_order, nsamples, T,
+             threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    if (header) printf("impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,ptb_ppl\n");
+    for (int l = 0; l < m->cfg.n_layers; l++) printf("%s,%d,%.6f,\n", pre, l, st.seconds_per_layer[l]);
+    printf("%s,quantizer,%.6f,\n", pre, st.seconds_quantize);
+    printf("%s,windows,%.6f,\n", pre, st.seconds_calib);
+    printf("%s,total,%.6f,", pre, st.seconds_total - st.seconds_calib);
+    if (ppl_windows > 0) printf("%.6f", ppl);
+    printf("\n");
+    rc = 0;
+done:
+    if (rc) fprintf(stderr, "bench_gptq: %s\n", err.msg);
+    nt_windows_free(&ptb);
+    nt_quant_stats_free(&st);
+    nt_tokenizer_free(&tok);
+    nt_model_free(&m);
+    return rc;
+}

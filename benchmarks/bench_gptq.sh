@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench_gptq.sh: GPTQ wall time over a whole shared model, normtweak (benchmarks/bench_gptq.c: nt_quantize_model)
+# beside a PyTorch transcription of GPTQ's sequential loop (benchmarks/gptq_torch.py) on the same CPU, same
+# threads, same calibration windows (GPTQ get_c4 trainloader, seed 0, N samples x the model's context).
+# Configurations: tiny-opt W4 g128 and W3 g128 act-order; tiny-llama W4 and W3 act-order per channel (its MLP
+# width 688 is no multiple of 128). Each configuration runs --runs times per side, the two sides alternating
+# (normtweak first on odd runs, PyTorch first on even runs); the min over runs is the number to compare, since
+# the machine is shared and a run can only be slowed down by other load, never sped up.
+# Both sides run with OMP_WAIT_POLICY=PASSIVE (libgomp's spinning idle threads starve the working ones on a busy
+# machine: PyTorch ran ~20x slower with ACTIVE here); an OMP_WAIT_POLICY already set is kept.
+# The quantized models are checked once (run 1): PTB perplexity of the first --ppl-windows test windows, after
+# the timed part; close values say both sides produced comparable models (not a strict test).
+#
+# Writes --out (default results/bench_gptq_cpu.csv) atomically (temp file + rename); one row per
+# impl x configuration x run x layer, plus run=min rows:
+#   impl        normtweak | pytorch
+#   model       the model folder's name
+#   wbits       weight bits
+#   group       group size, -1 per channel
+#   act_order   1 = GPTQ act-order (columns by descending Hessian diagonal), 0 = natural order
+#   nsamples    calibration samples (GPTQ get_c4 trainloader, seed 0)
+#   seqlen      tokens per calibration sample (the model's maximum context, capped at 2048)
+#   threads     CPU threads of both OpenBLAS/OpenMP (normtweak) and torch.set_num_threads (PyTorch)
+#   run         1..R, or min (the minimum over the runs of this impl, configuration and layer)
+#   layer       0..L-1: one block, wall seconds of its true-sequential Hessian capture passes (the block over every
+#                 sample, 4 times), GPTQ on each linear, and the pass that feeds its outputs to the next block;
+#               quantizer: seconds inside GPTQ proper (part of the blocks' time);
+#               windows: building the calibration windows (read, tokenize, draw; NOT in total);
+#               total: capturing block 0's inputs (the embeddings) + every block; excludes loading the model and
+#                 the tokenizer and building the windows
+#   seconds     wall-clock seconds
+#   ptb_ppl     total rows of run 1 (and min): PTB perplexity of the quantized model on the first --ppl-windows
+#               test windows of seqlen tokens (untimed); empty elsewhere
+#   cpu         /proc/cpuinfo model name
+#   commit      git describe --always --dirty of the tree benchmarked
+#   timestamp   UTC time the run finished, ISO 8601 (min rows: that of run 1)
+#
+# usage: benchmarks/bench_gptq.sh [--python PY] [--bin BENCH_GPTQ] [--threads N] [--runs R] [--nsamples N]
+#                                 [--ppl-windows N] [--out FILE]
+#   PY must import torch and transformers (default python3); BENCH_GPTQ defaults to build/bench_gptq.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=python3; bin=build/bench_gptq; threads=$(nproc); runs=2; nsamples=128; pplw=16; out=results/bench_gptq_cpu.csv
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --python) py=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --nsamples) nsamples=$2; shift 2 ;;
+    --ppl-windows) pplw=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    *) echo "bench_gptq.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+[ -x "$bin" ] || { echo "bench_gptq.sh: $bin not found: build the bench_gptq target first" >&2; exit 1; }
+"$py" -c 'import torch, transformers' 2>/dev/null || { echo "bench_gptq.sh: $py cannot import torch and transformers" >&2; exit 1; }
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} NT_PROGRESS=0
+
+models=../shared/models data=../shared/datasets
+configs=("tiny-opt 4 128 0" "tiny-opt 3 128 1" "tiny-llama 4 -1 0" "tiny-llama 3 -1 1")
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//; s/,/ /g')
+commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+hdr="impl,model,wbits,group,act_order,nsamples,seqlen,threads,run,layer,seconds,ptb_ppl,cpu,commit,timestamp"
+echo "$hdr" > "$tmp/rows.csv"
+
+# one side, one run: its CSV lines (impl,...,threads,layer,seconds,ptb_ppl) with run, cpu, commit, timestamp added
+run_side() { # impl model wbits group act run
+  local impl=$1 model=$2 wbits=$3 group=$4 act=$5 run=$6 flags=()
+  [ "$act" = 1 ] && flags+=(--act-order)
+  [ "$run" = 1 ] && [ "$pplw" -gt 0 ] && flags+=(--ppl-windows "$pplw")
+  if [ "$impl" = normtweak ]; then
+    "$bin" "$models/$model" "$data" --wbits "$wbits" --group "$group" --nsamples "$nsamples" --threads "$threads" \
+      "${flags[@]}" > "$tmp/side.csv"
+  else
+    "$py" benchmarks/gptq_torch.py --model "$models/$model" --data-dir "$data" --wbits "$wbits" --group "$group" \
+      --nsamples "$nsamples" --threads "$threads" "${flags[@]}" > "$tmp/side.csv"
+  fi
+  local ts; ts=$(date -u +%FT%TZ)
+  awk -F, -v OFS=, -v run="$run" -v cpu="$cpu" -v c="$commit" -v ts="$ts" \
+    '{ print $1,$2,$3,$4,$5,$6,$7,$8,run,$9,$10,$11,cpu,c,ts }' "$tmp/side.csv" >> "$tmp/rows.csv"
+  printf '  %-9s %-10s W%s g%-3s act%s run %s: total %s s\n' "$impl" "$model" "$wbits" "$group" "$act" "$run" \
+    "$(awk -F, '$9 == "total" { print $10 }' "$tmp/side.csv")" >&2
+}
+
+for cfg in "${configs[@]}"; do
+  read -r model wbits group act <<< "$cfg"
+  for run in $(seq 1 "$runs"); do
+    if [ $((run % 2)) = 1 ]; then order="normtweak pytorch"; else order="pytorch normtweak"; fi
+    for impl in $order; do run_side "$impl" "$model" "$wbits" "$group" "$act" "$run"; done
+  done
+done
+
+# run=min rows: per impl x configuration x layer, the minimum seconds over the runs (ppl from run 1)
+awk -F, -v OFS=, 'NR > 1 {
+    k = $1 FS $2 FS $3 FS $4 FS $5 FS $6 FS $7 FS $8 SUBSEP $10
+    if (!(k in best) || $11 + 0 < best[k] + 0) best[k] = $11
+    if ($12 != "") ppl[k] = $12
+    if (!(k in first)) { first[k] = NR; keys[NR] = k; tail[k] = $13 FS $14 FS $15 }
+  } END {
+    for (i = 2; i <= NR; i++) if (i in keys) {
+      k = keys[i]; split(k, p, SUBSEP)
+      print p[1], "min", p[2], best[k], ppl[k], tail[k]
+    }
+  }' "$tmp/rows.csv" > "$tmp/min.csv"
+cat "$tmp/min.csv" >> "$tmp/rows.csv"
+
+mkdir -p "$(dirname "$out")"
+cp "$tmp/rows.csv" "$out.tmp.$$" && mv "$out.tmp.$$" "$out"
+
+# summary: min total of each side, the ratio, the quantizer's share, the perplexities
+echo "min over $runs runs per side, $threads threads, $nsamples samples; ratio = pytorch / normtweak (> 1: normtweak faster)"
+awk -F, '$9 == "min" {
+    cfg = $2 " W" $3 (($4 > 0) ? " g" $4 : " per-channel") (($5 == 1) ? " act-order" : "")
+    if (!(cfg in seen)) { seen[cfg] = 1; order[++n] = cfg }
+    v[cfg, $1, $10] = $11
+    if ($10 == "total") ppl[cfg, $1] = $12
+  } END {
+    printf "%-33s %12s %12s %7s %14s %14s %10s %10s\n", "config", "nt_total_s", "pt_total_s", "ratio",
+           "nt_quantizer_s", "pt_quantizer_s", "nt_ptb_ppl", "pt_ptb_ppl"
+    for (i = 1; i <= n; i++) {
+      c = order[i]
+      printf "%-33s %12.3f %12.3f %7.2f %14.3f %14.3f %10s %10s\n", c, v[c, "normtweak", "total"],
+             v[c, "pytorch", "total"], v[c, "pytorch", "total"] / v[c, "normtweak", "total"],
+             v[c, "normtweak", "quantizer"], v[c, "pytorch", "quantizer"], ppl[c, "normtweak"], ppl[c, "pytorch"]
+    }
+  }' "$out"
+echo "wrote $out"

@@ -1,0 +1,101 @@
+// cmd_quantize.c: `normtweak quantize`: quantize a model's block linears with RTN or GPTQ and write a
+// quantized checkpoint (quant/qcheckpoint.h) that `normtweak eval --model QDIR` evaluates.
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+#include "qcheckpoint.h"
+#include "quant_cli.h"
+
+static void quantize_usage(FILE *f) {
+    fprintf(f, "usage: normtweak quantize --model DIR --method rtn|gptq --wbits B --group G [--sym] [--act-order]\n"
+               "                          [--calib SPEC] [--data-dir DIR] [--threads N] --out QDIR\n"
+               "  --model DIR     Hugging Face model directory (default ../shared/models/tiny-opt)\n"
+               "  --out QDIR      the quantized checkpoint to write (must not exist, or be empty)\n"
+               "  --data-dir DIR  the datasets folder for calibration (default ../shared/datasets)\n"
+               "  --threads N     CPU threads (default: all cores)\n" NT_QUANT_OPTIONS_HELP);
+}
+
+int nt_cmd_quantize(int argc, char **argv) {
+    const char *model_dir = "../shared/models/tiny-opt", *out = NULL, *data_dir = "../shared/datasets";
+    long threads = 0;
+    static const struct option own[] = {{"model", required_argument, 0, 'm'},
+                                        {"out", required_argument, 0, 'o'},
+                                        {"data-dir", required_argument, 0, 'd'},
+                                        {"threads", required_argument, 0, 'j'},
+                                        {"help", no_argument, 0, 'h'}};
+    struct option opts[64];
+    size_t n_own = sizeof(own) / sizeof(own[0]), k = 0;
+    memcpy(opts, own, sizeof(own));
+    while (nt_quant_long_options[k].name) opts[n_own + k] = nt_quant_long_options[k], k++;
+    memset(&opts[n_own + k], 0, sizeof(opts[0]));
+    nt_quant_opts q = nt_quant_opts_make("", 4, 128);
+    bool method_set = false;
+    nt_err err = {0};
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_dir = optarg; break;
+        case 'o': out = optarg; break;
+        case 'd': data_dir = optarg; break;
+        case 'j': {
+            char *end = NULL;
+            threads = strtol(optarg, &end, 10);
+            if (!*optarg || *end || threads <= 0) {
+                fprintf(stderr, "normtweak quantize: --threads needs a positive integer, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'h': quantize_usage(stdout); return 0;
+        case '?': quantize_usage(stderr); return 2;
+        default: {
+            int rc = nt_quant_option(c, optarg, &q, &method_set, &err);
+            if (rc) {
+                if (rc < 0) fprintf(stderr, "normtweak quantize: %s\n", err.msg);
+                else quantize_usage(stderr);
+                return 2;
+            }
+        }
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "normtweak quantize: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!method_set || !out) {
+        fprintf(stderr, "normtweak quantize: --method and --out are required\n");
+        return 2;
+    }
+    nt_set_threads((int)threads);
+    nt_model *m = NULL;
+    nt_tokenizer *tok = NULL;
+    nt_quant_stats stats = {0};
+    int status = 1;
+    if (nt_model_load(&m, model_dir, &err)) goto fail;
+    if (strcmp(m->quant.method, "fp") != 0) {
+        nt_fail(&err, "%s: already quantized (%s W%d)", model_dir, m->quant.method, m->quant.wbits);
+        goto fail;
+    }
+    if (nt_quant_opts_check(&q, m, &err)) {
+        fprintf(stderr, "normtweak quantize: %s\n", err.msg);
+        status = 2;
+        goto done;
+    }
+    if (strcmp(q.method, "gptq") == 0 && nt_tokenizer_load_dir(&tok, model_dir, &err)) goto fail;
+    if (nt_quantize_model(m, tok, data_dir, &q, &stats, &err) || nt_qcheckpoint_save(m, out, &err)) goto fail;
+    fprintf(stderr, "%s: %s W%d g%d%s%s in %.1f s (calibration %.1f s, quantizer %.1f s); wrote %s\n", m->name,
+            m->quant.method, m->quant.wbits, m->quant.group_size, m->quant.calib[0] ? ", calib " : "",
+            m->quant.calib, stats.seconds_total, stats.seconds_calib, stats.seconds_quantize, out);
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "normtweak quantize: %s\n", err.msg);
+done:
+    nt_quant_stats_free(&stats);
+    nt_tokenizer_free(&tok);
+    nt_model_free(&m);
+    return status;
+}

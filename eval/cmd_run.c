@@ -1,0 +1,482 @@
+// cmd_run.c: `normtweak run EXPERIMENT.json`: an experiment grid, evaluated cell by cell into one results CSV.
+//
+// The JSON (every key optional except out, which --out may give instead; unknown keys are errors):
+//   "models":      ["../shared/models/tiny-opt"]   model directories
+//   "methods":     ["fp"]                          fp, rtn, gptq, rtn+nt, gptq+nt, ...
+//   "wbits":       [4]                             weight bits of the quantized methods
+//   "group_sizes": [128]                           -1: per channel
+//   "tasks":       ["wikitext2"]
+//   "options":     [""]                            method options, each "key[=value];..." named as the
+//                                                  quantization flags of `normtweak eval` ("act-order;sym",
+//                                                  "percdamp=0.1"); a grid dimension like the others
+//   "calib":       ""                              calibration spec of the quantized methods ("" default)
+//   "seqlen": 0, "limit": 0, "data_dir": "../shared/datasets", "out": "results/grid.csv"
+// Relative paths are relative to the working directory (run from the repository root).
+//
+// Cells are models x methods x wbits x group_sizes x options x tasks; method fp is one cell per model x task
+// (wbits 16, group 0, no options). The cells of one model x method x bits x group x options are evaluated by
+// one nt_evaluate call (one load and one quantization for all their tasks), each task's row appended to the
+// CSV as it finishes (atomically), so a killed run loses at most the task in progress.
+//
+// Resume: a cell whose row is already in the CSV is skipped. The check is on the cell key: model (directory
+// name), method, wbits, group_size, task, seqlen (when the grid sets one), calib (when set) and options
+// compared as sets after normalization (lower case, '-' and '_' alike, "k=1" as "k", "no-k" as "k=0"; the
+// "limit=N" that evaluation adds is matched against the grid's limit).
+// A failed cell (e.g. a method nt_evaluate does not know) is recorded as a row with metric "error", no value,
+// and the message as the last option "error=MESSAGE" (';' in it replaced by ','); the run goes on. Error rows
+// never count as done, so a rerun retries failed cells (older error rows stay as a log; `table` and `gate`
+// ignore them). The run ends by printing `normtweak table` of the CSV; its exit status is 1 when any cell
+// failed in this run, 2 for an unusable experiment file.
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <getopt.h>
+#include <math.h>
+#include <string.h>
+
+#include "cli.h"
+#include "csv_read.h"
+#include "evaluate.h"
+#include "quant_cli.h"
+
+#define DEFAULT_MODEL "../shared/models/tiny-opt"
+#define DEFAULT_DATA "../shared/datasets"
+
+typedef struct {
+    char **s;
+    size_t n;
+} strlist;
+
+typedef struct {
+    int *v;
+    size_t n;
+} intlist;
+
+typedef struct {
+    strlist models, methods, tasks, options;
+    intlist wbits, groups;
+    char *calib, *data_dir, *out;
+    int seqlen;
+    long limit;
+} grid;
+
+// One evaluation call: the cells of a model x method x bits x group x options, over the grid's tasks.
+typedef struct {
+    const char *model_dir;
+    char model[256]; // its directory name, as the rows name it
+    const char *method;
+    int wbits, group_size;
+    const char *options; // the grid's option string ("" for fp)
+} conf;
+
+static void strlist_free(strlist *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->s[i]);
+    free(l->s);
+    memset(l, 0, sizeof(*l));
+}
+
+static void grid_free(grid *g) {
+    strlist_free(&g->models);
+    strlist_free(&g->methods);
+    strlist_free(&g->tasks);
+    strlist_free(&g->options);
+    free(g->wbits.v);
+    free(g->groups.v);
+    free(g->calib);
+    free(g->data_dir);
+    free(g->out);
+    memset(g, 0, sizeof(*g));
+}
+
+// ---- the experiment file ----
+
+static int get_strs(const cJSON *root, const char *key, const char *dflt, bool allow_empty, strlist *out,
+                    const char *path, nt_err *err) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!a) {
+        out->s = malloc(sizeof(char *));
+        if (!out->s || !(out->s[0] = strdup(dflt))) return nt_fail(err, "out of memory");
+        out->n = 1;
+        return 0;
+    }
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0)
+        return nt_fail(err, "%s: \"%s\" must be a non-empty array of strings", path, key);
+    out->s = calloc((size_t)cJSON_GetArraySize(a), sizeof(char *));
+    if (!out->s) return nt_fail(err, "out of memory");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        if (!cJSON_IsString(e) || (!allow_empty && !e->valuestring[0]))
+            return nt_fail(err, "%s: \"%s\" must be an array of %sstrings", path, key, allow_empty ? "" : "non-empty ");
+        if (!(out->s[out->n++] = strdup(e->valuestring))) return nt_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+static int get_ints(const cJSON *root, const char *key, int dflt, intlist *out, const char *path, nt_err *err) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, key);
+    int n = a ? cJSON_GetArraySize(a) : 1;
+    if (a && (!cJSON_IsArray(a) || n == 0)) return nt_fail(err, "%s: \"%s\" must be a non-empty array of integers", path, key);
+    out->v = calloc((size_t)n, sizeof(int));
+    if (!out->v) return nt_fail(err, "out of memory");
+    if (!a) {
+        out->v[0] = dflt;
+        out->n = 1;
+        return 0;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        if (!cJSON_IsNumber(e) || e->valuedouble != (double)(int)e->valuedouble)
+            return nt_fail(err, "%s: \"%s\" must be an array of integers", path, key);
+        out->v[out->n++] = (int)e->valuedouble;
+    }
+    return 0;
+}
+
+static int get_str(const cJSON *root, const char *key, const char *dflt, char **out, const char *path, nt_err *err) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (e && !cJSON_IsString(e)) return nt_fail(err, "%s: \"%s\" must be a string", path, key);
+    *out = strdup(e ? e->valuestring : dflt);
+    return *out ? 0 : nt_fail(err, "out of memory");
+}
+
+static int get_num(const cJSON *root, const char *key, long max, long *out, const char *path, nt_err *err) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, key);
+    *out = 0;
+    if (!e) return 0;
+    if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > (double)max ||
+        e->valuedouble != (double)(long)e->valuedouble)
+        return nt_fail(err, "%s: \"%s\" must be an integer from 0 to %ld", path, key, max);
+    *out = (long)e->valuedouble;
+    return 0;
+}
+
+static int grid_load(const char *path, grid *g, nt_err *err) {
+    memset(g, 0, sizeof(*g));
+    char *text = nt_read_file(path, NULL, err);
+    if (!text) return -1;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return nt_fail(err, "%s: not a JSON object", path);
+    }
+    static const char *const known[] = {"models", "methods", "wbits", "group_sizes", "tasks",  "options",
+                                        "calib",  "seqlen",  "limit", "data_dir",    "out",    "comment"};
+    int rc = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, root) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) ok |= strcmp(e->string, known[i]) == 0;
+        if (!ok) {
+            rc = nt_fail(err, "%s: unknown key \"%s\" (expected models, methods, wbits, group_sizes, tasks, options, "
+                              "calib, seqlen, limit, data_dir, out, comment)", path, e->string);
+            break;
+        }
+    }
+    long seqlen = 0;
+    if (!rc)
+        rc = get_strs(root, "models", DEFAULT_MODEL, false, &g->models, path, err) ||
+             get_strs(root, "methods", "fp", false, &g->methods, path, err) ||
+             get_ints(root, "wbits", 4, &g->wbits, path, err) || get_ints(root, "group_sizes", 128, &g->groups, path, err) ||
+             get_strs(root, "tasks", "wikitext2", false, &g->tasks, path, err) ||
+             get_strs(root, "options", "", true, &g->options, path, err) ||
+             get_str(root, "calib", "", &g->calib, path, err) ||
+             get_str(root, "data_dir", DEFAULT_DATA, &g->data_dir, path, err) ||
+             get_str(root, "out", "", &g->out, path, err) || get_num(root, "seqlen", 1L << 20, &seqlen, path, err) ||
+             get_num(root, "limit", 1L << 30, &g->limit, path, err);
+    g->seqlen = (int)seqlen;
+    for (size_t i = 0; !rc && i < g->tasks.n; i++)
+        if (strchr(g->tasks.s[i], ',')) rc = nt_fail(err, "%s: task \"%s\": one task per entry", path, g->tasks.s[i]);
+    cJSON_Delete(root);
+    return rc ? -1 : 0;
+}
+
+// ---- cells and the resume key ----
+
+static bool is_fp_method(const char *m) { return strcmp(m, "fp") == 0; }
+
+// Options as a canonical set: "Act-Order; sym=1;no-true-sequential" -> "act_order;sym;true_sequential=0".
+// The "limit=N" evaluation adds is taken out into *limit (0 when absent); "error=..." is dropped.
+static void normalize_options(const char *in, char *out, size_t size, long *limit) {
+    char buf[1024], *tok[64];
+    size_t n = 0;
+    snprintf(buf, sizeof(buf), "%s", in ? in : "");
+    if (limit) *limit = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ";", &save); t && n < 64; t = strtok_r(NULL, ";", &save)) {
+        while (isspace((unsigned char)*t)) t++;
+        size_t len = strlen(t);
+        while (len && isspace((unsigned char)t[len - 1])) t[--len] = '\0';
+        if (!len || strncmp(t, "error=", 6) == 0) continue;
+        char *eq = strchr(t, '=');
+        for (char *p = t; *p && p != eq; p++) *p = *p == '-' ? '_' : (char)tolower((unsigned char)*p);
+        if (strncmp(t, "limit=", 6) == 0) {
+            if (limit) *limit = strtol(t + 6, NULL, 10);
+            continue;
+        }
+        if (eq && (strcmp(eq, "=1") == 0 || strcmp(eq, "=true") == 0)) *eq = '\0';
+        if (strncmp(t, "no_", 3) == 0 && !eq) { // "no_true_sequential" -> "true_sequential=0"
+            memmove(t, t + 3, strlen(t + 3) + 1);
+            strcat(t, "=0");
+        }
+        tok[n++] = t;
+    }
+    for (size_t i = 1; i < n; i++) // insertion sort: a handful of tokens
+        for (size_t j = i; j > 0 && strcmp(tok[j - 1], tok[j]) > 0; j--) {
+            char *x = tok[j];
+            tok[j] = tok[j - 1];
+            tok[j - 1] = x;
+        }
+    size_t k = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && k < size; i++)
+        k += (size_t)snprintf(out + k, size - k, "%s%s", i ? ";" : "", tok[i]);
+}
+
+static bool row_is_cell(const nt_result_rec *x, const grid *g, const conf *c, const char *task) {
+    if (strcmp(x->r.metric, "error") == 0 || strcmp(x->r.model, c->model) != 0 || strcmp(x->r.method, c->method) != 0 ||
+        x->r.wbits != c->wbits || x->r.group_size != c->group_size || strcmp(x->r.task, task) != 0)
+        return false;
+    if (g->seqlen && x->r.seqlen != g->seqlen) return false;
+    if (!is_fp_method(c->method) && g->calib[0] && x->r.calib[0]) {
+        size_t n = strlen(g->calib);
+        if (strncmp(x->r.calib, g->calib, n) != 0 || (x->r.calib[n] && x->r.calib[n] != ':')) return false;
+    }
+    char a[1024], b[1024];
+    long row_limit;
+    normalize_options(x->r.options, a, sizeof(a), &row_limit);
+    normalize_options(c->options, b, sizeof(b), NULL);
+    // no limit in the row: the whole task was scored (a limit at or above its window count cuts nothing)
+    return strcmp(a, b) == 0 && (row_limit == 0 || row_limit == g->limit);
+}
+
+static bool cell_done(const nt_results_set *done, const grid *g, const conf *c, const char *task) {
+    for (size_t i = 0; i < done->n; i++)
+        if (row_is_cell(&done->recs[i], g, c, task)) return true;
+    return false;
+}
+
+// The grid's option string as quantization options (the flags of `normtweak eval`, without "--").
+static int quant_opts_of(const conf *c, const char *calib, nt_quant_opts *q, nt_err *err) {
+    *q = nt_quant_opts_make(c->method, c->wbits, c->group_size);
+    if (calib[0] && nt_quant_opts_set_calib(q, calib, err)) return -1;
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", c->options);
+    bool method_set = true;
+    for (char *save = NULL, *t = strtok_r(buf, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        while (isspace((unsigned char)*t)) t++;
+        if (!*t) continue;
+        char *val = strchr(t, '=');
+        if (val) *val++ = '\0';
+        for (char *p = t; *p; p++) *p = *p == '_' ? '-' : *p;
+        const struct option *o = nt_quant_long_options;
+        while (o->name && strcmp(o->name, t) != 0) o++;
+        if (!o->name || strcmp(t, "method") == 0 || strcmp(t, "wbits") == 0 || strcmp(t, "group") == 0)
+            return nt_fail(err, "option '%s': not a method option (methods, wbits, group_sizes are grid keys)", t);
+        if ((o->has_arg == required_argument) != (val != NULL))
+            return nt_fail(err, "option '%s' %s", t, val ? "takes no value" : "needs a value (key=value)");
+        if (nt_quant_option(o->val, val, q, &method_set, err)) return -1;
+    }
+    return 0;
+}
+
+// The one place a grid cell meets nt_evaluate: when nt_eval_opts grows fields, fill them here.
+static int eval_conf(const grid *g, const conf *c, const char *tasks, nt_eval_rows *rows, nt_err *err) {
+    nt_eval_opts o = {.model_dir = c->model_dir, .tasks = tasks, .data_dir = g->data_dir, .seqlen = g->seqlen,
+                      .limit = g->limit, .out = g->out, .print_ppl = true};
+    nt_quant_opts q;
+    if (!is_fp_method(c->method)) {
+        if (quant_opts_of(c, g->calib, &q, err)) {
+            memset(rows, 0, sizeof(*rows));
+            return -1;
+        }
+        o.quant = &q;
+    }
+    return nt_evaluate(&o, rows, err);
+}
+
+static int record_error(const grid *g, const conf *c, const char *task, const char *msg, double seconds, nt_err *err) {
+    char opts[1400], m[1024];
+    snprintf(m, sizeof(m), "%s", strncmp(msg, "usage: ", 7) == 0 ? msg + 7 : msg);
+    for (char *p = m; *p; p++)
+        if (*p == ';' || *p == '\n' || *p == '\r') *p = ',';
+    char lim[40] = "";
+    if (g->limit) snprintf(lim, sizeof(lim), "limit=%ld;", g->limit);
+    snprintf(opts, sizeof(opts), "%s%s%serror=%s", c->options, c->options[0] ? ";" : "", lim, m);
+    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .group_size = c->group_size,
+                       .task = task, .metric = "error", .value = NAN, .stderr_ = NAN, .n = 0, .seqlen = g->seqlen,
+                       .seconds = seconds, .calib = is_fp_method(c->method) ? "" : g->calib, .options = opts,
+                       .device = "cpu"};
+    return nt_results_append(g->out, &r, 1, err);
+}
+
+static void dir_name(const char *path, char *out, size_t size) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t s = n;
+    while (s > 0 && path[s - 1] != '/') s--;
+    snprintf(out, size, "%.*s", (int)(n - s), path + s);
+}
+
+static void run_usage(FILE *f) {
+    fprintf(f, "usage: normtweak run EXPERIMENT.json [--out FILE.csv] [--threads N] [--dry-run] [--no-table]\n"
+               "  --out FILE.csv  the results CSV (overrides the file's \"out\")\n"
+               "  --threads N     CPU threads\n"
+               "  --dry-run       list the cells and whether each is done; evaluate nothing\n"
+               "  --no-table      do not print the table at the end\n"
+               "the experiment file's keys: eval/cmd_run.c; examples: eval/grids/*.json\n");
+}
+
+int nt_cmd_run(int argc, char **argv) {
+    const char *out_override = NULL;
+    long threads = 0;
+    bool dry = false, no_table = false;
+    static const struct option opts[] = {{"out", required_argument, 0, 'o'}, {"threads", required_argument, 0, 'j'},
+                                         {"dry-run", no_argument, 0, 'n'},   {"no-table", no_argument, 0, 'T'},
+                                         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'o': out_override = optarg; break;
+        case 'j': {
+            char *end = NULL;
+            threads = strtol(optarg, &end, 10);
+            if (!*optarg || *end || threads <= 0 || threads > 4096) {
+                fprintf(stderr, "normtweak run: --threads needs a positive integer, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'n': dry = true; break;
+        case 'T': no_table = true; break;
+        case 'h': run_usage(stdout); return 0;
+        default: run_usage(stderr); return 2;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "normtweak run: expected one experiment file\n");
+        run_usage(stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
+    grid g;
+    nt_err err = {0};
+    if (grid_load(path, &g, &err)) {
+        fprintf(stderr, "normtweak run: %s\n", err.msg);
+        grid_free(&g);
+        return 2;
+    }
+    if (out_override) {
+        free(g.out);
+        g.out = strdup(out_override);
+    }
+    if (!g.out || !g.out[0]) {
+        fprintf(stderr, "normtweak run: %s: no \"out\" results CSV (or --out)\n", path);
+        grid_free(&g);
+        return 2;
+    }
+    // the evaluation calls: fp once per model, quantized methods per bits x group x options
+    size_t max_confs = g.models.n * g.methods.n * g.wbits.n * g.groups.n * g.options.n;
+    conf *confs = calloc(max_confs, sizeof(conf));
+    size_t n_confs = 0;
+    int rc = 0;
+    for (size_t a = 0; confs && a < g.models.n; a++)
+        for (size_t b = 0; b < g.methods.n; b++)
+            for (size_t w = 0; w < g.wbits.n; w++)
+                for (size_t k = 0; k < g.groups.n; k++)
+                    for (size_t o = 0; o < g.options.n; o++) {
+                        bool fp = is_fp_method(g.methods.s[b]);
+                        if (fp && (w || k || o)) continue;
+                        conf *c = &confs[n_confs++];
+                        c->model_dir = g.models.s[a];
+                        dir_name(c->model_dir, c->model, sizeof(c->model));
+                        c->method = g.methods.s[b];
+                        c->wbits = fp ? 16 : g.wbits.v[w];
+                        c->group_size = fp ? 0 : g.groups.v[k];
+                        c->options = fp ? "" : g.options.s[o];
+                        nt_quant_opts q;
+                        if (!fp && quant_opts_of(c, g.calib, &q, &err)) { // bad options: before any work
+                            fprintf(stderr, "normtweak run: %s: %s\n", path, err.msg);
+                            rc = 2;
+                            goto done;
+                        }
+                    }
+    if (!confs) {
+        fprintf(stderr, "normtweak run: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    nt_set_threads((int)threads);
+    size_t n_cells = n_confs * g.tasks.n, n_skip = 0, n_ok = 0, n_failed = 0, idx = 0;
+    for (size_t i = 0; i < n_confs; i++) {
+        const conf *c = &confs[i];
+        nt_results_set done = {0};
+        if (nt_file_exists(g.out)) {
+            const char *p[1] = {g.out};
+            if (nt_results_read(p, 1, &done, &err)) {
+                fprintf(stderr, "normtweak run: %s\n", err.msg);
+                rc = 1;
+                goto done;
+            }
+        }
+        char tasks[4096] = "";
+        size_t k = 0, n_todo = 0;
+        for (size_t t = 0; t < g.tasks.n; t++) {
+            idx++;
+            if (cell_done(&done, &g, c, g.tasks.s[t])) {
+                n_skip++;
+                if (dry) printf("done     [%zu/%zu] %s %s w%d g%d {%s} %s\n", idx, n_cells, c->model, c->method,
+                                c->wbits, c->group_size, c->options, g.tasks.s[t]);
+                continue;
+            }
+            if (dry) printf("pending  [%zu/%zu] %s %s w%d g%d {%s} %s\n", idx, n_cells, c->model, c->method,
+                            c->wbits, c->group_size, c->options, g.tasks.s[t]);
+            k += (size_t)snprintf(tasks + k, sizeof(tasks) - k, "%s%s", n_todo++ ? "," : "", g.tasks.s[t]);
+        }
+        nt_results_set_free(&done);
+        if (dry || n_todo == 0) continue;
+        fprintf(stderr, "normtweak run: [cells %zu-%zu of %zu] %s %s w%d g%d%s%s: %s\n", idx - g.tasks.n + 1, idx, n_cells, c->model, c->method,
+                c->wbits, c->group_size, c->options[0] ? " " : "", c->options, tasks);
+        nt_eval_rows rows;
+        double t0 = nt_time();
+        if (eval_conf(&g, c, tasks, &rows, &err) == 0) {
+            n_ok += rows.n;
+            nt_eval_rows_free(&rows);
+            continue;
+        }
+        // the tasks without a row failed (those before the failure were appended as they finished)
+        fprintf(stderr, "normtweak run: cell failed: %s\n", err.msg);
+        char msg[sizeof(err.msg)];
+        snprintf(msg, sizeof(msg), "%s", err.msg);
+        char *save = NULL;
+        for (char *t = strtok_r(tasks, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            bool got = false;
+            for (size_t r = 0; r < rows.n && !got; r++) got = strcmp(rows.rows[r].task, t) == 0;
+            if (got) {
+                n_ok++;
+                continue;
+            }
+            n_failed++;
+            if (record_error(&g, c, t, msg, nt_time() - t0, &err)) {
+                fprintf(stderr, "normtweak run: %s\n", err.msg);
+                nt_eval_rows_free(&rows);
+                rc = 1;
+                goto done;
+            }
+        }
+        nt_eval_rows_free(&rows);
+    }
+    if (dry) goto done;
+    fprintf(stderr, "normtweak run: %zu cells: %zu already done, %zu evaluated, %zu failed (rows with metric "
+                    "\"error\" in %s)\n", n_cells, n_skip, n_ok, n_failed, g.out);
+    rc = n_failed ? 1 : 0;
+    if (!no_table && nt_file_exists(g.out)) {
+        char *targv[] = {"table", g.out, NULL};
+        fflush(stdout);
+        if (nt_cmd_table(2, targv) != 0 && rc == 0) rc = 1;
+    }
+done:
+    free(confs);
+    grid_free(&g);
+    return rc;
+}

@@ -1,0 +1,484 @@
+// block_grad.c: training forward with saved activations and backward of one transformer block down to
+// its norm parameters (see block_grad.h). The forward mirrors nt_block_forward op for op (same fp32
+// formulas and sgemm shapes) so the tweaked block seen in training is the block seen in evaluation.
+// Reads top to bottom: workspace, small ops with their backwards, attention, the block forward, the block
+// backward.
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "block_grad.h"
+
+struct nt_block_grad {
+    int max_T;
+    int T, layer;            // of the last training forward; layer -1 before the first
+    int D, F, H, KV, hd, qd, kvd;
+    // saved by the forward
+    float *xhat1, *rstd1;    // (T, D), (T): attn norm's (x - mean) * rstd and rstd
+    float *xhat2, *rstd2;    // (T, D), (T): same for the MLP norm
+    float *q, *k, *v;        // (T, qd), (T, kvd), (T, kvd): projections, q and k after RoPE
+    float *smax, *sinv;      // (H, T): softmax row max and 1/sum, to recompute probabilities in backward
+    float *u;                // (T, F): up projection output (the activation's input when not gated)
+    float *gt;               // (T, F): gate projection output (gated MLPs only)
+    // scratch, shared by forward and backward
+    float *xn;               // (T, D): a norm's output / backward: gradient at a norm's output
+    float *res;              // (T, D): sublayer output / backward: gradient of the residual stream
+    float *att;              // (T, qd): attention output / backward: its gradient
+    float *dq, *dk, *dv;     // (T, qd), (T, kvd), (T, kvd)
+    float *h1, *h2;          // (T, F): MLP hidden / backward: its gradients
+    float *P, *dP;           // (T, T): one head's probabilities and their gradient
+    float *rope_cos, *rope_sin; // (max_T, hd / 2), LLaMA only
+    size_t bytes;
+};
+
+// ----------------------------------------------------------------------------
+// workspace
+
+static float *ws_alloc(nt_block_grad *g, size_t count, bool *ok) {
+    float *p = malloc(count * sizeof(float));
+    if (!p) *ok = false;
+    g->bytes += count * sizeof(float);
+    return p;
+}
+
+int nt_block_grad_init(nt_block_grad **out, const nt_model *m, int max_T, nt_err *err) {
+    const nt_config *c = &m->cfg;
+    *out = NULL;
+    if (max_T <= 0 || max_T > c->max_pos)
+        return nt_fail(err, "block backward: %d tokens per sample outside 1..%d (the model's context)", max_T,
+                       c->max_pos);
+    nt_block_grad *g = calloc(1, sizeof(nt_block_grad));
+    if (!g) return nt_fail(err, "block backward: out of memory");
+    g->max_T = max_T;
+    g->layer = -1;
+    g->D = c->dim;
+    g->F = c->ffn_dim;
+    g->H = c->n_heads;
+    g->KV = c->n_kv_heads;
+    g->hd = c->head_dim;
+    g->qd = g->H * g->hd;
+    g->kvd = g->KV * g->hd;
+    size_t T = (size_t)max_T, D = (size_t)g->D, F = (size_t)g->F;
+    bool gated = c->arch == NT_ARCH_LLAMA, ok = true;
+    g->xhat1 = ws_alloc(g, T * D, &ok);
+    g->xhat2 = ws_alloc(g, T * D, &ok);
+    g->rstd1 = ws_alloc(g, T, &ok);
+    g->rstd2 = ws_alloc(g, T, &ok);
+    g->q = ws_alloc(g, T * g->qd, &ok);
+    g->k = ws_alloc(g, T * g->kvd, &ok);
+    g->v = ws_alloc(g, T * g->kvd, &ok);
+    g->smax = ws_alloc(g, (size_t)g->H * T, &ok);
+    g->sinv = ws_alloc(g, (size_t)g->H * T, &ok);
+    g->u = ws_alloc(g, T * F, &ok);
+    if (gated) g->gt = ws_alloc(g, T * F, &ok);
+    g->xn = ws_alloc(g, T * D, &ok);
+    g->res = ws_alloc(g, T * D, &ok);
+    g->att = ws_alloc(g, T * g->qd, &ok);
+    g->dq = ws_alloc(g, T * g->qd, &ok);
+    g->dk = ws_alloc(g, T * g->kvd, &ok);
+    g->dv = ws_alloc(g, T * g->kvd, &ok);
+    g->h1 = ws_alloc(g, T * F, &ok);
+    g->h2 = ws_alloc(g, T * F, &ok);
+    g->P = ws_alloc(g, T * T, &ok);
+    g->dP = ws_alloc(g, T * T, &ok);
+    if (ok && c->arch == NT_ARCH_LLAMA) {
+        int half = g->hd / 2;
+        g->rope_cos = ws_alloc(g, T * half, &ok);
+        g->rope_sin = ws_alloc(g, T * half, &ok);
+        // exactly as nt_run_init computes them, so the forward matches nt_block_forward bit for bit
+        for (int i = 0; ok && i < half; i++) {
+            float inv = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)g->hd));
+            for (int p = 0; p < max_T; p++) {
+                float ang = (float)p * inv;
+                g->rope_cos[(size_t)p * half + i] = cosf(ang);
+                g->rope_sin[(size_t)p * half + i] = sinf(ang);
+            }
+        }
+    }
+    if (!ok) {
+        size_t mb = g->bytes >> 20;
+        nt_block_grad_free(&g);
+        return nt_fail(err, "block backward: out of memory for %d tokens per sample (%zu MiB)", max_T, mb);
+    }
+    *out = g;
+    return 0;
+}
+
+void nt_block_grad_free(nt_block_grad **gp) {
+    nt_block_grad *g = gp ? *gp : NULL;
+    if (!g) return;
+    float *bufs[] = {g->xhat1, g->xhat2, g->rstd1, g->rstd2, g->q, g->k, g->v, g->smax, g->sinv, g->u, g->gt,
+                     g->xn, g->res, g->att, g->dq, g->dk, g->dv, g->h1, g->h2, g->P, g->dP, g->rope_cos,
+                     g->rope_sin};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) free(bufs[i]);
+    free(g);
+    *gp = NULL;
+}
+
+size_t nt_block_grad_bytes(const nt_block_grad *g) { return g ? g->bytes : 0; }
+
+const float *nt_block_grad_mlp_preact(const nt_block_grad *g) { return g->gt ? g->gt : g->u; }
+
+// ----------------------------------------------------------------------------
+// small ops and their backwards
+
+// y (n, out) = x (n, in) . W^T (+ b), as transformer.c computes it.
+static void linear_forward(const nt_linear *l, const float *x, int n, float *y) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
+                l->out);
+    if (l->b) {
+#pragma omp parallel for if (n > 1)
+        for (int t = 0; t < n; t++)
+            for (int j = 0; j < l->out; j++) y[(size_t)t * l->out + j] += l->b[j];
+    }
+}
+
+// dx (n, in) (= or +=, by beta 0 or 1) dy (n, out) . W: the input gradient of a frozen linear.
+static void linear_backward(const nt_linear *l, const float *dy, int n, float *dx, float beta) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, l->out, 1.0f, dy, l->out, l->w, l->in, beta, dx,
+                l->in);
+}
+
+// LayerNorm / RMSNorm of each row of x (n, dim) into y (may alias x), saving xhat = (x - mean) * rstd
+// (n, dim) and rstd (n). Same arithmetic as transformer.c's norm_forward.
+static void norm_forward(const nt_norm *nm, bool rms, float eps, const float *x, int n, int dim, float *y,
+                         float *xhat, float *rstd) {
+#pragma omp parallel for if (n > 1)
+    for (int t = 0; t < n; t++) {
+        const float *xr = x + (size_t)t * dim;
+        float *yr = y + (size_t)t * dim, *hr = xhat + (size_t)t * dim;
+        double mean = 0.0, var = 0.0;
+        if (!rms) {
+            for (int i = 0; i < dim; i++) mean += xr[i];
+            mean /= dim;
+        }
+        for (int i = 0; i < dim; i++) {
+            double d = xr[i] - mean;
+            var += d * d;
+        }
+        var /= dim;
+        float inv = (float)(1.0 / sqrt(var + (double)eps)), mu = (float)mean;
+        rstd[t] = inv;
+        for (int i = 0; i < dim; i++) {
+            float v = (xr[i] - mu) * inv;
+            hr[i] = v;
+            if (nm->w) v *= nm->w[i];
+            if (nm->b) v += nm->b[i];
+            yr[i] = v;
+        }
+    }
+}
+
+// Backward of y = xhat * w + b, xhat = (x - mean) * rstd (RMSNorm: mean = 0), for dy (n, dim):
+//   dw += sum_t dy * xhat, db += sum_t dy (each NULL = not wanted),
+//   g = dy * w;  dx = rstd * (g - mean(g) - xhat * mean(g * xhat))   (RMSNorm: without the mean(g) term)
+// dx (n, dim) is written, or added to when accumulate (dx may alias dy only when !accumulate); NULL: only
+// the parameter gradients.
+static void norm_backward(const nt_norm *nm, bool rms, const float *xhat, const float *rstd, const float *dy,
+                          int n, int dim, float *dx, bool accumulate, float *dw, float *db) {
+    if (dw || db) {
+        // column sums in double: T can be thousands of rows
+#pragma omp parallel for if ((size_t)n * dim > 65536)
+        for (int i = 0; i < dim; i++) {
+            double sw = 0.0, sb = 0.0;
+            for (int t = 0; t < n; t++) {
+                float d = dy[(size_t)t * dim + i];
+                sw += (double)d * xhat[(size_t)t * dim + i];
+                sb += d;
+            }
+            if (dw) dw[i] += (float)sw;
+            if (db) db[i] += (float)sb;
+        }
+    }
+    if (!dx) return;
+#pragma omp parallel for if (n > 1)
+    for (int t = 0; t < n; t++) {
+        const float *dr = dy + (size_t)t * dim, *hr = xhat + (size_t)t * dim;
+        float *xr = dx + (size_t)t * dim;
+        double sg = 0.0, sgh = 0.0;
+        for (int i = 0; i < dim; i++) {
+            double gi = nm->w ? (double)dr[i] * nm->w[i] : (double)dr[i];
+            sg += gi;
+            sgh += gi * hr[i];
+        }
+        float mg = rms ? 0.0f : (float)(sg / dim), mgh = (float)(sgh / dim), r = rstd[t];
+        for (int i = 0; i < dim; i++) {
+            float gi = nm->w ? dr[i] * nm->w[i] : dr[i];
+            float v = r * (gi - mg - hr[i] * mgh);
+            xr[i] = accumulate ? xr[i] + v : v;
+        }
+    }
+}
+
+static float act_forward(nt_act a, float x) {
+    switch (a) {
+    case NT_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case NT_ACT_SILU: return x / (1.0f + expf(-x));
+    case NT_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case NT_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    }
+    return x;
+}
+
+// d act(x) / dx
+static float act_grad(nt_act a, float x) {
+    switch (a) {
+    case NT_ACT_RELU: return x > 0.0f ? 1.0f : 0.0f; // torch's choice at 0
+    case NT_ACT_SILU: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f + x * (1.0f - s));
+    }
+    case NT_ACT_GELU: // Phi(x) + x phi(x)
+        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
+    case NT_ACT_GELU_TANH: {
+        const float k0 = 0.79788456080286536f, k1 = 0.044715f;
+        float th = tanhf(k0 * (x + k1 * x * x * x));
+        return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k0 * (1.0f + 3.0f * k1 * x * x);
+    }
+    }
+    return 1.0f;
+}
+
+// Rotate-half RoPE on (n, n_heads, head_dim) for positions 0..n-1: (a, b) -> (a c - b s, b c + a s).
+// The backward applies the transposed rotation: (da, db) -> (da c + db s, db c - da s).
+static void rope_apply(const nt_block_grad *g, float *x, int n, int n_heads, bool transpose) {
+    int half = g->hd / 2;
+    float sg = transpose ? -1.0f : 1.0f;
+#pragma omp parallel for if (n > 1)
+    for (int t = 0; t < n; t++) {
+        const float *cs = g->rope_cos + (size_t)t * half, *sn = g->rope_sin + (size_t)t * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * g->hd;
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half], s = sg * sn[i];
+                v[i] = a * cs[i] - b * s;
+                v[i + half] = b * cs[i] + a * s;
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// attention: T queries against T keys, causal
+
+// One head's probabilities into g->P (T, T) from the saved q, k: scores, ALiBi, then exp(s - max) / sum.
+// forward: finds max and sum and saves them; backward (!save): reuses them, reproducing the forward's P.
+static void head_probs(const nt_model *m, nt_block_grad *g, int h, bool save) {
+    int T = g->T, hd = g->hd, kh = h / (g->H / g->KV);
+    float scale = 1.0f / sqrtf((float)hd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, g->q + (size_t)h * hd, g->qd,
+                g->k + (size_t)kh * hd, g->kvd, 0.0f, g->P, T);
+    float slope = m->alibi ? m->alibi[h] : 0.0f;
+    float *smax = g->smax + (size_t)h * T, *sinv = g->sinv + (size_t)h * T;
+#pragma omp parallel for if (T > 16)
+    for (int t = 0; t < T; t++) {
+        float *row = g->P + (size_t)t * T;
+        float mx = -INFINITY;
+        for (int j = 0; j <= t; j++) {
+            if (m->alibi) row[j] += slope * (float)(j - t);
+            if (row[j] > mx) mx = row[j];
+        }
+        if (!save) mx = smax[t];
+        double sum = 0.0;
+        for (int j = 0; j <= t; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = save ? (float)(1.0 / sum) : sinv[t];
+        for (int j = 0; j <= t; j++) row[j] *= inv;
+        for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+        if (save) {
+            smax[t] = mx;
+            sinv[t] = inv;
+        }
+    }
+}
+
+// g->att (T, qd) = softmax(q k^T / sqrt(hd) + alibi, causal) v, one head at a time.
+static void attention_forward(const nt_model *m, nt_block_grad *g) {
+    int T = g->T, hd = g->hd, group = g->H / g->KV;
+    for (int h = 0; h < g->H; h++) {
+        head_probs(m, g, h, true);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, g->P, T, g->v + (size_t)(h / group) * hd,
+                    g->kvd, 0.0f, g->att + (size_t)h * hd, g->qd);
+    }
+}
+
+// From d att in g->att to dq, dk, dv (q, k before the RoPE backward). Per head h of kv head kh:
+//   dP = dO v^T;  dv += P^T dO;  dS = P * (dP - rowsum(P * dP));  dq = scale dS k;  dk += scale dS^T q
+// The scale multiplies the scores, ALiBi is a constant: no other terms. GQA heads sharing kh sum into
+// its dk, dv.
+static void attention_backward(const nt_model *m, nt_block_grad *g) {
+    int T = g->T, hd = g->hd, group = g->H / g->KV;
+    float scale = 1.0f / sqrtf((float)hd);
+    memset(g->dk, 0, (size_t)T * g->kvd * sizeof(float));
+    memset(g->dv, 0, (size_t)T * g->kvd * sizeof(float));
+    for (int h = 0; h < g->H; h++) {
+        size_t ko = (size_t)(h / group) * hd, qo = (size_t)h * hd;
+        const float *dO = g->att + qo;
+        head_probs(m, g, h, false);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, g->qd, g->v + ko, g->kvd, 0.0f, g->dP,
+                    T);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, g->P, T, dO, g->qd, 1.0f, g->dv + ko,
+                    g->kvd);
+#pragma omp parallel for if (T > 16)
+        for (int t = 0; t < T; t++) {
+            const float *p = g->P + (size_t)t * T;
+            float *d = g->dP + (size_t)t * T;
+            double s = 0.0;
+            for (int j = 0; j <= t; j++) s += (double)p[j] * d[j];
+            float sf = (float)s;
+            for (int j = 0; j <= t; j++) d[j] = p[j] * (d[j] - sf);
+            for (int j = t + 1; j < T; j++) d[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, g->dP, T, g->k + ko, g->kvd, 0.0f,
+                    g->dq + qo, g->qd);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, g->dP, T, g->q + qo, g->qd, 1.0f,
+                    g->dk + ko, g->kvd);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// the block: forward
+
+static void add_into(float *y, const float *a, const float *b, size_t count) { // y = a + b (y may alias a)
+#pragma omp parallel for if (count > 4096)
+    for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
+}
+
+int nt_block_train_forward(const nt_model *m, nt_block_grad *g, int l, const float *x, int T, float *y,
+                           nt_err *err) {
+    const nt_config *c = &m->cfg;
+    if (l < 0 || l >= c->n_layers) return nt_fail(err, "block forward: block %d of %d", l, c->n_layers);
+    if (T <= 0 || T > g->max_T)
+        return nt_fail(err, "block forward: %d tokens (the workspace holds 1..%d)", T, g->max_T);
+    NT_ASSERT(g->D == c->dim && g->F == c->ffn_dim && g->qd == c->n_heads * c->head_dim);
+    NT_ASSERT(x != y);
+    const nt_layer *ly = &m->layers[l];
+    int D = g->D, F = g->F;
+    size_t nd = (size_t)T * D, nf = (size_t)T * F;
+    g->T = T;
+    g->layer = l;
+
+    // attention sublayer: pre-norm y = x + attn(n1(x)) (BLOOM option: n1(x) + attn(n1(x)));
+    // post-norm OPT: y = n1(x + attn(x))
+    const float *ain = x;
+    if (c->pre_norm) {
+        norm_forward(&ly->attn_norm, c->rms_norm, c->norm_eps, x, T, D, g->xn, g->xhat1, g->rstd1);
+        ain = g->xn;
+    }
+    linear_forward(&ly->q, ain, T, g->q);
+    linear_forward(&ly->k, ain, T, g->k);
+    linear_forward(&ly->v, ain, T, g->v);
+    if (c->arch == NT_ARCH_LLAMA) {
+        rope_apply(g, g->q, T, g->H, false);
+        rope_apply(g, g->k, T, g->KV, false);
+    }
+    attention_forward(m, g);
+    linear_forward(&ly->o, g->att, T, g->res);
+    add_into(y, c->residual_post_norm ? g->xn : x, g->res, nd);
+    if (!c->pre_norm) norm_forward(&ly->attn_norm, false, c->norm_eps, y, T, D, y, g->xhat1, g->rstd1);
+
+    // MLP sublayer, same pattern on y
+    const float *min = y;
+    if (c->pre_norm) {
+        norm_forward(&ly->mlp_norm, c->rms_norm, c->norm_eps, y, T, D, g->xn, g->xhat2, g->rstd2);
+        min = g->xn;
+    }
+    linear_forward(&ly->up, min, T, g->u);
+    if (ly->gate.w) {
+        NT_ASSERT(g->gt);
+        linear_forward(&ly->gate, min, T, g->gt);
+#pragma omp parallel for if (nf > 4096)
+        for (size_t i = 0; i < nf; i++) g->h1[i] = g->u[i] * act_forward(c->act, g->gt[i]);
+    } else {
+#pragma omp parallel for if (nf > 4096)
+        for (size_t i = 0; i < nf; i++) g->h1[i] = act_forward(c->act, g->u[i]);
+    }
+    linear_forward(&ly->down, g->h1, T, g->res);
+    add_into(y, c->residual_post_norm ? g->xn : y, g->res, nd);
+    if (!c->pre_norm) norm_forward(&ly->mlp_norm, false, c->norm_eps, y, T, D, y, g->xhat2, g->rstd2);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// the block: backward
+
+// MLP: from dout (T, D) at its output to din (T, D) at its input (written).
+static void mlp_backward(const nt_model *m, nt_block_grad *g, const nt_layer *ly, const float *dout, float *din) {
+    int T = g->T;
+    size_t nf = (size_t)T * g->F;
+    nt_act a = m->cfg.act;
+    linear_backward(&ly->down, dout, T, g->h1, 0.0f); // d hidden
+    if (ly->gate.w) {
+        // hidden = u * act(gt): du = dh * act(gt) (in place), dgt = dh * u * act'(gt)
+#pragma omp parallel for if (nf > 4096)
+        for (size_t i = 0; i < nf; i++) {
+            float dh = g->h1[i], z = g->gt[i];
+            g->h2[i] = dh * g->u[i] * act_grad(a, z);
+            g->h1[i] = dh * act_forward(a, z);
+        }
+        linear_backward(&ly->up, g->h1, T, din, 0.0f);
+        linear_backward(&ly->gate, g->h2, T, din, 1.0f);
+    } else {
+#pragma omp parallel for if (nf > 4096)
+        for (size_t i = 0; i < nf; i++) g->h1[i] *= act_grad(a, g->u[i]);
+        linear_backward(&ly->up, g->h1, T, din, 0.0f);
+    }
+}
+
+// Attention: from dout (T, D) at o_proj's output to din (T, D) at the q/k/v input (written).
+static void attn_backward(const nt_model *m, nt_block_grad *g, const nt_layer *ly, const float *dout, float *din) {
+    int T = g->T;
+    linear_backward(&ly->o, dout, T, g->att, 0.0f); // d att
+    attention_backward(m, g);
+    if (m->cfg.arch == NT_ARCH_LLAMA) {
+        rope_apply(g, g->dq, T, g->H, true);
+        rope_apply(g, g->dk, T, g->KV, true);
+    }
+    linear_backward(&ly->q, g->dq, T, din, 0.0f);
+    linear_backward(&ly->k, g->dk, T, din, 1.0f);
+    linear_backward(&ly->v, g->dv, T, din, 1.0f);
+}
+
+int nt_block_backward(const nt_model *m, nt_block_grad *g, const float *dy, const nt_norm_grads *grads,
+                      float *dx, nt_err *err) {
+    const nt_config *c = &m->cfg;
+    if (g->layer < 0) return nt_fail(err, "block backward: no training forward to go back through");
+    const nt_layer *ly = &m->layers[g->layer];
+    int T = g->T, D = g->D;
+    size_t nd = (size_t)T * D;
+    bool rms = c->rms_norm, rpn = c->residual_post_norm;
+    nt_norm_grads none = {0};
+    const nt_norm_grads *gr = grads ? grads : &none;
+    float *g1 = g->res; // gradient of the residual stream between the two sublayers (T, D)
+
+    // MLP sublayer, y = x1 + mlp(n2(x1)) (rpn: n2(x1) + mlp(n2(x1)); post-norm: y = n2(x1 + mlp(x1)))
+    if (c->pre_norm) {
+        mlp_backward(m, g, ly, dy, g->xn); // gradient at n2's output
+        if (rpn) add_into(g->xn, g->xn, dy, nd); // the residual branches off n2's output
+        else memcpy(g1, dy, nd * sizeof(float)); // ... or off x1
+        norm_backward(&ly->mlp_norm, rms, g->xhat2, g->rstd2, g->xn, T, D, g1, !rpn, gr->mlp_w, rms ? NULL : gr->mlp_b);
+    } else {
+        norm_backward(&ly->mlp_norm, false, g->xhat2, g->rstd2, dy, T, D, g->xn, false, gr->mlp_w, gr->mlp_b);
+        mlp_backward(m, g, ly, g->xn, g1);
+        add_into(g1, g1, g->xn, nd);
+    }
+
+    // attention sublayer, x1 = x + attn(n1(x)) (rpn: n1(x) + attn(n1(x)); post-norm: x1 = n1(x + attn(x))).
+    // Without dx, nothing below the attention norm's parameters is needed.
+    if (c->pre_norm) {
+        attn_backward(m, g, ly, g1, g->xn); // gradient at n1's output
+        if (rpn) add_into(g->xn, g->xn, g1, nd);
+        else if (dx) memcpy(dx, g1, nd * sizeof(float));
+        norm_backward(&ly->attn_norm, rms, g->xhat1, g->rstd1, g->xn, T, D, dx, !rpn, gr->attn_w,
+                      rms ? NULL : gr->attn_b);
+    } else {
+        norm_backward(&ly->attn_norm, false, g->xhat1, g->rstd1, g1, T, D, g->xn, false, gr->attn_w, gr->attn_b);
+        if (dx) {
+            attn_backward(m, g, ly, g->xn, dx);
+            add_into(dx, dx, g->xn, nd);
+        }
+    }
+    return 0;
+}

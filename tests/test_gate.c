@@ -1,0 +1,181 @@
+// test_gate.c: `normtweak gate`'s decisions: pass; fail on a ppl rise (relative %) and on an acc drop
+// (absolute percentage points of fractions stored 0..1); baseline rows without a candidate listed (and failing
+// with --require-all); no matching rows, missing or malformed CSVs, bad thresholds: exit 2.
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+#define HEADER "model,method,wbits,group_size,task,metric,value,stderr,n,seqlen,seconds,calib,options,device,commit,timestamp\n"
+
+static const char *baseline = HEADER
+    "m,fp,16,0,wikitext2,ppl,20.0,,1,256,1,,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m,gptq,4,128,wikitext2,ppl,25.0,,1,256,1,c4,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m,gptq,4,128,piqa,acc,0.700,,1,0,1,c4,,cpu,x,2024-01-01T00:00:00Z\n";
+
+typedef struct {
+    char *dir;
+    int status;
+    char *out, *err;
+} result;
+
+// Writes A.csv (baseline) and B.csv (candidate) and runs `normtweak gate --baseline A.csv --candidate B.csv EXTRA`.
+static result gate(const char *a, const char *b, const char *extra) {
+    result r = {.dir = tu_tmpdir()};
+    char p[1024];
+    snprintf(p, sizeof(p), "%s/A.csv", r.dir);
+    if (a) cr_assert_eq(tu_write_file(p, a, strlen(a)), 0);
+    snprintf(p, sizeof(p), "%s/B.csv", r.dir);
+    if (b) cr_assert_eq(tu_write_file(p, b, strlen(b)), 0);
+    const char *bin = getenv("NT_BINARY_DIR");
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "cd '%s' && '%s/normtweak' gate --baseline A.csv --candidate B.csv %s >out.txt 2>err.txt",
+             r.dir, bin ? bin : ".", extra);
+    int st = system(cmd);
+    r.status = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+    snprintf(p, sizeof(p), "%s/out.txt", r.dir);
+    r.out = nt_read_file(p, NULL, NULL);
+    snprintf(p, sizeof(p), "%s/err.txt", r.dir);
+    r.err = nt_read_file(p, NULL, NULL);
+    return r;
+}
+
+static void done(result *r) {
+    tu_rmtree(r->dir);
+    free(r->dir);
+    free(r->out);
+    free(r->err);
+}
+
+static void expect(result *r, int status, const char *needle, const char *where) {
+    cr_assert_eq(r->status, status, "exit %d, want %d\nstdout: %s\nstderr: %s", r->status, status, r->out, r->err);
+    const char *text = strcmp(where, "err") == 0 ? r->err : r->out;
+    if (needle) cr_assert(text && strstr(text, needle), "%s lacks '%s':\n%s", where, needle, text ? text : "");
+}
+
+Test(gate, pass_within_thresholds) {
+    // ppl +1.9% (<= 2%), acc -0.4 points (<= 0.5)
+    result r = gate(baseline, HEADER
+                    "m,fp,16,0,wikitext2,ppl,20.0,,1,256,1,,,cpu,x,t\n"
+                    "m,gptq,4,128,wikitext2,ppl,25.475,,1,256,1,c4,,cpu,x,t\n"
+                    "m,gptq,4,128,piqa,acc,0.696,,1,0,1,c4,,cpu,x,t\n",
+                    "");
+    expect(&r, 0, "gate: PASS: 3 compared, 0 failed, 0 baseline rows without candidate", "out");
+    cr_assert_null(strstr(r.out, "FAIL"));
+    done(&r);
+}
+
+Test(gate, fail_on_ppl_rise) {
+    result r = gate(baseline, HEADER
+                    "m,fp,16,0,wikitext2,ppl,20.0,,1,256,1,,,cpu,x,t\n"
+                    "m,gptq,4,128,wikitext2,ppl,25.6,,1,256,1,c4,,cpu,x,t\n"
+                    "m,gptq,4,128,piqa,acc,0.700,,1,0,1,c4,,cpu,x,t\n",
+                    "");
+    expect(&r, 1, "FAIL m gptq w4 g128 wikitext2 ppl seqlen=256 calib=c4: baseline 25, candidate 25.6: +2.400% > max +2%",
+           "out");
+    expect(&r, 1, "gate: FAIL: 3 compared, 1 failed", "out");
+    done(&r);
+    // the same rise passes a looser threshold, given as "3%" or "3"
+    r = gate(baseline, HEADER "m,gptq,4,128,wikitext2,ppl,25.6,,1,256,1,c4,,cpu,x,t\n", "--max-ppl-rise 3%");
+    expect(&r, 0, "gate: PASS: 1 compared, 0 failed, 2 baseline rows without candidate", "out");
+    done(&r);
+    r = gate(baseline, HEADER "m,gptq,4,128,wikitext2,ppl,25.6,,1,256,1,c4,,cpu,x,t\n", "--max-ppl-rise=3");
+    expect(&r, 0, NULL, "out");
+    done(&r);
+}
+
+Test(gate, fail_on_acc_drop_in_points) {
+    // 0.700 -> 0.694: 0.6 points, over the default 0.5
+    result r = gate(baseline, HEADER "m,gptq,4,128,piqa,acc,0.694,,1,0,1,c4,,cpu,x,t\n", "");
+    expect(&r, 1, "FAIL m gptq w4 g128 piqa acc seqlen=0 calib=c4: baseline 0.7, candidate 0.694: -0.600 points < max -0.5 points",
+           "out");
+    done(&r);
+    r = gate(baseline, HEADER "m,gptq,4,128,piqa,acc,0.694,,1,0,1,c4,,cpu,x,t\n", "--max-acc-drop 1pp");
+    expect(&r, 0, NULL, "out");
+    done(&r);
+    // an accuracy rise always passes
+    r = gate(baseline, HEADER "m,gptq,4,128,piqa,acc,0.9,,1,0,1,c4,,cpu,x,t\n", "--max-acc-drop 0");
+    expect(&r, 0, NULL, "out");
+    done(&r);
+}
+
+Test(gate, missing_rows) {
+    // listed, not failing by default; failing with --require-all
+    result r = gate(baseline, HEADER "m,fp,16,0,wikitext2,ppl,20.0,,1,256,1,,,cpu,x,t\n", "");
+    expect(&r, 0, "missing: m gptq w4 g128 wikitext2 ppl seqlen=256 calib=c4: baseline 25, no candidate row", "out");
+    expect(&r, 0, "missing: m gptq w4 g128 piqa acc seqlen=0 calib=c4", "out");
+    done(&r);
+    r = gate(baseline, HEADER "m,fp,16,0,wikitext2,ppl,20.0,,1,256,1,,,cpu,x,t\n", "--require-all");
+    expect(&r, 1, "gate: FAIL: 1 compared, 0 failed, 2 baseline rows without candidate (--require-all)", "out");
+    done(&r);
+    // no row matches (another seqlen is another key): unusable, not a pass
+    r = gate(baseline, HEADER "m,fp,16,0,wikitext2,ppl,20.0,,1,2048,1,,,cpu,x,t\n", "");
+    expect(&r, 2, "no candidate row matches a baseline row", "err");
+    done(&r);
+    r = gate(baseline, HEADER, "");
+    expect(&r, 2, "no candidate row matches a baseline row", "err");
+    done(&r);
+}
+
+Test(gate, unusable_input) {
+    result r = gate(baseline, NULL, "");
+    expect(&r, 2, "candidate: B.csv: No such file", "err");
+    done(&r);
+    r = gate(baseline, HEADER "m,fp,16,0,wikitext2,ppl\n", "");
+    expect(&r, 2, "B.csv: malformed CSV: data row 1 has 6 fields, the header has 16", "err");
+    done(&r);
+    r = gate(baseline, HEADER "m,fp,16,0,wikitext2,ppl,\"20\"x,,1,256,1,,,cpu,x,t\n", "");
+    expect(&r, 2, "B.csv: malformed CSV", "err");
+    done(&r);
+    r = gate(baseline, HEADER "m,fp,16,0,wikitext2,ppl,twenty,,1,256,1,,,cpu,x,t\n", "");
+    expect(&r, 2, "B.csv: data row 1: value 'twenty' is not a number", "err");
+    done(&r);
+    r = gate("", baseline, "");
+    expect(&r, 2, "A.csv: empty file", "err");
+    done(&r);
+}
+
+Test(gate, threshold_parsing) {
+    struct {
+        const char *args;
+        int status;
+        const char *needle;
+    } cases[] = {
+        {"--max-ppl-rise 2%", 0, NULL},
+        {"--max-ppl-rise 0.5", 0, NULL},
+        {"--max-ppl-rise 0%", 0, NULL},
+        {"--max-ppl-rise abc", 2, "--max-ppl-rise 'abc': expected a percentage"},
+        {"--max-ppl-rise -1%", 2, "--max-ppl-rise '-1%'"},
+        {"--max-ppl-rise 2%%", 2, "--max-ppl-rise '2%%'"},
+        {"--max-ppl-rise ''", 2, "--max-ppl-rise ''"},
+        {"--max-ppl-rise inf", 2, "--max-ppl-rise 'inf'"},
+        {"--max-acc-drop 0.5", 0, NULL},
+        {"--max-acc-drop 0.5pp", 0, NULL},
+        {"--max-acc-drop 0.5%", 2, "'%' would be ambiguous"},
+        {"--max-acc-drop x", 2, "--max-acc-drop 'x'"},
+        {"--bogus", 2, NULL},
+        {"extra", 2, "unexpected argument 'extra'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        result r = gate(baseline, baseline, cases[i].args);
+        cr_expect_eq(r.status, cases[i].status, "%s: exit %d, want %d: %s", cases[i].args, r.status, cases[i].status,
+                     r.err);
+        if (cases[i].needle)
+            cr_expect(strstr(r.err, cases[i].needle), "%s: stderr '%s' lacks '%s'", cases[i].args, r.err, cases[i].needle);
+        done(&r);
+    }
+}
+
+Test(gate, duplicates_latest_wins_and_errors_ignored) {
+    // the candidate ran twice: the later row (a pass) counts; a failed-cell row is not a metric
+    result r = gate(baseline, HEADER
+                    "m,gptq,4,128,wikitext2,ppl,40,,1,256,1,c4,,cpu,x,2024-01-01T00:00:00Z\n"
+                    "m,gptq,4,128,wikitext2,ppl,25,,1,256,1,c4,,cpu,x,2024-01-02T00:00:00Z\n"
+                    "m,rtn,4,128,wikitext2,error,,,0,256,1,,error=boom,cpu,x,2024-01-02T00:00:00Z\n",
+                    "");
+    expect(&r, 0, "ok   m gptq w4 g128 wikitext2 ppl", "out");
+    expect(&r, 0, "2 rows for m gptq w4 g128 wikitext2 ppl; kept the latest (2024-01-02T00:00:00Z, B.csv row 2)", "err");
+    done(&r);
+}

@@ -1,0 +1,287 @@
+// test_table.c: `normtweak table` on small results CSVs written here: the paper layout (float row first,
+// norm tweaking beside its base, deltas vs fp and vs the base), exact Markdown and CSV text, the pivot, duplicate
+// rows (latest wins, with a note), missing cells, bad input; and `normtweak plot` when gnuplot is installed.
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define HEADER "model,method,wbits,group_size,task,metric,value,stderr,n,seqlen,seconds,calib,options,device,commit,timestamp\n"
+
+// Out of order on purpose; gptq w4 wikitext2 twice (the later, 11.25, wins); a failed cell (metric error).
+static const char *fixture =
+    HEADER
+    "m1,gptq+nt,4,128,wikitext2,ppl,10.5,,1,256,1,c4,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m1,rtn,4,128,wikitext2,ppl,12,,1,256,1,,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m1,fp,16,0,wikitext2,ppl,10,,1,256,1,,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m1,gptq,4,128,wikitext2,ppl,11,,1,256,1,c4,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m1,rtn+nt,4,128,wikitext2,ppl,11.5,,1,256,1,,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m1,gptq,3,-1,wikitext2,ppl,20,,1,256,1,c4,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m1,fp,16,0,hellaswag,acc,0.5,,1,0,1,,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m1,fp,16,0,hellaswag,acc_norm,0.6,,1,0,1,,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m1,gptq,4,128,hellaswag,acc,0.49,,1,0,1,c4,,cpu,x,2024-01-01T00:00:00Z\n"
+    "m1,gptq,4,128,wikitext2,ppl,11.25,,1,256,1,c4,,cpu,x,2024-01-02T00:00:00Z\n"
+    "m1,gptq,4,128,ptb,error,,,0,256,1,c4,\"error=boom, really\",cpu,x,2024-01-02T00:00:00Z\n";
+
+static const char *expected_md =
+    "| model | wbits | group_size  | method  | wikitext2 | hellaswag acc | hellaswag acc_norm |\n"
+    "|-------|------:|-------------|---------|----------:|--------------:|-------------------:|\n"
+    "| m1    |    16 | n/a         | fp      |     10.00 |         50.00 |              60.00 |\n"
+    "| m1    |     4 | 128         | rtn     |     12.00 |             — |                  — |\n"
+    "| m1    |     4 | 128         | rtn+nt  |     11.50 |             — |                  — |\n"
+    "| m1    |     4 | 128         | gptq    |     11.25 |         49.00 |                  — |\n"
+    "| m1    |     4 | 128         | gptq+nt |     10.50 |             — |                  — |\n"
+    "| m1    |     3 | per-channel | gptq    |     20.00 |             — |                  — |\n"
+    "\n"
+    "ppl: perplexity, lower is better. acc: accuracy in %, higher is better.\n"
+    "\n"
+    "Deltas:\n"
+    "\n"
+    "| model | wbits | group_size  | method  | vs   | wikitext2 | hellaswag acc | hellaswag acc_norm |\n"
+    "|-------|------:|-------------|---------|------|----------:|--------------:|-------------------:|\n"
+    "| m1    |     4 | 128         | rtn     | fp   |     +2.00 |             — |                  — |\n"
+    "| m1    |     4 | 128         | rtn+nt  | fp   |     +1.50 |             — |                  — |\n"
+    "| m1    |     4 | 128         | rtn+nt  | rtn  |     -0.50 |             — |                  — |\n"
+    "| m1    |     4 | 128         | gptq    | fp   |     +1.25 |         -1.00 |                  — |\n"
+    "| m1    |     4 | 128         | gptq+nt | fp   |     +0.50 |             — |                  — |\n"
+    "| m1    |     4 | 128         | gptq+nt | gptq |     -0.75 |             — |                  — |\n"
+    "| m1    |     3 | per-channel | gptq    | fp   |    +10.00 |             — |                  — |\n"
+    "\n"
+    "ppl: perplexity, lower is better; deltas in perplexity points. acc: accuracy in %, higher is better; deltas in percentage points. vs fp: minus the float model; vs <method>: norm tweaking minus its base method.\n";
+
+static const char *expected_csv =
+    "model,wbits,group_size,method,vs,wikitext2,hellaswag acc,hellaswag acc_norm\n"
+    "m1,16,0,fp,,10,0.5,0.6\n"
+    "m1,4,128,rtn,,12,,\n"
+    "m1,4,128,rtn+nt,,11.5,,\n"
+    "m1,4,128,gptq,,11.25,0.49,\n"
+    "m1,4,128,gptq+nt,,10.5,,\n"
+    "m1,3,-1,gptq,,20,,\n"
+    "m1,4,128,rtn,fp,2,,\n"
+    "m1,4,128,rtn+nt,fp,1.5,,\n"
+    "m1,4,128,rtn+nt,rtn,-0.5,,\n"
+    "m1,4,128,gptq,fp,1.25,-0.01,\n"
+    "m1,4,128,gptq+nt,fp,0.5,,\n"
+    "m1,4,128,gptq+nt,gptq,-0.75,,\n"
+    "m1,3,-1,gptq,fp,10,,\n";
+
+// Runs `normtweak ARGS` in dir, stdout and stderr into malloc'd strings; returns the exit status.
+static int run_in(const char *dir, const char *args, char **out, char **err) {
+    const char *bin = getenv("NT_BINARY_DIR");
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "cd '%s' && NT_PROGRESS=0 '%s/normtweak' %s >stdout.txt 2>stderr.txt", dir,
+             bin ? bin : ".", args);
+    int st = system(cmd);
+    char p[1024];
+    snprintf(p, sizeof(p), "%s/stdout.txt", dir);
+    if (out) *out = nt_read_file(p, NULL, NULL);
+    snprintf(p, sizeof(p), "%s/stderr.txt", dir);
+    if (err) *err = nt_read_file(p, NULL, NULL);
+    return (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+}
+
+static char *put(const char *dir, const char *name, const char *text) {
+    char *p = nt_path_join(dir, name);
+    cr_assert_eq(tu_write_file(p, text, strlen(text)), 0);
+    return p;
+}
+
+static char *slurp(const char *dir, const char *name) {
+    char *p = nt_path_join(dir, name);
+    char *s = nt_read_file(p, NULL, NULL);
+    free(p);
+    cr_assert_not_null(s, "%s/%s was not written", dir, name);
+    return s;
+}
+
+Test(table, paper_layout_markdown_and_csv) {
+    char *d = tu_tmpdir();
+    free(put(d, "r.csv", fixture));
+    char *out = NULL, *err = NULL;
+    int st = run_in(d, "table r.csv --out-csv t.csv", &out, &err);
+    cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    cr_assert_str_eq(out, expected_md);
+    char *csv = slurp(d, "t.csv");
+    cr_assert_str_eq(csv, expected_csv);
+    // the duplicate and the failed cell are reported, one note each
+    cr_assert(strstr(err, "2 rows for m1 gptq w4 g128 wikitext2 ppl; kept the latest (2024-01-02T00:00:00Z, r.csv row 10)"),
+              "%s", err);
+    cr_assert(strstr(err, "1 rows with metric \"error\""), "%s", err);
+    // --out-md: the same Markdown into a file, nothing on stdout
+    free(out);
+    st = run_in(d, "table r.csv --out-md t.md", &out, NULL);
+    cr_assert_eq(st, 0);
+    cr_assert_str_eq(out, "");
+    char *md = slurp(d, "t.md");
+    cr_assert_str_eq(md, expected_md);
+    free(md);
+    free(csv);
+    free(out);
+    free(err);
+    tu_rmtree(d);
+    free(d);
+}
+
+Test(table, pivot_wbits) {
+    char *d = tu_tmpdir();
+    free(put(d, "r.csv", HEADER
+                         "m,rtn,3,128,ptb,ppl,30,,1,256,1,,,cpu,x,t\n"
+                         "m,fp,16,0,ptb,ppl,10,,1,256,1,,,cpu,x,t\n"
+                         "m,rtn,4,128,ptb,ppl,20,,1,256,1,,,cpu,x,t\n"
+                         "m,rtn+nt,4,128,ptb,ppl,15,,1,256,1,,,cpu,x,t\n"));
+    char *out = NULL;
+    int st = run_in(d, "table --pivot wbits r.csv --out-csv t.csv", &out, NULL);
+    cr_assert_eq(st, 0);
+    cr_assert_str_eq(out,
+                     "| model | task | metric | group_size | method |   W16 |    W4 |    W3 |\n"
+                     "|-------|------|--------|------------|--------|------:|------:|------:|\n"
+                     "| m     | ptb  | ppl    | n/a        | fp     | 10.00 |     — |     — |\n"
+                     "| m     | ptb  | ppl    | 128        | rtn    |     — | 20.00 | 30.00 |\n"
+                     "| m     | ptb  | ppl    | 128        | rtn+nt |     — | 15.00 |     — |\n"
+                     "\n"
+                     "ppl: perplexity, lower is better.\n"
+                     "\n"
+                     "Deltas:\n"
+                     "\n"
+                     "| model | task | metric | group_size | method | vs  | W16 |     W4 |     W3 |\n"
+                     "|-------|------|--------|------------|--------|-----|----:|-------:|-------:|\n"
+                     "| m     | ptb  | ppl    | 128        | rtn    | fp  |   — | +10.00 | +20.00 |\n"
+                     "| m     | ptb  | ppl    | 128        | rtn+nt | fp  |   — |  +5.00 |      — |\n"
+                     "| m     | ptb  | ppl    | 128        | rtn+nt | rtn |   — |  -5.00 |      — |\n"
+                     "\n"
+                     "ppl: perplexity, lower is better; deltas in perplexity points. vs fp: minus the float model; "
+                     "vs <method>: norm tweaking minus its base method.\n");
+    char *csv = slurp(d, "t.csv");
+    cr_assert_str_eq(csv, "model,task,metric,group_size,method,vs,W16,W4,W3\n"
+                          "m,ptb,ppl,0,fp,,10,,\n"
+                          "m,ptb,ppl,128,rtn,,,20,30\n"
+                          "m,ptb,ppl,128,rtn+nt,,,15,\n"
+                          "m,ptb,ppl,128,rtn,fp,,10,20\n"
+                          "m,ptb,ppl,128,rtn+nt,fp,,5,\n"
+                          "m,ptb,ppl,128,rtn+nt,rtn,,-5,\n");
+    free(csv);
+    free(out);
+    tu_rmtree(d);
+    free(d);
+}
+
+Test(table, two_files_quoted_fields_and_options) {
+    // options set: an options column (rows with other options are other experiments)
+    char *d = tu_tmpdir();
+    free(put(d, "a.csv", HEADER "\"m, one\",fp,16,0,ptb,ppl,10,,1,256,1,,,cpu,x,t\n"));
+    free(put(d, "b.csv", HEADER "\"m, one\",rtn,4,-1,ptb,ppl,12.5,,1,256,1,,\"a=1;b=2\",cpu,x,t\r\n"));
+    char *out = NULL;
+    cr_assert_eq(run_in(d, "table a.csv b.csv --out-csv t.csv", &out, NULL), 0);
+    cr_assert(strstr(out, "| model  | wbits | group_size  | method | options |   ptb |\n"
+                          "|--------|------:|-------------|--------|---------|------:|\n"
+                          "| m, one |    16 | n/a         | fp     |         | 10.00 |\n"
+                          "| m, one |     4 | per-channel | rtn    | a=1;b=2 | 12.50 |\n"),
+              "%s", out);
+    char *csv = slurp(d, "t.csv");
+    cr_assert_str_eq(csv, "model,wbits,group_size,method,options,vs,ptb\n"
+                          "\"m, one\",16,0,fp,,,10\n"
+                          "\"m, one\",4,-1,rtn,a=1;b=2,,12.5\n"
+                          "\"m, one\",4,-1,rtn,a=1;b=2,fp,2.5\n");
+    free(csv);
+    free(out);
+    tu_rmtree(d);
+    free(d);
+}
+
+Test(table, bad_input) {
+    char *d = tu_tmpdir();
+    free(put(d, "r.csv", fixture));
+    free(put(d, "bad.csv", HEADER "m,fp,16,0,ptb,ppl,10\n"));
+    free(put(d, "nan.csv", HEADER "m,fp,sixteen,0,ptb,ppl,10,,1,256,1,,,cpu,x,t\n"));
+    free(put(d, "quote.csv", HEADER "m,fp,16,0,\"ptb,ppl,10,,1,256,1,,,cpu,x,t\n"));
+    free(put(d, "other.csv", "a,b\n1,2\n"));
+    struct {
+        const char *args;
+        int status;
+        const char *needle;
+    } cases[] = {
+        {"table r.csv --pivot colour", 2, "--pivot colour"},
+        {"table", 2, "no results CSV"},
+        {"table missing.csv", 1, "missing.csv"},
+        {"table bad.csv", 1, "bad.csv: malformed CSV: data row 1 has 7 fields, the header has 16"},
+        {"table nan.csv", 1, "nan.csv: data row 1: wbits 'sixteen' is not an integer"},
+        {"table quote.csv", 1, "quote.csv: malformed CSV"},
+        {"table other.csv", 1, "other.csv: not a results CSV: no 'model' column"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *err = NULL;
+        int st = run_in(d, cases[i].args, NULL, &err);
+        cr_expect_eq(st, cases[i].status, "%s: exit %d, want %d", cases[i].args, st, cases[i].status);
+        cr_expect(err && strstr(err, cases[i].needle), "%s: stderr '%s' lacks '%s'", cases[i].args, err, cases[i].needle);
+        free(err);
+    }
+    tu_rmtree(d);
+    free(d);
+}
+
+// ---- plot ----
+
+static bool have_gnuplot(void) { return system("command -v gnuplot >/dev/null 2>&1") == 0; }
+
+static void expect_png(const char *dir, const char *name) {
+    char *p = nt_path_join(dir, name);
+    size_t len = 0;
+    char *s = nt_read_file(p, &len, NULL);
+    cr_assert_not_null(s, "%s was not written", p);
+    cr_assert(len > 1000 && memcmp(s, "\x89PNG", 4) == 0, "%s is not a PNG (%zu bytes)", p, len);
+    free(s);
+    free(p);
+}
+
+Test(plot, quality_and_speedup) {
+    if (!have_gnuplot()) cr_skip_test("gnuplot is not installed (Debian: gnuplot-nox): plot not tested");
+    char *d = tu_tmpdir();
+    free(put(d, "r.csv", fixture));
+    free(put(d, "k.csv", "layer,bits,group_size,M,speedup\n"
+                         "q_proj,4,128,1,3.2\nq_proj,4,128,16,2.9\nq_proj,4,128,256,1.1\nq_proj,4,128,1024,0.9\n"
+                         "q_proj,3,128,1,3.9\nq_proj,3,128,1024,0.8\nfc1,4,128,1,3.5\nfc1,4,128,1024,1.0\n"));
+    char *out = NULL, *err = NULL;
+    int st = run_in(d, "plot r.csv --out-dir plots", &out, &err);
+    cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    expect_png(d, "plots/m1_wikitext2_ppl.png");
+    expect_png(d, "plots/m1_hellaswag_acc.png");
+    expect_png(d, "plots/m1_hellaswag_acc_norm.png");
+    cr_assert(strstr(out, "plots/m1_wikitext2_ppl.png\n"), "%s", out);
+    free(out);
+    free(err);
+    st = run_in(d, "plot k.csv --kind speedup --out-dir plots", &out, &err);
+    cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    expect_png(d, "plots/speedup_q_proj.png");
+    expect_png(d, "plots/speedup_fc1.png");
+    free(out);
+    free(err);
+    // columns are named by the caller: a wrong one is a one-line error listing the columns
+    st = run_in(d, "plot k.csv --kind speedup --x batch --out-dir plots", NULL, &err);
+    cr_assert_eq(st, 1);
+    cr_assert(strstr(err, "no column 'batch' (choose with --x; columns: layer, bits, group_size, M, speedup)"), "%s", err);
+    free(err);
+    tu_rmtree(d);
+    free(d);
+}
+
+Test(plot, without_gnuplot_one_line_error) {
+    char *d = tu_tmpdir();
+    free(put(d, "r.csv", fixture));
+    // NT_GNUPLOT points at a binary that is not there: as if gnuplot were absent
+    const char *bin = getenv("NT_BINARY_DIR");
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "cd '%s' && NT_GNUPLOT=/nonexistent/gnuplot '%s/normtweak' plot r.csv --out-dir p 2>e.txt",
+             d, bin ? bin : ".");
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    char *err = slurp(d, "e.txt");
+    cr_assert(strstr(err, "gnuplot not found") && strstr(err, "gnuplot-nox"), "%s", err);
+    char *nl = strchr(err, '\n');
+    cr_assert(nl && nl[1] == '\0', "not one line: %s", err);
+    free(err);
+    tu_rmtree(d);
+    free(d);
+}

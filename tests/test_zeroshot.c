@@ -1,0 +1,366 @@
+// test_zeroshot.c: zero-shot scoring (eval/zeroshot.c, datasets/tasks.c) against a transformers transcription of
+// lm-evaluation-harness v0.4.5 (tests/golden/make_zeroshot_goldens.py: every request scored from scratch, no
+// KV cache, HF tokenizers): per item and choice the continuation log-likelihood to 1e-3, the greedy flag, the
+// continuation and (truncated) context token counts, and the metrics over those items exactly. Goldens cover the
+// first 50 items of all 8 tasks on tiny-opt and the first 25 of 5 tasks on tiny-llama (boolq includes contexts
+// truncated to the 256-token model context). Also: the string rules the prompts depend on (HellaSwag
+// preprocess, Python whitespace/len), the lm-eval request rules on hand-made items, and bad task files (the
+// error names FILE:LINE; with skip_bad_items the item is skipped and counted).
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "zeroshot.h"
+
+#define LL_TOL 1e-3
+
+typedef struct {
+    nt_model *m;
+    nt_tokenizer *tok;
+} loaded;
+
+static loaded load_model(const char *name) {
+    char rel[128];
+    snprintf(rel, sizeof(rel), "models/%s", name);
+    char *dir = tu_shared(rel);
+    loaded l = {0};
+    nt_err err;
+    cr_assert_eq(nt_model_load(&l.m, dir, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_tokenizer_load_dir(&l.tok, dir, &err), 0, "%s", err.msg);
+    free(dir);
+    return l;
+}
+
+static void unload(loaded *l) {
+    nt_model_free(&l->m);
+    nt_tokenizer_free(&l->tok);
+}
+
+static const cJSON *get(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    cr_assert_not_null(v, "golden: missing \"%s\"", k);
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Goldens
+
+static void check_golden(const char *model, const char *task) {
+    char rel[256];
+    snprintf(rel, sizeof(rel), "tests/golden/zeroshot/%s__%s.json", model, task);
+    char *path = tu_source(rel);
+    char *text = nt_read_file(path, NULL, NULL);
+    cr_assert_not_null(text, "cannot read %s (make it with tests/golden/make_zeroshot_goldens.py)", path);
+    cJSON *g = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(g, "%s: malformed golden", path);
+    long limit = (long)get(g, "limit")->valuedouble;
+    const cJSON *items = get(g, "items");
+
+    loaded l = load_model(model);
+    char *data = tu_shared("datasets");
+    nt_zs_result res;
+    nt_err err;
+    cr_assert_eq(nt_zeroshot_eval(l.m, l.tok, task, data, limit, false, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(res.n_items, cJSON_GetArraySize(items), "%s: %ld items scored, golden has %d", task, res.n_items,
+                 cJSON_GetArraySize(items));
+    cr_expect_eq(res.n_skipped, 0);
+    cr_expect_eq(res.max_length, (int)get(g, "max_length")->valuedouble);
+
+    double worst = 0.0;
+    int n_req = 0;
+    for (long i = 0; i < res.n_items; i++) {
+        const cJSON *it = cJSON_GetArrayItem(items, (int)i);
+        const cJSON *ll = get(it, "ll"), *gr = get(it, "greedy"), *ci = get(it, "cont_ids"), *nc = get(it, "n_ctx");
+        cr_assert_eq(res.item_line[i], (size_t)get(it, "line")->valuedouble, "%s item %ld: line", task, i);
+        cr_assert_eq(res.gold[i], get(it, "gold")->valueint, "%s item %ld: gold", task, i);
+        int nch = (int)(res.req_start[i + 1] - res.req_start[i]);
+        cr_assert_eq(nch, cJSON_GetArraySize(ll), "%s line %zu: %d choices, golden %d", task, res.item_line[i], nch,
+                     cJSON_GetArraySize(ll));
+        for (int c = 0; c < nch; c++, n_req++) {
+            size_t q = res.req_start[i] + (size_t)c;
+            double want = cJSON_GetArrayItem(ll, c)->valuedouble;
+            double d = fabs(res.loglik[q] - want);
+            worst = d > worst ? d : worst;
+            cr_expect(d <= LL_TOL, "%s %s line %zu choice %d: loglik %.6f, lm-eval %.6f", model, task,
+                      res.item_line[i], c, res.loglik[q], want);
+            cr_expect_eq(res.greedy[q], cJSON_IsTrue(cJSON_GetArrayItem(gr, c)), "%s line %zu choice %d: greedy",
+                         task, res.item_line[i], c);
+            cr_expect_eq(res.n_cont_tokens[q], cJSON_GetArraySize(cJSON_GetArrayItem(ci, c)),
+                         "%s line %zu choice %d: %d continuation tokens, lm-eval %d", task, res.item_line[i], c,
+                         res.n_cont_tokens[q], cJSON_GetArraySize(cJSON_GetArrayItem(ci, c)));
+            cr_expect_eq(res.n_ctx_tokens[q], cJSON_GetArrayItem(nc, c)->valueint,
+                         "%s line %zu choice %d: %d context tokens seen, lm-eval %d", task, res.item_line[i], c,
+                         res.n_ctx_tokens[q], cJSON_GetArrayItem(nc, c)->valueint);
+        }
+    }
+    const cJSON *metrics = get(g, "metrics");
+    cr_expect_eq(res.n_metrics, cJSON_GetArraySize(metrics), "%s: %d metrics, golden %d", task, res.n_metrics,
+                 cJSON_GetArraySize(metrics));
+    const cJSON *mj;
+    cJSON_ArrayForEach(mj, metrics) {
+        const nt_zs_metric *mt = nt_zs_result_metric(&res, mj->string);
+        cr_assert_not_null(mt, "%s: no metric %s", task, mj->string);
+        double v = get(mj, "value")->valuedouble, se = get(mj, "stderr")->valuedouble;
+        // accuracies are means of 0/1 decisions: identical; perplexity follows the logliks (1e-3 / item)
+        double tol = strcmp(mj->string, "perplexity") == 0 ? 1e-3 * v : 1e-12;
+        cr_expect(fabs(mt->value - v) <= tol, "%s %s %s: %.6f, lm-eval %.6f", model, task, mj->string, mt->value, v);
+        cr_expect(fabs(mt->stderr_ - se) <= (strcmp(mj->string, "perplexity") == 0 ? 1e-3 * se : 1e-12),
+                  "%s %s %s stderr: %.6f, golden %.6f", model, task, mj->string, mt->stderr_, se);
+    }
+    cr_log_info("%s %s: %ld items, %d requests, max |loglik diff| %.2e", model, task, res.n_items, n_req, worst);
+    nt_zs_result_free(&res);
+    free(data);
+    unload(&l);
+    cJSON_Delete(g);
+    free(path);
+}
+
+Test(golden_opt, lambada_openai) { check_golden("tiny-opt", "lambada_openai"); }
+Test(golden_opt, hellaswag) { check_golden("tiny-opt", "hellaswag"); }
+Test(golden_opt, piqa) { check_golden("tiny-opt", "piqa"); }
+Test(golden_opt, arc_easy) { check_golden("tiny-opt", "arc_easy"); }
+Test(golden_opt, arc_challenge) { check_golden("tiny-opt", "arc_challenge"); }
+Test(golden_opt, winogrande) { check_golden("tiny-opt", "winogrande"); }
+Test(golden_opt, boolq) { check_golden("tiny-opt", "boolq"); }
+Test(golden_opt, openbookqa) { check_golden("tiny-opt", "openbookqa"); }
+Test(golden_llama, lambada_openai) { check_golden("tiny-llama", "lambada_openai"); }
+Test(golden_llama, hellaswag) { check_golden("tiny-llama", "hellaswag"); }
+Test(golden_llama, arc_easy) { check_golden("tiny-llama", "arc_easy"); }
+Test(golden_llama, winogrande) { check_golden("tiny-llama", "winogrande"); }
+Test(golden_llama, boolq) { check_golden("tiny-llama", "boolq"); }
+
+// ---------------------------------------------------------------------------------------------------------
+// String rules (expected values from CPython 3.11 running lm-eval's preprocess / str methods)
+
+Test(strings, hellaswag_preprocess) {
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"  Making a cake: [header] How to bake [title] Preheat the oven. [step] Mix.  ",
+         "Making a cake: How to bake. Preheat the oven. Mix."},
+        {"x [a [b] c] y", "x c] y"},
+        {"a   b    c", "a  b  c"}, // one pass of "  " -> " "
+        {"unclosed [ bracket", "unclosed [ bracket"},
+        {"\xc2\xa0tab\there\xe2\x80\x83", "tab\there"}, // U+00A0 and U+2003 are whitespace to str.strip
+        {"[title]start", "start"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *s = nt_zs_hellaswag_preprocess(cases[i].in, strlen(cases[i].in));
+        cr_assert_not_null(s);
+        cr_expect_str_eq(s, cases[i].out, "preprocess(\"%s\")", cases[i].in);
+        free(s);
+    }
+}
+
+Test(strings, python_len_and_rstrip) {
+    cr_expect_eq(nt_zs_utf8_chars("caf\xc3\xa9 \xe2\x82\xac", 9), 6); // "café €"
+    cr_expect_eq(nt_zs_trailing_space("abc \t\n", 6), 3);
+    cr_expect_eq(nt_zs_trailing_space("abc\xc2\xa0 ", 6), 3);
+    cr_expect_eq(nt_zs_trailing_space("abc\xe3\x80\x80", 6), 3); // U+3000
+    cr_expect_eq(nt_zs_trailing_space("ab\xc3\xa0", 4), 0);      // "à" ends in 0xA0 but is not a space
+    cr_expect_eq(nt_zs_trailing_space("   ", 3), 3);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Request rules on hand-made items
+
+static char *dup(const char *s) { return strcpy(malloc(strlen(s) + 1), s); }
+
+// A one-item task with the given (context, continuation) requests.
+static nt_zs_task make_task(const char *name, int n, const char *const *ctx, const char *const *cont) {
+    nt_zs_task t = {0};
+    t.info = nt_zs_task_find(name);
+    t.path = dup("handmade.jsonl");
+    t.items = calloc(1, sizeof(nt_zs_item));
+    t.n_items = 1;
+    nt_zs_item *it = &t.items[0];
+    it->line = 1;
+    it->n_choices = n;
+    it->contexts = calloc((size_t)n, sizeof(char *));
+    it->continuations = calloc((size_t)n, sizeof(char *));
+    it->choice_chars = calloc((size_t)n, sizeof(long));
+    for (int i = 0; i < n; i++) {
+        it->contexts[i] = dup(ctx[i]);
+        it->continuations[i] = dup(cont[i]);
+        it->choice_chars[i] = (long)strlen(cont[i]);
+    }
+    return t;
+}
+
+Test(requests, trailing_space_moves_and_duplicates_and_empty_context) {
+    loaded l = load_model("tiny-opt");
+    nt_err err;
+    // "The cat " + "sat" is scored as "The cat" + " sat"; a repeated choice gets the same numbers; an empty
+    // context is the BOS token alone.
+    const char *ctx[] = {"The cat ", "The cat", "The cat", ""};
+    const char *cont[] = {"sat", " sat", " sat", "The cat sat"};
+    nt_zs_task t = make_task("openbookqa", 4, ctx, cont);
+    nt_zs_result res;
+    cr_assert_eq(nt_zeroshot_score(l.m, l.tok, &t, 0, false, &res, &err), 0, "%s", err.msg);
+    cr_expect(fabs(res.loglik[0] - res.loglik[1]) < 1e-5, "%f vs %f", res.loglik[0], res.loglik[1]);
+    cr_expect_eq(res.loglik[1], res.loglik[2]);
+    cr_expect_eq(res.n_ctx_tokens[0], res.n_ctx_tokens[1]);
+    cr_expect_eq(res.n_ctx_tokens[3], 1);
+    cr_expect_eq(res.n_cont_tokens[3], 3);
+    cr_expect(res.loglik[3] < res.loglik[1]);
+    nt_zs_result_free(&res);
+    nt_zs_task_free(&t);
+    unload(&l);
+}
+
+// Left truncation: with max_length 8 the model sees (ctx + cont)[-9:][:-1]; the same request written with
+// only those last tokens of context gives the same loglik.
+Test(requests, left_truncation) {
+    loaded l = load_model("tiny-llama");
+    nt_err err;
+    const char *ctx[] = {"one two three four five six seven eight nine ten eleven twelve", " eleven twelve"};
+    const char *cont[] = {" thirteen", " thirteen"};
+    nt_zs_task t = make_task("arc_easy", 2, ctx, cont);
+    nt_zs_result full, cut;
+    cr_assert_eq(nt_zeroshot_score(l.m, l.tok, &t, 0, false, &full, &err), 0, "%s", err.msg);
+    int nc = full.n_cont_tokens[1], nctx_short = full.n_ctx_tokens[1];
+    int max_len = nctx_short + nc - 1; // exactly what the short request needs
+    cr_assert_eq(nt_zeroshot_score(l.m, l.tok, &t, max_len, false, &cut, &err), 0, "%s", err.msg);
+    cr_expect_eq(cut.n_ctx_tokens[0], nctx_short, "%d context tokens seen, want %d", cut.n_ctx_tokens[0], nctx_short);
+    cr_expect(fabs(cut.loglik[0] - full.loglik[1]) < 1e-4, "%f vs %f", cut.loglik[0], full.loglik[1]);
+    cr_expect(fabs(full.loglik[0] - full.loglik[1]) > 1e-4, "the long context should matter untruncated");
+    nt_zs_result_free(&full);
+    nt_zs_result_free(&cut);
+    nt_zs_task_free(&t);
+    unload(&l);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Bad task files
+
+static void put(const char *dir, const char *rel, const char *body) {
+    char *sub = strdup(rel);
+    char *slash = strrchr(sub, '/');
+    if (slash) {
+        *slash = '\0';
+        char *d = nt_path_join(dir, sub);
+        mkdir(d, 0755);
+        free(d);
+    }
+    char *p = nt_path_join(dir, rel);
+    cr_assert_eq(tu_write_file(p, body, strlen(body)), 0, "writing %s", p);
+    free(p);
+    free(sub);
+}
+
+// Loads task from dir without and with skip_bad; expects the error to contain want and the skip run to keep
+// n_good items and skip n_bad.
+static void expect_bad(const char *dir, const char *task, const char *want, size_t n_good, size_t n_bad) {
+    nt_zs_task t;
+    nt_err err = {{0}};
+    cr_expect_eq(nt_zs_task_load(task, dir, 0, false, &t, &err), -1, "%s: a malformed item must fail", task);
+    cr_expect(strstr(err.msg, want) != NULL, "%s: error \"%s\" lacks \"%s\"", task, err.msg, want);
+    cr_expect(strchr(err.msg, '\n') == NULL, "one-line error: %s", err.msg);
+    cr_assert_eq(nt_zs_task_load(task, dir, 0, true, &t, &err), 0, "%s with skip: %s", task, err.msg);
+    cr_expect_eq(t.n_items, n_good, "%s: %zu items kept, want %zu", task, t.n_items, n_good);
+    cr_expect_eq(t.n_skipped, n_bad, "%s: %zu skipped, want %zu", task, t.n_skipped, n_bad);
+    nt_zs_task_free(&t);
+}
+
+Test(bad_input, malformed_lines_name_file_and_line) {
+    char *dir = tu_tmpdir();
+    put(dir, "arc/llmfoundry_arc_easy.jsonl",
+        "{\"query\": \"Question: a?\", \"choices\": [\"x\", \"y\"], \"gold\": 1}\n"
+        "\n"
+        "{\"query\": \"Question: b?\", \"choices\": [\"x\", \"y\"], \"gold\": 1\n"      // line 3: truncated JSON
+        "{\"query\": \"Question: c?\", \"choices\": [\"x\", \"y\"], \"gold\": 2}\n"     // line 4: gold out of range
+        "{\"query\": \"Question: d?\", \"choices\": [\"x\", \"y\"], \"gold\": 0}\n");
+    char want[512];
+    snprintf(want, sizeof(want), "%s/arc/llmfoundry_arc_easy.jsonl:3: malformed JSON", dir);
+    expect_bad(dir, "arc_easy", want, 2, 2);
+
+    put(dir, "boolq/llmfoundry_boolq.jsonl",
+        "{\"query\": \"Passage: p\\nQuestion: q?\", \"choices\": [\"no\", \"yes\"], \"gold\": 0}\n"
+        "{\"query\": \"p\\nQuestion: q?\", \"choices\": [\"no\", \"yes\"], \"gold\": 0}\n");
+    expect_bad(dir, "boolq", "llmfoundry_boolq.jsonl:2: \"query\" does not start with \"Passage: \"", 1, 1);
+
+    put(dir, "winogrande/llmfoundry_winogrande.jsonl",
+        "{\"context_options\": [\"A\", \"B\"], \"continuation\": \"c.\", \"gold\": 0}\n"
+        "{\"context_options\": [\"A\"], \"continuation\": \"c.\", \"gold\": 0}\n");
+    expect_bad(dir, "winogrande", "llmfoundry_winogrande.jsonl:2: \"context_options\" must be an array of 2", 1, 1);
+
+    put(dir, "lambada/lambada_test.jsonl", "{\"text\": \"a b c\"}\n{\"txt\": \"a b\"}\n{\"text\": \"d e\"}\n");
+    expect_bad(dir, "lambada_openai", "lambada_test.jsonl:2: missing string field \"text\"", 2, 1);
+
+    put(dir, "piqa/valid.jsonl",
+        "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n");
+    put(dir, "piqa/valid-labels.lst", "0\n2\n");
+    expect_bad(dir, "piqa", "valid.jsonl:2: its gold label (", 1, 1);
+
+    // hellaswag: line 8 (gold of the 2nd task) is not 0-3; the 3rd task is cut short
+    put(dir, "hellaswag/hellaswag_val_full.txt",
+        "ctx one\n0\ne1\ne2\ne3\ne4\n"
+        "ctx two\n7\ne1\ne2\ne3\ne4\n"
+        "ctx three\n1\ne1\n");
+    snprintf(want, sizeof(want), "%s/hellaswag/hellaswag_val_full.txt:8: the gold line", dir);
+    expect_bad(dir, "hellaswag", want, 1, 2);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(bad_input, limit_counts_skipped_items) {
+    char *dir = tu_tmpdir();
+    put(dir, "openbookqa/llmfoundry_openbook_qa.jsonl",
+        "{\"query\": \"q1\", \"choices\": [\"x\", \"y\"], \"gold\": 0}\n"
+        "not json\n"
+        "{\"query\": \"q3\", \"choices\": [\"x\", \"y\"], \"gold\": 1}\n"
+        "{\"query\": \"q4\", \"choices\": [\"x\", \"y\"], \"gold\": 1}\n");
+    nt_zs_task t;
+    nt_err err;
+    cr_assert_eq(nt_zs_task_load("openbookqa", dir, 3, true, &t, &err), 0, "%s", err.msg);
+    cr_expect_eq(t.n_items, 2);
+    cr_expect_eq(t.n_skipped, 1);
+    cr_expect_eq(t.items[1].line, 3);
+    cr_expect_str_eq(t.items[1].contexts[0], "q3");
+    cr_expect_str_eq(t.items[1].continuations[1], " y");
+    nt_zs_task_free(&t);
+    // the malformed line is past the limit: no error
+    cr_expect_eq(nt_zs_task_load("openbookqa", dir, 1, false, &t, &err), 0, "%s", err.msg);
+    nt_zs_task_free(&t);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(bad_input, missing_file_unknown_task_and_scoring_errors) {
+    char *dir = tu_tmpdir();
+    nt_zs_task t;
+    nt_err err;
+    cr_expect_eq(nt_zs_task_load("piqa", dir, 0, false, &t, &err), -1);
+    cr_expect(strstr(err.msg, "piqa/valid-labels.lst: No such file") != NULL, "%s", err.msg);
+    cr_expect_eq(nt_zs_task_load("lambada_openai", dir, 0, true, &t, &err), -1);
+    cr_expect(strstr(err.msg, "lambada/lambada_test.jsonl: No such file") != NULL, "%s", err.msg);
+    cr_expect_eq(nt_zs_task_load("mmlu", dir, 0, false, &t, &err), -1);
+    cr_expect(strstr(err.msg, "unknown zero-shot task \"mmlu\"") != NULL, "%s", err.msg);
+    cr_expect(!nt_zeroshot_task_known("mmlu"));
+    for (int i = 0; NT_ZS_TASK_NAMES[i]; i++) cr_expect(nt_zeroshot_task_known(NT_ZS_TASK_NAMES[i]));
+    put(dir, "lambada/lambada_test.jsonl", "\n  \n");
+    cr_expect_eq(nt_zs_task_load("lambada_openai", dir, 0, false, &t, &err), -1);
+    cr_expect(strstr(err.msg, "lambada_test.jsonl: empty dataset file") != NULL, "%s", err.msg);
+
+    // a continuation longer than the model context: an error naming the line, or skipped
+    loaded l = load_model("tiny-opt");
+    put(dir, "lambada/lambada_test.jsonl", "{\"text\": \"a b\"}\n{\"text\": \"a bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}\n");
+    nt_zs_task_load("lambada_openai", dir, 0, false, &t, &err);
+    nt_zs_result res;
+    cr_expect_eq(nt_zeroshot_score(l.m, l.tok, &t, 4, false, &res, &err), -1);
+    cr_expect(strstr(err.msg, "lambada_test.jsonl:2: choice 0: the continuation has") != NULL, "%s", err.msg);
+    cr_assert_eq(nt_zeroshot_score(l.m, l.tok, &t, 4, true, &res, &err), 0, "%s", err.msg);
+    cr_expect_eq(res.n_items, 1);
+    cr_expect_eq(res.n_skipped, 1);
+    nt_zs_result_free(&res);
+    nt_zs_task_free(&t);
+    unload(&l);
+    tu_rmtree(dir);
+    free(dir);
+}
