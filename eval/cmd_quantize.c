@@ -84,7 +84,8 @@ int nt_cmd_quantize(int argc, char **argv) {
         status = 2;
         goto done;
     }
-    if (strcmp(q.method, "gptq") == 0 && nt_tokenizer_load_dir(&tok, model_dir, &err)) goto fail;
+    bool calibrate = strncmp(q.method, "gptq", 4) == 0 || q.nt; // calibration text needs the tokenizer
+    if (calibrate && nt_tokenizer_load_dir(&tok, model_dir, &err)) goto fail;
     if (nt_quantize_model(m, tok, data_dir, &q, &stats, &err) || nt_qcheckpoint_save(m, out, &err)) goto fail;
     fprintf(stderr, "%s: %s W%d g%d%s%s in %.1f s (calibration %.1f s, quantizer %.1f s); wrote %s\n", m->name,
             m->quant.method, m->quant.wbits, m->quant.group_size, m->quant.calib[0] ? ", calib " : "",

@@ -159,7 +159,7 @@ static void attention_forward(const nt_model *m, nt_run *r, int l, int n, int po
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, scale, r->q + (size_t)h * hd, qd, Kh, kvd,
                     0.0f, S, L);
     }
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (n > 1) // one decoded token: too little work to wake threads
     for (int h = 0; h < H; h++) {
         for (int t = 0; t < n; t++) {
             float *row = r->scores + ((size_t)h * n + t) * L;

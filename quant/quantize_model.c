@@ -78,10 +78,12 @@ int nt_quant_opts_check(const nt_quant_opts *o, const nt_model *m, nt_err *err) 
 void nt_quant_stats_free(nt_quant_stats *s) {
     free(s->seconds_per_layer);
     free(s->nt_lr_used);
+    free(s->nt_seconds);
     free(s->nt_loss_before);
     free(s->nt_loss_after);
     s->seconds_per_layer = NULL;
     s->nt_lr_used = NULL;
+    s->nt_seconds = NULL;
     s->nt_loss_before = s->nt_loss_after = NULL;
 }
 
@@ -355,10 +357,11 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
     st.seconds_per_layer = calloc((size_t)c->n_layers, sizeof(double));
     if (o->nt) {
         st.nt_lr_used = calloc((size_t)c->n_layers, sizeof(float));
+        st.nt_seconds = calloc((size_t)c->n_layers, sizeof(double));
         st.nt_loss_before = calloc((size_t)c->n_layers, sizeof(double));
         st.nt_loss_after = calloc((size_t)c->n_layers, sizeof(double));
     }
-    if (!st.seconds_per_layer || (o->nt && (!st.nt_lr_used || !st.nt_loss_before || !st.nt_loss_after))) {
+    if (!st.seconds_per_layer || (o->nt && (!st.nt_lr_used || !st.nt_seconds || !st.nt_loss_before || !st.nt_loss_after))) {
         nt_quant_stats_free(&st);
         return nt_fail(err, "out of memory");
     }
@@ -457,7 +460,8 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
         if (o->nt) {
             double t0 = nt_time();
             if (tweak_block(m, l, x, yf, N, T, o, &st, err)) goto done;
-            st.seconds_tweak += nt_time() - t0;
+            st.nt_seconds[l] = nt_time() - t0;
+            st.seconds_tweak += st.nt_seconds[l];
         }
         if (calibrate) run_block(m, r, l, x, N, T, true, scratch); // the quantized block's outputs feed the next
         st.seconds_per_layer[l] = nt_time() - tl;

@@ -57,6 +57,7 @@ typedef struct {
     double seconds_tweak;       // norm tweaking (grid search included)
     // norm tweaking, per block (n_layers), malloc'd when tweaking ran:
     float *nt_lr_used;          // the learning rate applied (0: the grid chose not to tweak)
+    double *nt_seconds;         // time spent tweaking the block
     double *nt_loss_before;     // mean loss on the held-out samples (or all, without hold-out) before tweaking
     double *nt_loss_after;      // and after
 } nt_quant_stats;
