@@ -57,10 +57,7 @@ int nt_cmd_eval(int argc, char **argv) {
                                         {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
                                         {"skip-bad-items", no_argument, 0, 'k'}};
     struct option opts[64];
-    size_t n_own = sizeof(own) / sizeof(own[0]), k = 0;
-    memcpy(opts, own, sizeof(own));
-    while (nt_quant_long_options[k].name) opts[n_own + k] = nt_quant_long_options[k], k++;
-    memset(&opts[n_own + k], 0, sizeof(opts[0]));
+    nt_quant_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
     nt_quant_opts q = nt_quant_opts_make("fp", 4, 128);
     bool method_set = false;
     nt_err err = {0};

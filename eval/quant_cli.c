@@ -30,6 +30,13 @@ static int parse_float(const char *opt, const char *s, float *v, nt_err *err) {
     return 0;
 }
 
+void nt_quant_merge_options(const struct option *own, size_t n_own, struct option *out, size_t cap) {
+    size_t k = 0;
+    memcpy(out, own, n_own * sizeof(*own));
+    while (nt_quant_long_options[k].name && n_own + k + 1 < cap) out[n_own + k] = nt_quant_long_options[k], k++;
+    memset(&out[n_own + k], 0, sizeof(*out));
+}
+
 static int parse_int(const char *opt, const char *s, long *v, nt_err *err) {
     char *end = NULL;
     *v = strtol(s, &end, 10);

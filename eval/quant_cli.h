@@ -32,6 +32,9 @@ extern const struct option nt_quant_long_options[];
     "  --nt-iters N      passes over the calibration samples (default 1)\n"                                         \
     "  --nt-batch N      samples per Adam step (default 1)\n"
 
+// out = own (n_own entries) followed by nt_quant_long_options and the zero terminator (cap >= n_own + 32).
+void nt_quant_merge_options(const struct option *own, size_t n_own, struct option *out, size_t cap);
+
 // Applies option `c` (a val from nt_quant_long_options) with its argument. Returns 1 if c is not a
 // quantization option, 0 when applied, -1 on a bad value (err set).
 int nt_quant_option(int c, const char *arg, nt_quant_opts *o, bool *method_set, nt_err *err);

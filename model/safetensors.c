@@ -720,3 +720,33 @@ int nt_st_write(const char *path, const nt_st_tensor *tensors, size_t n, const c
     free(hdr);
     return rc;
 }
+
+int nt_st_list_add(nt_st_list *L, const char *name, nt_dtype dt, int ndim, const int64_t *shape, const void *data,
+                   size_t nbytes) {
+    if (ndim < 0 || ndim > NT_ST_MAX_DIMS) return -1;
+    if (L->n == L->cap) {
+        size_t cap = L->cap ? 2 * L->cap : 256;
+        nt_st_tensor *t = realloc(L->t, cap * sizeof(*t));
+        if (!t) return -1;
+        L->t = t;
+        L->cap = cap;
+    }
+    char *nm = strdup(name);
+    if (!nm) return -1;
+    nt_st_tensor *t = &L->t[L->n++];
+    memset(t, 0, sizeof(*t));
+    t->name = nm;
+    t->dtype = dt;
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i], t->numel *= shape[i];
+    t->data = data;
+    t->nbytes = nbytes;
+    return 0;
+}
+
+void nt_st_list_free(nt_st_list *L) {
+    for (size_t i = 0; i < L->n; i++) free(L->t[i].name);
+    free(L->t);
+    memset(L, 0, sizeof(*L));
+}

@@ -56,6 +56,16 @@ const char *nt_st_metadata(const nt_safetensors *st, const char *key);
 int nt_st_load_f32(const nt_safetensors *st, const char *name, int ndim, const int64_t *shape, float **out,
                    nt_err *err);
 
+// A growable list of tensors to write: each name is copied (owned by the list), data is borrowed.
+typedef struct {
+    nt_st_tensor *t;
+    size_t n, cap;
+} nt_st_list;
+// Appends a tensor of ndim dims (shape) pointing at data (nbytes); -1 only when out of memory.
+int nt_st_list_add(nt_st_list *L, const char *name, nt_dtype dt, int ndim, const int64_t *shape, const void *data,
+                   size_t nbytes);
+void nt_st_list_free(nt_st_list *L);
+
 // Writes tensors (data taken from each tensor's data/nbytes) and optional string metadata
 // (meta_kv: n_meta key,value pairs) to path, through a temporary file renamed into place.
 int nt_st_write(const char *path, const nt_st_tensor *tensors, size_t n, const char *const *meta_kv, size_t n_meta,

@@ -275,39 +275,15 @@ int nt_gptq_from_qlinear(nt_gptq_linear *g, const nt_qlinear *q, nt_qfmt fmt, nt
 
 // The tensors being written and the buffers they point into.
 typedef struct {
-    nt_st_tensor *t;
-    size_t n, cap;
+    nt_st_list list;
     nt_gptq_linear *lin;
     size_t n_lin, cap_lin;
-    char **names;
 } out_list;
 
 static int push(out_list *L, const char *name, nt_dtype dt, int ndim, int64_t d0, int64_t d1, const void *data,
                 size_t nbytes) {
-    if (L->n == L->cap) {
-        size_t cap = L->cap ? 2 * L->cap : 256;
-        nt_st_tensor *t = realloc(L->t, cap * sizeof(*t));
-        if (!t) return -1;
-        L->t = t;
-        char **names = realloc(L->names, cap * sizeof(char *));
-        if (!names) return -1;
-        L->names = names;
-        L->cap = cap;
-    }
-    char *nm = strdup(name);
-    if (!nm) return -1;
-    L->names[L->n] = nm;
-    nt_st_tensor *t = &L->t[L->n++];
-    memset(t, 0, sizeof(*t));
-    t->name = nm;
-    t->dtype = dt;
-    t->ndim = ndim;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
-    t->numel = ndim == 2 ? d0 * d1 : d0;
-    t->data = data;
-    t->nbytes = nbytes;
-    return 0;
+    int64_t shape[2] = {d0, d1};
+    return nt_st_list_add(&L->list, name, dt, ndim, shape, data, nbytes);
 }
 
 static int push_gptq(out_list *L, const char *base, const nt_gptq_linear *g) {
@@ -446,10 +422,7 @@ int nt_gptq_export(const char *qdir, const char *out_dir, nt_qfmt fmt, nt_err *e
             }
             if (push_gptq(&L, base, &L.lin[L.n_lin++])) goto oom;
         } else if (!is_qpart(st, t->name)) { // embeddings, norms, biases, lm_head: as they are
-            if (push(&L, t->name, t->dtype, t->ndim, 0, 0, t->data, t->nbytes)) goto oom;
-            nt_st_tensor *c = &L.t[L.n - 1];
-            memcpy(c->shape, t->shape, sizeof(t->shape));
-            c->numel = t->numel;
+            if (nt_st_list_add(&L.list, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes)) goto oom;
         }
     }
     m->quant.act_order = desc_act;
@@ -460,7 +433,7 @@ int nt_gptq_export(const char *qdir, const char *out_dir, nt_qfmt fmt, nt_err *e
     {
         const char *meta[] = {"format", "pt", "quantized_by", "normtweak"};
         nt_qcheckpoint_text texts[2] = {{"config.json", cfg}, {"quantize_config.json", qc}};
-        if (nt_qcheckpoint_write_dir(out_dir, qdir, L.t, L.n, meta, 2, texts, 2, err)) goto done;
+        if (nt_qcheckpoint_write_dir(out_dir, qdir, L.list.t, L.list.n, meta, 2, texts, 2, err)) goto done;
     }
     rc = 0;
     goto done;
@@ -468,10 +441,8 @@ oom:
     nt_fail(err, "out of memory exporting %s", qdir);
 done:
     for (size_t i = 0; i < L.n_lin; i++) nt_gptq_linear_free(&L.lin[i]);
-    for (size_t i = 0; i < L.n; i++) free(L.names[i]);
     free(L.lin);
-    free(L.names);
-    free(L.t);
+    nt_st_list_free(&L.list);
     free(qc);
     free(cfg);
     nt_st_close(&st);

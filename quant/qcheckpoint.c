@@ -113,39 +113,14 @@ static param_kind classify(const nt_model *m, const char *name, int *layer, int 
 // building the tensor list
 
 typedef struct {
-    nt_st_tensor *t;
-    size_t n, cap;
+    nt_st_list list;
     void **owned; // buffers to free
     size_t n_owned;
-    char **names;
-    size_t n_names;
 } tensor_list;
 
 static int add_tensor(tensor_list *L, const char *name, nt_dtype dt, int ndim, const int64_t *shape,
                       const void *data, size_t nbytes) {
-    if (L->n == L->cap) {
-        size_t cap = L->cap ? 2 * L->cap : 256;
-        nt_st_tensor *t = realloc(L->t, cap * sizeof(*t));
-        if (!t) return -1;
-        L->t = t;
-        char **names = realloc(L->names, cap * sizeof(char *));
-        if (!names) return -1;
-        L->names = names;
-        L->cap = cap;
-    }
-    char *nm = strdup(name);
-    if (!nm) return -1;
-    L->names[L->n_names++] = nm;
-    nt_st_tensor *t = &L->t[L->n++];
-    memset(t, 0, sizeof(*t));
-    t->name = nm;
-    t->dtype = dt;
-    t->ndim = ndim;
-    t->numel = 1;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i], t->numel *= shape[i];
-    t->data = data;
-    t->nbytes = nbytes;
-    return 0;
+    return nt_st_list_add(&L->list, name, dt, ndim, shape, data, nbytes);
 }
 
 static void *own(tensor_list *L, void *p) {
@@ -362,7 +337,7 @@ int nt_qcheckpoint_save(const nt_model *m, const char *out_dir, nt_err *err) {
         char *qc = quantize_config_text(m);
         if (!qc) goto oom;
         nt_qcheckpoint_text texts[1] = {{"quantize_config.json", qc}};
-        int r2 = nt_qcheckpoint_write_dir(out_dir, m->dir, L.t, L.n, meta, 2, texts, 1, err);
+        int r2 = nt_qcheckpoint_write_dir(out_dir, m->dir, L.list.t, L.list.n, meta, 2, texts, 1, err);
         free(qc);
         if (r2) goto done;
     }
@@ -372,10 +347,8 @@ oom:
     nt_fail(err, "out of memory writing %s", out_dir);
 done:
     for (size_t i = 0; i < L.n_owned; i++) nt_qlinear_free((nt_qlinear **)&L.owned[i]);
-    for (size_t i = 0; i < L.n_names; i++) free(L.names[i]);
     free(L.owned);
-    free(L.names);
-    free(L.t);
+    nt_st_list_free(&L.list);
     nt_st_close(&st);
     return rc;
 }
