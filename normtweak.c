@@ -33,6 +33,7 @@ static const struct {
     {"table", nt_cmd_table, "comparison tables (Markdown, CSV) from results CSVs: methods x bits x tasks, deltas"},
     {"plot", nt_cmd_plot, "plots with gnuplot: quality vs bits per model x task, or kernel speedup vs M"},
     {"gate", nt_cmd_gate, "compare a candidate results CSV with a baseline: exit 1 when a metric regresses"},
+    {"bench", nt_cmd_bench, "time the quantized CUDA kernels against cuBLASLt fp16 on real layer shapes (CSV)"},
     {"version", cmd_version, "the build's commit and features"},
 };
 

@@ -9,9 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef NT_GIT_COMMIT
-#define NT_GIT_COMMIT "unknown"
-#endif
+extern const char *nt_git_commit; // build/nt_commit.c, written at every build (cmake/git_commit.cmake)
 
 int nt_fail(nt_err *err, const char *fmt, ...) {
     if (err) {
@@ -165,4 +163,4 @@ uint16_t nt_f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
-const char *nt_build_commit(void) { return NT_GIT_COMMIT; }
+const char *nt_build_commit(void) { return nt_git_commit; }

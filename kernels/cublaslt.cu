@@ -1,0 +1,136 @@
+// cublaslt.cu: the dense baseline of the benchmark: Y (M, N) fp16 = X (M, K) fp16 . W^T with W (N, K) fp16,
+// through cublasLtMatmul with fp32 compute (reference: nt_ref_gemm_f16 in kernels_ref.c).
+//
+// Row-major Y (M, N) is column-major Y^T (N, M), so the call computes Y^T = W . X^T: A = W seen column-major as
+// (K, N) with ld K and op T, B = X as (K, M) with ld K and op N, C = D = Y^T (N, M) with ld N. The algorithm is
+// cuBLASLt's first heuristic answer for the shape under a 32 MiB workspace (NVIDIA's advice for Hopper);
+// descriptors and algorithm are cached per (M, N, K), so a timed call does no host-side planning.
+#include <cublasLt.h>
+#include <string.h>
+
+#include "gpu_common.cuh"
+
+#define LT_WORKSPACE ((size_t)32 << 20)
+#define LT_PLANS 64
+
+typedef struct {
+    int M, N, K;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+} lt_plan;
+
+struct nt_lt_state {
+    cublasLtHandle_t handle;
+    void *workspace;
+    lt_plan plans[LT_PLANS];
+    int n_plans, next; // a full cache replaces round-robin
+};
+
+static const char *lt_status_name(cublasStatus_t s) {
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "success";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "not initialized";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "allocation failed";
+    case CUBLAS_STATUS_INVALID_VALUE: return "invalid value";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "architecture mismatch";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "execution failed";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "internal error";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "not supported";
+    default: return "error";
+    }
+}
+
+#define LT_TRY(call)                                                                                         \
+    do {                                                                                                     \
+        cublasStatus_t s_ = (call);                                                                          \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                                     \
+            return nt_fail(err, "%s:%d: %s: cuBLASLt %s (%d)", __FILE__, __LINE__, #call, lt_status_name(s_), \
+                           (int)s_);                                                                         \
+    } while (0)
+
+static void plan_destroy(lt_plan *p) {
+    if (p->op) cublasLtMatmulDescDestroy(p->op);
+    if (p->a) cublasLtMatrixLayoutDestroy(p->a);
+    if (p->b) cublasLtMatrixLayoutDestroy(p->b);
+    if (p->c) cublasLtMatrixLayoutDestroy(p->c);
+    memset(p, 0, sizeof *p);
+}
+
+void nt_gpu_lt_free(nt_gpu_ctx *ctx) {
+    struct nt_lt_state *lt = ctx->lt;
+    if (!lt) return;
+    for (int i = 0; i < lt->n_plans; i++) plan_destroy(&lt->plans[i]);
+    if (lt->workspace) cudaFree(lt->workspace);
+    if (lt->handle) cublasLtDestroy(lt->handle);
+    free(lt);
+    ctx->lt = NULL;
+}
+
+static int lt_init(nt_gpu_ctx *ctx, nt_err *err) {
+    if (ctx->lt) return 0;
+    struct nt_lt_state *lt = (struct nt_lt_state *)calloc(1, sizeof *lt);
+    if (!lt) return nt_fail(err, "out of memory");
+    ctx->lt = lt;
+    LT_TRY(cublasLtCreate(&lt->handle));
+    NT_CUDA_TRY(cudaMalloc(&lt->workspace, LT_WORKSPACE));
+    return 0;
+}
+
+static int plan_make(struct nt_lt_state *lt, lt_plan *p, int M, int N, int K, nt_err *err) {
+    memset(p, 0, sizeof *p);
+    p->M = M;
+    p->N = N;
+    p->K = K;
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    LT_TRY(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16F, (uint64_t)K, (uint64_t)N, (int64_t)K)); // W^T view
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16F, (uint64_t)K, (uint64_t)M, (int64_t)K)); // X^T view
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_16F, (uint64_t)N, (uint64_t)M, (int64_t)N)); // Y^T view
+    cublasLtMatmulPreference_t pref = NULL;
+    LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
+    size_t ws = LT_WORKSPACE;
+    cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                                            sizeof ws);
+    cublasLtMatmulHeuristicResult_t res;
+    memset(&res, 0, sizeof res);
+    int found = 0;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic(lt->handle, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS || found < 1)
+        return nt_fail(err, "cuBLASLt has no algorithm for the fp16 GEMM M=%d N=%d K=%d (%s)", M, N, K,
+                       lt_status_name(s));
+    p->algo = res.algo;
+    return 0;
+}
+
+static int plan_get(struct nt_lt_state *lt, int M, int N, int K, lt_plan **out, nt_err *err) {
+    for (int i = 0; i < lt->n_plans; i++)
+        if (lt->plans[i].M == M && lt->plans[i].N == N && lt->plans[i].K == K) {
+            *out = &lt->plans[i];
+            return 0;
+        }
+    int slot = lt->n_plans < LT_PLANS ? lt->n_plans++ : (lt->next++ % LT_PLANS);
+    plan_destroy(&lt->plans[slot]);
+    if (plan_make(lt, &lt->plans[slot], M, N, K, err)) {
+        plan_destroy(&lt->plans[slot]); // leaves a zeroed slot (M = 0) that never matches
+        return -1;
+    }
+    *out = &lt->plans[slot];
+    return 0;
+}
+
+int nt_gpu_gemm_f16(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, uint16_t *Y, int M, int N, int K,
+                    nt_err *err) {
+    if (M < 1 || N < 1 || K < 1) return nt_fail(err, "gemm: empty shape M=%d N=%d K=%d", M, N, K);
+    if (lt_init(ctx, err)) return -1;
+    lt_plan *p = NULL;
+    if (plan_get(ctx->lt, M, N, K, &p, err)) return -1;
+    const float alpha = 1.0f, beta = 0.0f;
+    LT_TRY(cublasLtMatmul(ctx->lt->handle, p->op, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y, p->c, &p->algo,
+                          ctx->lt->workspace, LT_WORKSPACE, ctx->stream));
+    return 0;
+}

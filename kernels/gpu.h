@@ -1,0 +1,159 @@
+// gpu.h: the CUDA side of normtweak: fp16-activation x packed-weight matrix products on the device (a GEMV kernel
+// for M <= 8 and a tensor-core kernel for larger M), the dense cuBLASLt fp16 baseline, device memory and timing
+// helpers, and the load-time layout the kernels read. C API, usable from C and from the .cu files.
+//
+// Implementations: kernels/gpu.cu (device, context, memory, timing), kernels/qgemm.cu (the quantized kernels),
+// kernels/cublaslt.cu (the dense baseline); kernels/gpu_none.c replaces all three in a build without nvcc, where
+// every call fails with "normtweak built without CUDA". kernels/kernels_ref.c holds the scalar CPU references and
+// the load-time layout (plain C, built in both cases).
+//
+// The interchange format is quant.h's nt_qlinear, read as it is. At upload the layout step
+// (nt_qgemm_layout_make) may reorder the K dimension once, so that every 32-value pack of K lies in one group:
+//   - g_idx trivial (k / group_size, or all 0 per channel; also act-order with static groups): nothing moves;
+//     the qweight is uploaded as is, and the kernels read X columns directly.
+//   - otherwise (act-order: g_idx[perm[j]] = j / group_size, or any valid g_idx): K columns are sorted by group
+//     (stable), each group padded with zero-activation columns to a multiple of 32, qweight repacked in that
+//     order (same packed format, columns reordered), and kmap[k'] gives the original column of each kernel
+//     column k' (-1 for padding). The kernels gather X by kmap (GEMV: while staging X in shared memory; MMA: one
+//     gather pass into a scratch copy of X). So act-order costs a gather of X, never a per-k scale lookup.
+// Dequantization is quant.h's W[n][k] = scale_fp16[g][n] * (q - zero) in fp32 (zero = zeros[g][n], or 2^(bits-1)
+// when symmetric); the GEMV kernel keeps it in fp32, the tensor-core kernel rounds it to fp16 for the MMA
+// (nt_ref_qgemm's w_f16 flag reproduces that rounding). Both accumulate in fp32 and write fp16 Y.
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "nt.h"
+
+// ------------------------------------------------------------------------------------------ load-time layout
+// What the kernels read (host copy; nt_gpu_qlinear_upload_layout copies it to the device).
+typedef struct {
+    int N, K;                // out, in of the nt_qlinear
+    int Kp;                  // K in kernel order, padded: a multiple of 32
+    int npacks;              // Kp / 32
+    int bits;                // 2, 3, 4, 8
+    int group_size;          // as in the nt_qlinear (-1: per channel)
+    int n_groups;
+    int sym_zero;            // 2^(bits-1): the zero point when zeros == NULL
+    const uint32_t *qweight; // (npacks*bits, N) quant.h's packing, K in kernel order (q's own array or owned)
+    const uint16_t *scales;  // (n_groups, N) fp16, borrowed from the nt_qlinear
+    const uint8_t *zeros;    // (n_groups, N) or NULL (symmetric), borrowed
+    int32_t *pack_group;     // (npacks) owned: the group of each pack
+    int32_t *kmap;           // (Kp) owned: the original column of kernel column k' (-1: padding); NULL = identity
+    uint32_t *qweight_owned; // the reordered copy when K moved, else NULL
+} nt_qgemm_layout;
+
+void nt_qgemm_layout_free(nt_qgemm_layout *lay);
+
+// ------------------------------------------------------------------------------------------------- device
+typedef struct {
+    char name[256];
+    int device;
+    int cc_major, cc_minor;
+    int sm_count;
+    int sm_clock_mhz;  // peak SM clock (cudaDevAttrClockRate)
+    int mem_clock_mhz; // peak memory clock (cudaDevAttrMemoryClockRate)
+    int mem_bus_bits;
+    size_t l2_bytes;
+    size_t mem_bytes;
+    size_t smem_optin_bytes; // shared memory a block can get after cudaFuncSetAttribute
+} nt_gpu_info;
+
+// Number of CUDA devices (> 0), or -1 with a message: "normtweak built without CUDA", or the CUDA runtime's
+// reason ("cudaGetDeviceCount: no CUDA-capable device is detected"), or "no CUDA device found".
+int nt_gpu_device_count(nt_err *err);
+int nt_gpu_info_get(int device, nt_gpu_info *info, nt_err *err);
+
+// A context: the device, its info, scratch memory (split-K partials, gathered X; grows on demand), an L2 flush
+// buffer for timing, and the cuBLASLt handle with its workspace and plan cache. Work goes to the legacy default
+// stream. One context per host thread.
+typedef struct nt_gpu_ctx nt_gpu_ctx;
+int nt_gpu_ctx_create(nt_gpu_ctx **ctx, int device, nt_err *err);
+void nt_gpu_ctx_free(nt_gpu_ctx **ctx);
+const nt_gpu_info *nt_gpu_ctx_info(const nt_gpu_ctx *ctx);
+
+// Device memory for the tests and the benchmark (all synchronous except nt_gpu_memset).
+int nt_gpu_malloc(void **p, size_t bytes, nt_err *err);
+void nt_gpu_free(void **p);
+int nt_gpu_upload(void *dst, const void *src, size_t bytes, nt_err *err);
+int nt_gpu_download(void *dst, const void *src, size_t bytes, nt_err *err);
+int nt_gpu_memset(void *dst, int value, size_t bytes, nt_err *err);
+int nt_gpu_sync(nt_err *err); // waits for the device; reports errors of earlier asynchronous work
+
+// ------------------------------------------------------------------------------------- quantized products
+typedef struct nt_gpu_qlinear nt_gpu_qlinear;
+
+// Copies a layout's arrays to the device.
+int nt_gpu_qlinear_upload_layout(nt_gpu_qlinear **d, const nt_qgemm_layout *lay, nt_err *err);
+void nt_gpu_qlinear_free(nt_gpu_qlinear **d);
+// Bytes a product streams from the weights: qweight + scales + zeros (what the GB/s of the benchmark counts).
+size_t nt_gpu_qlinear_weight_bytes(const nt_gpu_qlinear *d);
+
+typedef enum {
+    NT_QKERNEL_AUTO = 0, // GEMV for M <= NT_QGEMV_MAX_M, else MMA
+    NT_QKERNEL_GEMV,     // memory-bound: qweight streamed along N, X in shared memory, split over K
+    NT_QKERNEL_MMA,      // tensor cores: dequantized to fp16 in shared memory, mma.sync m16n8k16, cp.async x2
+} nt_qkernel;
+#define NT_QGEMV_MAX_M 8
+
+const char *nt_qkernel_name(nt_qkernel k);
+// The kernel AUTO runs for M rows.
+nt_qkernel nt_qkernel_pick(int M);
+
+// Y (M, N) fp16 = X (M, K) fp16 . dequant(W)^T, X and Y device pointers, rows contiguous (leading dimension K
+// and N). Asynchronous (check with nt_gpu_sync); fails at once on bad arguments or launch errors.
+int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *X, uint16_t *Y, int M, nt_qkernel kernel,
+                 nt_err *err);
+// W (N, K) fp16 row-major, in the original column order: the dense weights the baseline multiplies.
+int nt_gpu_qdequantize(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, uint16_t *W, nt_err *err);
+
+// ------------------------------------------------------------------------------------- dense baseline
+// Y (M, N) fp16 = X (M, K) fp16 . W^T, W (N, K) fp16 row-major, fp32 compute (cublasLtMatmul; the algorithm is
+// cuBLASLt's first heuristic answer for the shape, cached per shape, with a 32 MiB workspace).
+int nt_gpu_gemm_f16(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, uint16_t *Y, int M, int N, int K,
+                    nt_err *err);
+
+// ----------------------------------------------------------------------------------------------- timing
+// Runs launch(arg) warmup times, then reps times, each repetition between two CUDA events, the L2 flushed
+// before each one (a memset of a buffer twice the L2 size, outside the events) when flush_l2. *median_us gets
+// the median of the repetitions (reps >= 1).
+typedef int (*nt_gpu_launch_fn)(void *arg, nt_err *err);
+int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int warmup, int reps, bool flush_l2,
+                double *median_us, nt_err *err);
+// Device-to-device copy bandwidth, GB/s (bytes read + bytes written, median of reps copies of `bytes` bytes).
+int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int reps, double *gbps, nt_err *err);
+
+// ------------------------------------------------------------------------- C-only: the nt_qlinear entry points
+#ifndef __cplusplus
+#include "quant.h"
+
+// The layout of q (see the top of this file); q must stay alive while the layout is used (scales and zeros are
+// borrowed, and so is qweight when nothing moved).
+int nt_qgemm_layout_make(nt_qgemm_layout *lay, const nt_qlinear *q, nt_err *err);
+// nt_qgemm_layout_make + nt_gpu_qlinear_upload_layout.
+int nt_gpu_qlinear_upload(nt_gpu_qlinear **d, const nt_qlinear *q, nt_err *err);
+
+// ------------------------------------------------------------------------------ scalar CPU references
+// Y (M, N) fp32 = X (M, K) . W^T, W dequantized from q's arrays by a scalar bit-stream read of quant.h's layout
+// (independent of pack.c), accumulated in double. w_f16: round each dequantized weight to fp16 first (what the
+// tensor-core kernel feeds the MMA); off: fp32 weights (what the GEMV kernel uses).
+void nt_ref_qgemm(const nt_qlinear *q, const uint16_t *X /*(M, K) fp16*/, int M, bool w_f16, float *Y /*(M, N)*/);
+void nt_ref_qgemm_f32(const nt_qlinear *q, const float *X /*(M, K)*/, int M, bool w_f16, float *Y /*(M, N)*/);
+// The kernels' arithmetic on the CPU, over a layout: per pack, fp32 sums of x * (q - zero) times the pack's
+// group scale, kmap gathers X, padding reads zero. Checks the layout (act-order, padding) without a GPU.
+void nt_ref_qgemm_layout(const nt_qgemm_layout *lay, const uint16_t *X /*(M, K) fp16*/, int M, float *Y /*(M, N)*/);
+#endif
+
+// Y (M, N) fp32 = X (M, K) fp16 . W^T, W (N, K) fp16, double accumulation: the reference of nt_gpu_gemm_f16.
+void nt_ref_gemm_f16(const uint16_t *X, const uint16_t *W, int M, int N, int K, float *Y);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,52 @@
+// gpu_common.cuh: what the .cu files of kernels/ share: error checks that return an nt_err (library code never
+// exits), the context struct behind gpu.h's nt_gpu_ctx, and the device copy of a quantized linear.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "gpu.h"
+
+// Fails the calling function (which has an `nt_err *err` and returns int) with file, line, call and CUDA's
+// message: "kernels/qgemm.cu:412: cudaMalloc(...): out of memory".
+#define NT_CUDA_TRY(call)                                                                                   \
+    do {                                                                                                    \
+        cudaError_t e_ = (call);                                                                            \
+        if (e_ != cudaSuccess)                                                                              \
+            return nt_fail(err, "%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString(e_));        \
+    } while (0)
+
+// After a kernel launch: launch-configuration errors now, execution errors at the next synchronization.
+#define NT_CUDA_LAUNCHED(what)                                                                              \
+    do {                                                                                                    \
+        cudaError_t e_ = cudaGetLastError();                                                                \
+        if (e_ != cudaSuccess)                                                                              \
+            return nt_fail(err, "%s:%d: launching %s: %s", __FILE__, __LINE__, what, cudaGetErrorString(e_)); \
+    } while (0)
+
+struct nt_gpu_ctx {
+    int device;
+    nt_gpu_info info;
+    cudaStream_t stream;    // the legacy default stream (0)
+    void *ws;               // scratch: split-K partials, gathered X (grows, never shrinks)
+    size_t ws_bytes;
+    void *flush;            // written before each timed repetition: twice the L2
+    size_t flush_bytes;
+    cudaEvent_t ev[2];
+    struct nt_lt_state *lt; // cuBLASLt (cublaslt.cu), created on first use
+};
+
+// Grows ctx->ws to at least bytes (synchronizes the device when it reallocates).
+int nt_gpu_ws_reserve(nt_gpu_ctx *ctx, size_t bytes, nt_err *err);
+// Frees the cuBLASLt state (cublaslt.cu).
+void nt_gpu_lt_free(nt_gpu_ctx *ctx);
+
+// The device copy of an nt_qgemm_layout.
+struct nt_gpu_qlinear {
+    int N, K, Kp, npacks, bits, group_size, n_groups, sym_zero;
+    uint32_t *qweight;   // (npacks*bits, N)
+    __half *scales;      // (n_groups, N)
+    uint8_t *zeros;      // (n_groups, N) or NULL
+    int32_t *pack_group; // (npacks)
+    int32_t *kmap;       // (Kp) or NULL
+};

@@ -1,0 +1,97 @@
+// gpu_none.c: gpu.h in a build without nvcc (CMake leaves it out when the .cu files are built): every device
+// call fails with "normtweak built without CUDA", so the tests skip and `normtweak bench` says why. The CPU
+// references and the layout (kernels_ref.c) are built in both cases.
+#include "gpu.h"
+
+#define NO_CUDA "normtweak built without CUDA (configure with nvcc on PATH and -DNT_CUDA=ON)"
+
+struct nt_gpu_ctx {
+    int unused;
+};
+struct nt_gpu_qlinear {
+    int unused;
+};
+
+int nt_gpu_device_count(nt_err *err) { return nt_fail(err, NO_CUDA); }
+int nt_gpu_info_get(int device, nt_gpu_info *info, nt_err *err) {
+    (void)device;
+    (void)info;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_ctx_create(nt_gpu_ctx **ctx, int device, nt_err *err) {
+    (void)device;
+    *ctx = NULL;
+    return nt_fail(err, NO_CUDA);
+}
+void nt_gpu_ctx_free(nt_gpu_ctx **ctx) {
+    if (ctx) *ctx = NULL;
+}
+const nt_gpu_info *nt_gpu_ctx_info(const nt_gpu_ctx *ctx) {
+    (void)ctx;
+    return NULL;
+}
+int nt_gpu_malloc(void **p, size_t bytes, nt_err *err) {
+    (void)bytes;
+    *p = NULL;
+    return nt_fail(err, NO_CUDA);
+}
+void nt_gpu_free(void **p) {
+    if (p) *p = NULL;
+}
+int nt_gpu_upload(void *dst, const void *src, size_t bytes, nt_err *err) {
+    (void)dst, (void)src, (void)bytes;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_download(void *dst, const void *src, size_t bytes, nt_err *err) {
+    (void)dst, (void)src, (void)bytes;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_memset(void *dst, int value, size_t bytes, nt_err *err) {
+    (void)dst, (void)value, (void)bytes;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_sync(nt_err *err) { return nt_fail(err, NO_CUDA); }
+
+int nt_gpu_qlinear_upload_layout(nt_gpu_qlinear **d, const nt_qgemm_layout *lay, nt_err *err) {
+    (void)lay;
+    *d = NULL;
+    return nt_fail(err, NO_CUDA);
+}
+void nt_gpu_qlinear_free(nt_gpu_qlinear **d) {
+    if (d) *d = NULL;
+}
+size_t nt_gpu_qlinear_weight_bytes(const nt_gpu_qlinear *d) {
+    (void)d;
+    return 0;
+}
+
+const char *nt_qkernel_name(nt_qkernel k) {
+    return k == NT_QKERNEL_GEMV ? "gemv" : k == NT_QKERNEL_MMA ? "mma" : k == NT_QKERNEL_AUTO ? "auto" : "?";
+}
+nt_qkernel nt_qkernel_pick(int M) { return M <= NT_QGEMV_MAX_M ? NT_QKERNEL_GEMV : NT_QKERNEL_MMA; }
+
+int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *X, uint16_t *Y, int M, nt_qkernel kernel,
+                 nt_err *err) {
+    (void)ctx, (void)w, (void)X, (void)Y, (void)M, (void)kernel;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_qdequantize(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, uint16_t *W, nt_err *err) {
+    (void)ctx, (void)w, (void)W;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_gemm_f16(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, uint16_t *Y, int M, int N, int K,
+                    nt_err *err) {
+    (void)ctx, (void)X, (void)W, (void)Y, (void)M, (void)N, (void)K;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int warmup, int reps, bool flush_l2,
+                double *median_us, nt_err *err) {
+    (void)ctx, (void)launch, (void)arg, (void)warmup, (void)reps, (void)flush_l2;
+    *median_us = 0.0;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int reps, double *gbps, nt_err *err) {
+    (void)ctx, (void)bytes, (void)reps;
+    *gbps = 0.0;
+    return nt_fail(err, NO_CUDA);
+}

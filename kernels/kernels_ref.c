@@ -1,0 +1,206 @@
+// kernels_ref.c: the CPU side of kernels/gpu.h, reference version (scalar, plain, built with or without CUDA):
+// the scalar references the CUDA kernels are tested against, the load-time layout the kernels read (K reordered
+// by group and padded to packs, for act-order) and a CPU emulation of the kernels' arithmetic over that layout.
+#include <math.h>
+#include <string.h>
+
+#include "gpu.h"
+
+// ------------------------------------------------------------------------------------------ scalar reads
+// Code of column n, input k, read straight from quant.h's description: pack c = k / 32 of column n is the bit
+// stream qweight[c*bits + 0][n] | qweight[c*bits + 1][n] << 32 | ..., value j = k % 32 at bit bits*j.
+static int ref_code(const uint32_t *qweight, int N, int bits, int n, int k) {
+    int c = k / NT_QPACK, j = k % NT_QPACK, bit = bits * j, w = bit / 32, off = bit % 32;
+    uint64_t lo = qweight[((size_t)c * bits + w) * N + n];
+    if (off + bits > 32) lo |= (uint64_t)qweight[((size_t)c * bits + w + 1) * N + n] << 32;
+    return (int)((lo >> off) & ((1u << bits) - 1));
+}
+
+static float ref_weight(const nt_qlinear *q, int n, int k, int sym_zero) {
+    size_t gi = (size_t)q->g_idx[k] * q->out + n;
+    float zero = q->zeros ? (float)q->zeros[gi] : (float)sym_zero;
+    float scale = nt_f16_to_f32(q->scales[gi]);
+    return scale * ((float)ref_code(q->qweight, q->out, q->bits, n, k) - zero); // quant.h's formula, in fp32
+}
+
+void nt_ref_qgemm_f32(const nt_qlinear *q, const float *X, int M, bool w_f16, float *Y) {
+    const int N = q->out, K = q->in, sym_zero = 1 << (q->bits - 1);
+#pragma omp parallel
+    {
+        float *w = malloc((size_t)K * sizeof *w); // (K) one dequantized row of W
+        NT_ASSERT(w != NULL);
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            for (int k = 0; k < K; k++) {
+                w[k] = ref_weight(q, n, k, sym_zero);
+                if (w_f16) w[k] = nt_f16_to_f32(nt_f32_to_f16(w[k]));
+            }
+            for (int m = 0; m < M; m++) {
+                double acc = 0.0;
+                for (int k = 0; k < K; k++) acc += (double)X[(size_t)m * K + k] * w[k];
+                Y[(size_t)m * N + n] = (float)acc;
+            }
+        }
+        free(w);
+    }
+}
+
+void nt_ref_qgemm(const nt_qlinear *q, const uint16_t *X, int M, bool w_f16, float *Y) {
+    size_t n = (size_t)M * q->in;
+    float *x = malloc(n * sizeof *x);
+    NT_ASSERT(x != NULL);
+    for (size_t i = 0; i < n; i++) x[i] = nt_f16_to_f32(X[i]);
+    nt_ref_qgemm_f32(q, x, M, w_f16, Y);
+    free(x);
+}
+
+void nt_ref_gemm_f16(const uint16_t *X, const uint16_t *W, int M, int N, int K, float *Y) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int m = 0; m < M; m++) {
+            double acc = 0.0;
+            for (int k = 0; k < K; k++)
+                acc += (double)nt_f16_to_f32(X[(size_t)m * K + k]) * nt_f16_to_f32(W[(size_t)n * K + k]);
+            Y[(size_t)m * N + n] = (float)acc;
+        }
+}
+
+// ---------------------------------------------------------------------------------------- load-time layout
+
+void nt_qgemm_layout_free(nt_qgemm_layout *lay) {
+    if (!lay) return;
+    free(lay->pack_group);
+    free(lay->kmap);
+    free(lay->qweight_owned);
+    memset(lay, 0, sizeof *lay);
+}
+
+int nt_qgemm_layout_make(nt_qgemm_layout *lay, const nt_qlinear *q, nt_err *err) {
+    memset(lay, 0, sizeof *lay);
+    if (nt_qlinear_validate(q, err)) return -1;
+    const nt_qtraits *t = nt_qtraits_get(q->bits);
+    const int N = q->out, K = q->in, G = q->n_groups;
+    lay->N = N;
+    lay->K = K;
+    lay->bits = q->bits;
+    lay->group_size = q->group_size;
+    lay->n_groups = G;
+    lay->sym_zero = t->sym_zero;
+    lay->scales = q->scales;
+    lay->zeros = q->zeros;
+
+    bool trivial = true; // g_idx[k] == k / group_size: packs never straddle groups (group sizes are 32-multiples)
+    for (int k = 0; k < K && trivial; k++) trivial = q->g_idx[k] == (q->group_size > 0 ? k / q->group_size : 0);
+    if (trivial) {
+        lay->npacks = nt_qpacks(K);
+        lay->Kp = lay->npacks * NT_QPACK;
+        lay->qweight = q->qweight;
+        lay->pack_group = malloc((size_t)lay->npacks * sizeof *lay->pack_group);
+        if (!lay->pack_group) return nt_fail(err, "out of memory for the kernel layout");
+        for (int p = 0; p < lay->npacks; p++)
+            lay->pack_group[p] = q->group_size > 0 ? p * NT_QPACK / q->group_size : 0;
+        return 0;
+    }
+
+    // Stable counting sort of the columns by group, each group padded to whole packs.
+    int *count = calloc((size_t)G + 1, sizeof *count), *start = calloc((size_t)G + 1, sizeof *start);
+    if (!count || !start) {
+        free(count);
+        free(start);
+        return nt_fail(err, "out of memory for the kernel layout");
+    }
+    for (int k = 0; k < K; k++) count[q->g_idx[k]]++;
+    int npacks = 0;
+    for (int g = 0; g < G; g++) {
+        start[g] = npacks * NT_QPACK;
+        npacks += (count[g] + NT_QPACK - 1) / NT_QPACK;
+    }
+    lay->npacks = npacks;
+    lay->Kp = npacks * NT_QPACK;
+    lay->kmap = malloc((size_t)lay->Kp * sizeof *lay->kmap);
+    lay->pack_group = malloc((size_t)npacks * sizeof *lay->pack_group);
+    lay->qweight_owned = calloc((size_t)npacks * q->bits * N, sizeof *lay->qweight_owned);
+    if (!lay->kmap || !lay->pack_group || !lay->qweight_owned) {
+        free(count);
+        free(start);
+        nt_qgemm_layout_free(lay);
+        return nt_fail(err, "out of memory for the kernel layout (%d packs x %d columns)", npacks, N);
+    }
+    for (int i = 0; i < lay->Kp; i++) lay->kmap[i] = -1;
+    for (int g = 0; g < G; g++) {
+        for (int p = start[g] / NT_QPACK; p < (start[g] + count[g] + NT_QPACK - 1) / NT_QPACK; p++)
+            lay->pack_group[p] = g;
+        count[g] = 0; // reused as the fill position
+    }
+    for (int k = 0; k < K; k++) {
+        int g = q->g_idx[k];
+        lay->kmap[start[g] + count[g]++] = k;
+    }
+    free(count);
+    free(start);
+    // A group with no column still owns no pack; packs of padding only (none exist) would read group 0.
+
+    // Repack: per column n, gather the codes of the original columns in kernel order (padding: code 0, whose
+    // dequantized value is finite and meets a zero activation).
+    int ok = 1;
+#pragma omp parallel
+    {
+        uint8_t *col = malloc((size_t)nt_qpacks(K) * NT_QPACK), pack[NT_QPACK];
+        if (!col) {
+#pragma omp atomic write
+            ok = 0;
+        }
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            if (!col) continue;
+            for (int c = 0; c < nt_qpacks(K); c++)
+                t->unpack(q->qweight + (size_t)c * q->bits * N + n, (size_t)N, col + (size_t)c * NT_QPACK);
+            for (int p = 0; p < npacks; p++) {
+                for (int j = 0; j < NT_QPACK; j++) {
+                    int k = lay->kmap[p * NT_QPACK + j];
+                    pack[j] = k >= 0 ? col[k] : 0;
+                }
+                t->pack(pack, lay->qweight_owned + (size_t)p * q->bits * N + n, (size_t)N);
+            }
+        }
+        free(col);
+    }
+    if (!ok) {
+        nt_qgemm_layout_free(lay);
+        return nt_fail(err, "out of memory repacking the kernel layout");
+    }
+    lay->qweight = lay->qweight_owned;
+    return 0;
+}
+
+void nt_ref_qgemm_layout(const nt_qgemm_layout *lay, const uint16_t *X, int M, float *Y) {
+    const int N = lay->N, K = lay->K, bits = lay->bits;
+    const float magic = 8388608.0f; // 2^23: the kernels' integer-to-float trick, (2^23 + q) - (2^23 + zero)
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int m = 0; m < M; m++) {
+            float acc = 0.0f;
+            for (int p = 0; p < lay->npacks; p++) {
+                size_t gi = (size_t)lay->pack_group[p] * N + n;
+                float zb = magic + (float)(lay->zeros ? lay->zeros[gi] : lay->sym_zero);
+                float part = 0.0f;
+                for (int j = 0; j < NT_QPACK; j++) {
+                    int kp = p * NT_QPACK + j, k = lay->kmap ? lay->kmap[kp] : kp;
+                    float x = k >= 0 && k < K ? nt_f16_to_f32(X[(size_t)m * K + k]) : 0.0f;
+                    float f = (magic + (float)ref_code(lay->qweight, N, bits, n, kp)) - zb;
+                    part = fmaf(x, f, part);
+                }
+                acc = fmaf(nt_f16_to_f32(lay->scales[gi]), part, acc);
+            }
+            Y[(size_t)m * N + n] = acc;
+        }
+}
+
+int nt_gpu_qlinear_upload(nt_gpu_qlinear **d, const nt_qlinear *q, nt_err *err) {
+    *d = NULL;
+    nt_qgemm_layout lay;
+    if (nt_qgemm_layout_make(&lay, q, err)) return -1;
+    int rc = nt_gpu_qlinear_upload_layout(d, &lay, err);
+    nt_qgemm_layout_free(&lay);
+    return rc;
+}
