@@ -11,16 +11,20 @@
 //   quantizer the part of the blocks spent inside GPTQ proper (dampening, Cholesky, the column loop)
 //   total     nt_quantize_model's wall time less `windows`: the embedding of the samples (block 0's inputs) plus
 //             every block. Loading the model and the tokenizer is not timed.
+//   cpu_seconds (total row only) the process's CPU time (all threads, user + system) over nt_quantize_model,
+//             windows included (a few hundredths of a second, single-threaded): less sensitive than wall time to
+//             other processes on shared cores, though not immune (caches, hyperthreads)
 // Scales are fp32 as in GPTQ's reference (and the PyTorch transcription) unless --fp16-scales.
 //
 // usage: bench_gptq MODEL_DIR DATA_DIR [--wbits B] [--group G] [--act-order] [--nsamples N] [--seqlen L]
 //                   [--threads N] [--fp16-scales] [--ppl-windows N] [--header]
 //   --seqlen L       calibration sample length (default: the model's maximum context, capped at 2048)
 //   --ppl-windows N  after quantizing (untimed), PTB perplexity of the first N test windows of L tokens
-// Output: CSV lines impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,ptb_ppl
-// (ptb_ppl only on the total row, when --ppl-windows is given).
+// Output: CSV lines impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,cpu_seconds,ptb_ppl
+// (cpu_seconds and ptb_ppl only on the total row; ptb_ppl when --ppl-windows is given).
 #define _GNU_SOURCE
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -41,6 +45,12 @@ static int usage(const char *prog) {
             "       [--threads N] [--fp16-scales] [--ppl-windows N] [--header]\n",
             prog);
     return 2;
+}
+
+static double cpu_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static bool parse_int(const char *s, long lo, long hi, long *v) {
@@ -90,7 +100,9 @@ int main(int argc, char **argv) {
     q.nsamples = (int)nsamples;
     if (seqlen > 0) q.calib_seqlen = (int)seqlen;
     int T = q.calib_seqlen < m->cfg.max_pos ? q.calib_seqlen : m->cfg.max_pos; // as nt_quantize_model caps it
+    double cpu0 = cpu_time();
     if (nt_quantize_model(m, tok, data_dir, &q, &st, &err)) goto done;
+    double cpu_s = cpu_time() - cpu0;
 
     double ppl = 0.0;
     if (ppl_windows > 0) {
@@ -106,11 +118,11 @@ int main(int argc, char **argv) {
     char pre[512];
     snprintf(pre, sizeof(pre), "normtweak,%s,%ld,%ld,%d,%ld,%d,%d", name, wbits, group, (int)act_order, nsamples, T,
              threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
-    if (header) printf("impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,ptb_ppl\n");
-    for (int l = 0; l < m->cfg.n_layers; l++) printf("%s,%d,%.6f,\n", pre, l, st.seconds_per_layer[l]);
-    printf("%s,quantizer,%.6f,\n", pre, st.seconds_quantize);
-    printf("%s,windows,%.6f,\n", pre, st.seconds_calib);
-    printf("%s,total,%.6f,", pre, st.seconds_total - st.seconds_calib);
+    if (header) printf("impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,cpu_seconds,ptb_ppl\n");
+    for (int l = 0; l < m->cfg.n_layers; l++) printf("%s,%d,%.6f,,\n", pre, l, st.seconds_per_layer[l]);
+    printf("%s,quantizer,%.6f,,\n", pre, st.seconds_quantize);
+    printf("%s,windows,%.6f,,\n", pre, st.seconds_calib);
+    printf("%s,total,%.6f,%.6f,", pre, st.seconds_total - st.seconds_calib, cpu_s);
     if (ppl_windows > 0) printf("%.6f", ppl);
     printf("\n");
     rc = 0;

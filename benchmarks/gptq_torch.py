@@ -21,9 +21,11 @@ Timed (time.perf_counter), as bench_gptq.c reports them:
   0..L-1     one block: Hessian capture passes + fasterquant + weight replacement + the propagating pass
   quantizer  the part of the blocks spent inside fasterquant
   total      capturing block 0's inputs plus every block (not loading, not tokenizing)
-Prints CSV lines: impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,ptb_ppl
-(ptb_ppl: with --ppl-windows N, the quantized model's PTB perplexity on the first N test windows, untimed,
-only on the total row).
+  cpu_seconds (total row) the process's CPU time (time.process_time: all threads, user + system) over the same
+             span as total
+Prints CSV lines: impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,cpu_seconds,ptb_ppl
+(cpu_seconds and ptb_ppl only on the total row; ptb_ppl with --ppl-windows N: the quantized model's PTB
+perplexity on the first N test windows, untimed).
 
 Usage (from the repository root):
   /work/venv/bin/python benchmarks/gptq_torch.py --model ../shared/models/tiny-opt --wbits 4 --group 128 \
@@ -98,11 +100,12 @@ class Catcher(torch.nn.Module):
 
 @torch.no_grad()
 def quantize_model(model, windows, args):
-    """GPTQ over every block in place; returns (per-block seconds, seconds in fasterquant, total seconds)."""
+    """GPTQ over every block in place; returns (per-block seconds, seconds in fasterquant, total seconds,
+    total CPU seconds)."""
     layers = decoder_layers(model)
     seq = SEQUENTIAL[model.config.model_type]
     n, T = windows.shape
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     inps = torch.zeros(n, T, model.config.hidden_size)
     cat = Catcher(layers[0], inps)
     layers[0] = cat
@@ -140,7 +143,7 @@ def quantize_model(model, windows, args):
             outs[j] = layer(inps[j].unsqueeze(0), **kw)[0]
         inps, outs = outs, inps
         per_layer.append(time.perf_counter() - t_layer)
-    return per_layer, t_quant, time.perf_counter() - t_start
+    return per_layer, t_quant, time.perf_counter() - t_start, time.process_time() - cpu_start
 
 
 def main():
@@ -170,7 +173,7 @@ def main():
     t0 = time.perf_counter()
     windows = c4_calib_windows(tok, args.data_dir, args.nsamples, T, args.seed)
     t_windows = time.perf_counter() - t0
-    per_layer, t_quant, t_total = quantize_model(model, windows, args)
+    per_layer, t_quant, t_total, cpu_total = quantize_model(model, windows, args)
 
     ppl = ""
     if args.ppl_windows > 0:
@@ -181,12 +184,12 @@ def main():
     name = os.path.basename(os.path.normpath(args.model))
     pre = f"pytorch,{name},{args.wbits},{args.group},{int(args.act_order)},{args.nsamples},{T},{args.threads}"
     if args.header:
-        print("impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,ptb_ppl")
+        print("impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,cpu_seconds,ptb_ppl")
     for i, s in enumerate(per_layer):
-        print(f"{pre},{i},{s:.6f},")
-    print(f"{pre},quantizer,{t_quant:.6f},")
-    print(f"{pre},windows,{t_windows:.6f},")
-    print(f"{pre},total,{t_total:.6f},{ppl}")
+        print(f"{pre},{i},{s:.6f},,")
+    print(f"{pre},quantizer,{t_quant:.6f},,")
+    print(f"{pre},windows,{t_windows:.6f},,")
+    print(f"{pre},total,{t_total:.6f},{cpu_total:.6f},{ppl}")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,18 @@ void nt_ref_qgemm_layout(const nt_qgemm_layout *lay, const uint16_t *X /*(M, K) 
 // Y (M, N) fp32 = X (M, K) fp16 . W^T, W (N, K) fp16, double accumulation: the reference of nt_gpu_gemm_f16.
 void nt_ref_gemm_f16(const uint16_t *X, const uint16_t *W, int M, int N, int K, float *Y);
 
+// --------------------------------------------------------------------------- sketch: eval --device cuda (issue 6,
+// item 5; NOT implemented, nothing below is declared): the forward pass keeps its CPU structure and hands each
+// quantized linear to the device.
+//   typedef struct nt_gpu_model nt_gpu_model;  // every nt_qlinear uploaded (nt_gpu_qlinear), norms/embeddings fp16
+//   int nt_gpu_model_upload(nt_gpu_model **g, const nt_model *m, const nt_qlinear *const *layers, nt_err *err);
+//   int nt_gpu_forward(nt_gpu_ctx *ctx, nt_gpu_model *g, const int32_t *tokens, int T,
+//                      float *logits /*(T, vocab) host*/, nt_err *err); // per block: norm, qgemm q/k/v, attention,
+//                                                                      // qgemm o, norm, qgemm MLP (M = T rows)
+//   void nt_gpu_model_free(nt_gpu_model **g);
+// evaluate.c would pick it with --device cuda and fall back to the CPU path with a message when
+// nt_gpu_device_count fails. Needed first: fp16 kernels for RMSNorm/LayerNorm, RoPE/ALiBi attention, GELU/SiLU.
+
 #ifdef __cplusplus
 }
 #endif

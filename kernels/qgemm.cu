@@ -20,6 +20,13 @@
 // and the warps run ldmatrix + mma.sync.m16n8k16 (fp16 in, fp32 accumulate). Grids that would not fill the
 // device split K as the GEMV does. Act-order and K % 8 != 0: X is first gathered/padded into scratch (M, Kp).
 // Works on sm_80 and sm_90 (mma.sync, cp.async, ldmatrix); Hopper's wgmma/TMA are left for a later version.
+//
+// Status: written and compiled without a GPU (nvcc 13.0, sm_80 + sm_90: MMA 128 registers, no spills; GEMV 32-128
+// registers, 4-16 bytes of spill in <2,4>, <3,4>, <8,1>); not yet run. Floors on an H100 (~3.35 TB/s, ~990 dense
+// fp16 TFLOP/s), e.g. LLaMA-7B down (4096 x 11008), 4-bit g128, M = 1: 22.5 MB of qweight + 0.7 MB of scales and
+// zeros -> ~7 us, vs the fp16 weights' 90 MB -> ~27 us for cuBLASLt: at most ~3.9x. Tuning leads, in order:
+// GEMV splits/occupancy (choose_splits), 128-bit shared loads of x, register prefetch of the next pack; for MMA a
+// 3-4 stage pipeline, BK = 64, a fused Marlin-style tile layout of qweight made at upload, wgmma on sm_90a.
 #include <string.h>
 
 #include "gpu_common.cuh"

@@ -251,8 +251,13 @@ void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int 
 #pragma omp parallel for if (nf > 4096)
         for (size_t i = 0; i < nf; i++) r->h1[i] *= act_forward(c->act, r->h2[i]);
     } else {
+        if (c->act == NT_ACT_RELU) { // branch-free and vectorized: the common OPT case (was ~9% of GPTQ's time)
 #pragma omp parallel for if (nf > 4096)
-        for (size_t i = 0; i < nf; i++) r->h1[i] = act_forward(c->act, r->h1[i]);
+            for (size_t i = 0; i < nf; i++) r->h1[i] = r->h1[i] > 0.0f ? r->h1[i] : 0.0f;
+        } else {
+#pragma omp parallel for if (nf > 4096)
+            for (size_t i = 0; i < nf; i++) r->h1[i] = act_forward(c->act, r->h1[i]);
+        }
     }
     block_linear(r, l, NT_LIN_DOWN, &ly->down, r->h1, n, r->h2);
     if (c->residual_post_norm) memcpy(x, r->xb, nd * sizeof(float));
