@@ -4,17 +4,19 @@
 # other for each model. Both time only the forward passes and the NLL, not loading or tokenizing.
 # Writes results/bench_ppl_cpu.csv (atomically) with the ratio normtweak/pytorch tokens per second.
 #
-# usage: benchmarks/bench_ppl.sh [--python PY] [--threads N] [--max-windows N] [--out FILE] [MODEL_DIR...]
+# usage: benchmarks/bench_ppl.sh [--python PY] [--threads N] [--max-windows N] [--torch-batch B] [--out FILE] [MODEL_DIR...]
+#   --torch-batch: windows per PyTorch forward (default 8, its fastest setting here; normtweak runs one at a time)
 #   PY must import torch (Debian's python3-torch) and transformers (pip); default: python3.
 #   MODEL_DIR defaults to ../shared/models/tiny-opt and ../shared/models/tiny-llama.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py=python3; threads=$(nproc); maxw=0; out=results/bench_ppl_cpu.csv; models=()
+py=python3; threads=$(nproc); maxw=0; tbatch=8; out=results/bench_ppl_cpu.csv; models=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) py=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --max-windows) maxw=$2; shift 2 ;;
+    --torch-batch) tbatch=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) models+=("$1"); shift ;;
@@ -34,7 +36,7 @@ for m in "${models[@]}"; do
   NT_PROGRESS=0 build/normtweak eval --model "$m" --tasks wikitext2 --threads "$threads" "${limit[@]}" --out "$tmp/nt.csv" > /dev/null
   # the row just written: value (ppl), n (scored tokens), seqlen, seconds
   IFS=, read -r _ _ _ _ _ _ nt_ppl _ nt_n seqlen nt_s _ < <(tail -n 1 "$tmp/nt.csv")
-  pt=$("$py" benchmarks/ppl_torch.py --model "$m" --task wikitext2 --seqlen "$seqlen" --threads "$threads" --max-windows "$maxw" | tail -n 1)
+  pt=$("$py" benchmarks/ppl_torch.py --model "$m" --task wikitext2 --seqlen "$seqlen" --threads "$threads" --max-windows "$maxw" --batch "$tbatch" | tail -n 1)
   IFS=, read -r _ _ _ _ pt_tokens pt_s pt_tps pt_ppl <<< "$pt"
   windows=$(( nt_n / (seqlen - 1) )); tokens=$(( windows * seqlen ))
   [ "$tokens" = "$pt_tokens" ] || { echo "bench_ppl.sh: $name: normtweak scored $tokens tokens, pytorch $pt_tokens" >&2; exit 1; }
