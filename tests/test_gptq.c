@@ -18,27 +18,11 @@
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-static uint64_t g_rng = 0x243f6a8885a308d3ull;
-static uint32_t rnd_u32(void) { // xorshift64*
-    g_rng ^= g_rng >> 12;
-    g_rng ^= g_rng << 25;
-    g_rng ^= g_rng >> 27;
-    return (uint32_t)((g_rng * 0x2545f4914f6cdd1dull) >> 32);
-}
-static float rnd_unif(void) { return ((float)(rnd_u32() >> 8) + 0.5f) / 16777216.0f; }
-static float rnd_normal(void) { return sqrtf(-2.0f * logf(rnd_unif())) * cosf(6.2831853f * rnd_unif()); }
+static uint64_t g_rng = 0x243f6a8885a308d3ull; // this file's data stream
+static float rnd_normal(void) { return tu_rnd_normal(&g_rng); }
 
 static void *read_golden(const char *name, size_t expect_len) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/golden/gptq/%s", name);
-    char *path = tu_source(rel);
-    size_t len = 0;
-    nt_err err = {{0}};
-    void *buf = nt_read_file(path, &len, &err);
-    cr_assert(buf != NULL, "%s (rerun tests/golden/make_gptq_goldens.py)", err.msg);
-    cr_assert(expect_len == 0 || len == expect_len, "%s: %zu bytes, expected %zu", path, len, expect_len);
-    free(path);
-    return buf;
+    return tu_read_golden("gptq", name, expect_len, "tests/golden/make_gptq_goldens.py");
 }
 
 static cJSON *load_index(void) {

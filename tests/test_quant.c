@@ -11,29 +11,13 @@
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd_u32(void) { // xorshift64*
-    g_rng ^= g_rng >> 12;
-    g_rng ^= g_rng << 25;
-    g_rng ^= g_rng >> 27;
-    return (uint32_t)((g_rng * 0x2545f4914f6cdd1dull) >> 32);
-}
-static float rnd_unif(void) { return ((float)(rnd_u32() >> 8) + 0.5f) / 16777216.0f; }
-static float rnd_normal(void) { return sqrtf(-2.0f * logf(rnd_unif())) * cosf(6.2831853f * rnd_unif()); }
-
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull; // this file's data stream
+static uint32_t rnd_u32(void) { return tu_rnd_u32(&g_rng); }
+static float rnd_unif(void) { return tu_rnd_unif(&g_rng); }
+static float rnd_normal(void) { return tu_rnd_normal(&g_rng); }
 static void *read_golden(const char *name, size_t expect_len) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/golden/gptq/%s", name);
-    char *path = tu_source(rel);
-    size_t len = 0;
-    nt_err err = {{0}};
-    void *buf = nt_read_file(path, &len, &err);
-    cr_assert(buf != NULL, "%s (rerun tests/golden/make_gptq_goldens.py)", err.msg);
-    cr_assert(expect_len == 0 || len == expect_len, "%s: %zu bytes, expected %zu", path, len, expect_len);
-    free(path);
-    return buf;
+    return tu_read_golden("gptq", name, expect_len, "tests/golden/make_gptq_goldens.py");
 }
-
 static cJSON *load_index(void) {
     char *text = read_golden("cases.json", 0);
     cJSON *j = cJSON_Parse(text);
@@ -41,18 +25,9 @@ static cJSON *load_index(void) {
     cr_assert(j != NULL, "cases.json does not parse");
     return j;
 }
-
-static int jint(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    cr_assert(cJSON_IsNumber(v), "missing %s", k);
-    return v->valueint;
-}
-static bool jbool(const cJSON *o, const char *k) { return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k)); }
-static const char *jstr(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    cr_assert(cJSON_IsString(v), "missing %s", k);
-    return v->valuestring;
-}
+#define jint tu_json_int
+#define jbool tu_json_bool
+#define jstr tu_json_str
 
 // ------------------------------------------------------------------------------------------------ traits
 

@@ -2,6 +2,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
+#include <criterion/criterion.h>
+#include <math.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,4 +55,41 @@ int tu_run_cli(const char *args, char **err_out) {
     unlink(errfile);
     if (st == -1 || !WIFEXITED(st)) return -1;
     return WEXITSTATUS(st);
+}
+
+uint32_t tu_rnd_u32(uint64_t *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return (uint32_t)((*s * 0x2545f4914f6cdd1dull) >> 32);
+}
+float tu_rnd_unif(uint64_t *s) { return ((float)(tu_rnd_u32(s) >> 8) + 0.5f) / 16777216.0f; }
+float tu_rnd_normal(uint64_t *s) {
+    float u = tu_rnd_unif(s);
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * tu_rnd_unif(s));
+}
+
+void *tu_read_golden(const char *dir, const char *name, size_t expect_len, const char *hint) {
+    char rel[512];
+    snprintf(rel, sizeof rel, "tests/golden/%s/%s", dir, name);
+    char *path = tu_source(rel);
+    size_t len = 0;
+    nt_err err = {{0}};
+    void *buf = nt_read_file(path, &len, &err);
+    cr_assert(buf != NULL, "%s (rerun %s)", err.msg, hint);
+    cr_assert(expect_len == 0 || len == expect_len, "%s: %zu bytes, expected %zu", path, len, expect_len);
+    free(path);
+    return buf;
+}
+
+int tu_json_int(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    cr_assert(cJSON_IsNumber(v), "missing %s", k);
+    return v->valueint;
+}
+bool tu_json_bool(const cJSON *o, const char *k) { return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k)); }
+const char *tu_json_str(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    cr_assert(cJSON_IsString(v), "missing %s", k);
+    return v->valuestring;
 }

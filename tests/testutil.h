@@ -1,5 +1,7 @@
 // testutil.h: paths and small helpers shared by the Criterion tests.
 #pragma once
+#include <cjson/cJSON.h>
+
 #include "nt.h"
 
 // $NT_SHARED_DIR/rel (the shared models/datasets/tokenizers folder); malloc'd.
@@ -14,3 +16,16 @@ int tu_write_file(const char *path, const void *data, size_t len);
 // Runs the normtweak CLI (NT_BINARY_DIR/normtweak) with a shell argument string; captures stderr into
 // *err_out (malloc'd, may be NULL) and returns the exit status (or -1 if it did not exit normally).
 int tu_run_cli(const char *args, char **err_out);
+
+// Deterministic test data: xorshift64* on a caller-held state; uniform in (0, 1); standard normal (Box-Muller).
+uint32_t tu_rnd_u32(uint64_t *state);
+float tu_rnd_unif(uint64_t *state);
+float tu_rnd_normal(uint64_t *state);
+
+// A golden file $NT_SOURCE_DIR/tests/golden/DIR/NAME, read whole (malloc'd); fails the test if it is missing
+// or (expect_len > 0) not expect_len bytes long. hint names the script that makes it.
+void *tu_read_golden(const char *dir, const char *name, size_t expect_len, const char *hint);
+// A JSON member that must exist (fails the test otherwise).
+int tu_json_int(const cJSON *o, const char *key);
+bool tu_json_bool(const cJSON *o, const char *key);
+const char *tu_json_str(const cJSON *o, const char *key);
