@@ -1,6 +1,6 @@
 // block_grad.c: training forward with saved activations and backward of one transformer block down to
 // its norm parameters (see block_grad.h). The forward mirrors nt_block_forward op for op (same fp32
-// formulas and sgemm shapes) so the tweaked block seen in training is the block seen in evaluation.
+// formulas and sgemm shapes; the linear, norm and activation are transformer.c's own) so the tweaked block seen in training is the block seen in evaluation.
 // Reads top to bottom: workspace, small ops with their backwards, attention, the block forward, the block
 // backward.
 #include <cblas.h>
@@ -122,51 +122,10 @@ const float *nt_block_grad_mlp_preact(const nt_block_grad *g) { return g->gt ? g
 // ----------------------------------------------------------------------------
 // small ops and their backwards
 
-// y (n, out) = x (n, in) . W^T (+ b), as transformer.c computes it.
-static void linear_forward(const nt_linear *l, const float *x, int n, float *y) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
-                l->out);
-    if (l->b) {
-#pragma omp parallel for if (n > 1)
-        for (int t = 0; t < n; t++)
-            for (int j = 0; j < l->out; j++) y[(size_t)t * l->out + j] += l->b[j];
-    }
-}
-
 // dx (n, in) (= or +=, by beta 0 or 1) dy (n, out) . W: the input gradient of a frozen linear.
 static void linear_backward(const nt_linear *l, const float *dy, int n, float *dx, float beta) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, l->in, l->out, 1.0f, dy, l->out, l->w, l->in, beta, dx,
                 l->in);
-}
-
-// LayerNorm / RMSNorm of each row of x (n, dim) into y (may alias x), saving xhat = (x - mean) * rstd
-// (n, dim) and rstd (n). Same arithmetic as transformer.c's norm_forward.
-static void norm_forward(const nt_norm *nm, bool rms, float eps, const float *x, int n, int dim, float *y,
-                         float *xhat, float *rstd) {
-#pragma omp parallel for if (n > 1)
-    for (int t = 0; t < n; t++) {
-        const float *xr = x + (size_t)t * dim;
-        float *yr = y + (size_t)t * dim, *hr = xhat + (size_t)t * dim;
-        double mean = 0.0, var = 0.0;
-        if (!rms) {
-            for (int i = 0; i < dim; i++) mean += xr[i];
-            mean /= dim;
-        }
-        for (int i = 0; i < dim; i++) {
-            double d = xr[i] - mean;
-            var += d * d;
-        }
-        var /= dim;
-        float inv = (float)(1.0 / sqrt(var + (double)eps)), mu = (float)mean;
-        rstd[t] = inv;
-        for (int i = 0; i < dim; i++) {
-            float v = (xr[i] - mu) * inv;
-            hr[i] = v;
-            if (nm->w) v *= nm->w[i];
-            if (nm->b) v += nm->b[i];
-            yr[i] = v;
-        }
-    }
 }
 
 // Backward of y = xhat * w + b, xhat = (x - mean) * rstd (RMSNorm: mean = 0), for dy (n, dim):
@@ -208,16 +167,6 @@ static void norm_backward(const nt_norm *nm, bool rms, const float *xhat, const 
             xr[i] = accumulate ? xr[i] + v : v;
         }
     }
-}
-
-static float act_forward(nt_act a, float x) {
-    switch (a) {
-    case NT_ACT_RELU: return x > 0.0f ? x : 0.0f;
-    case NT_ACT_SILU: return x / (1.0f + expf(-x));
-    case NT_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-    case NT_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-    }
-    return x;
 }
 
 // d act(x) / dx
@@ -364,40 +313,40 @@ int nt_block_train_forward(const nt_model *m, nt_block_grad *g, int l, const flo
     // post-norm OPT: y = n1(x + attn(x))
     const float *ain = x;
     if (c->pre_norm) {
-        norm_forward(&ly->attn_norm, c->rms_norm, c->norm_eps, x, T, D, g->xn, g->xhat1, g->rstd1);
+        nt_norm_forward(&ly->attn_norm, c->rms_norm, c->norm_eps, x, T, D, g->xn, g->xhat1, g->rstd1);
         ain = g->xn;
     }
-    linear_forward(&ly->q, ain, T, g->q);
-    linear_forward(&ly->k, ain, T, g->k);
-    linear_forward(&ly->v, ain, T, g->v);
+    nt_linear_forward(&ly->q, ain, T, g->q);
+    nt_linear_forward(&ly->k, ain, T, g->k);
+    nt_linear_forward(&ly->v, ain, T, g->v);
     if (c->arch == NT_ARCH_LLAMA) {
         rope_apply(g, g->q, T, g->H, false);
         rope_apply(g, g->k, T, g->KV, false);
     }
     attention_forward(m, g);
-    linear_forward(&ly->o, g->att, T, g->res);
+    nt_linear_forward(&ly->o, g->att, T, g->res);
     add_into(y, c->residual_post_norm ? g->xn : x, g->res, nd);
-    if (!c->pre_norm) norm_forward(&ly->attn_norm, false, c->norm_eps, y, T, D, y, g->xhat1, g->rstd1);
+    if (!c->pre_norm) nt_norm_forward(&ly->attn_norm, false, c->norm_eps, y, T, D, y, g->xhat1, g->rstd1);
 
     // MLP sublayer, same pattern on y
     const float *min = y;
     if (c->pre_norm) {
-        norm_forward(&ly->mlp_norm, c->rms_norm, c->norm_eps, y, T, D, g->xn, g->xhat2, g->rstd2);
+        nt_norm_forward(&ly->mlp_norm, c->rms_norm, c->norm_eps, y, T, D, g->xn, g->xhat2, g->rstd2);
         min = g->xn;
     }
-    linear_forward(&ly->up, min, T, g->u);
+    nt_linear_forward(&ly->up, min, T, g->u);
     if (ly->gate.w) {
         NT_ASSERT(g->gt);
-        linear_forward(&ly->gate, min, T, g->gt);
+        nt_linear_forward(&ly->gate, min, T, g->gt);
 #pragma omp parallel for if (nf > 4096)
-        for (size_t i = 0; i < nf; i++) g->h1[i] = g->u[i] * act_forward(c->act, g->gt[i]);
+        for (size_t i = 0; i < nf; i++) g->h1[i] = g->u[i] * nt_act_forward(c->act, g->gt[i]);
     } else {
 #pragma omp parallel for if (nf > 4096)
-        for (size_t i = 0; i < nf; i++) g->h1[i] = act_forward(c->act, g->u[i]);
+        for (size_t i = 0; i < nf; i++) g->h1[i] = nt_act_forward(c->act, g->u[i]);
     }
-    linear_forward(&ly->down, g->h1, T, g->res);
+    nt_linear_forward(&ly->down, g->h1, T, g->res);
     add_into(y, c->residual_post_norm ? g->xn : y, g->res, nd);
-    if (!c->pre_norm) norm_forward(&ly->mlp_norm, false, c->norm_eps, y, T, D, y, g->xhat2, g->rstd2);
+    if (!c->pre_norm) nt_norm_forward(&ly->mlp_norm, false, c->norm_eps, y, T, D, y, g->xhat2, g->rstd2);
     return 0;
 }
 
@@ -416,7 +365,7 @@ static void mlp_backward(const nt_model *m, nt_block_grad *g, const nt_layer *ly
         for (size_t i = 0; i < nf; i++) {
             float dh = g->h1[i], z = g->gt[i];
             g->h2[i] = dh * g->u[i] * act_grad(a, z);
-            g->h1[i] = dh * act_forward(a, z);
+            g->h1[i] = dh * nt_act_forward(a, z);
         }
         linear_backward(&ly->up, g->h1, T, din, 0.0f);
         linear_backward(&ly->gate, g->h2, T, din, 1.0f);

@@ -78,10 +78,9 @@ void nt_run_free(nt_run **rp) {
 void nt_run_reset(nt_run *r) { r->len = 0; }
 
 // ----------------------------------------------------------------------------
-// small ops
+// small ops (nt_linear_forward, nt_norm_forward and nt_act_forward also serve block_grad.c's training pass)
 
-// y (n, out) = x (n, in) . W^T (+ b)
-static void linear_forward(const nt_linear *l, const float *x, int n, float *y) {
+void nt_linear_forward(const nt_linear *l, const float *x, int n, float *y) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
                 l->out);
     if (l->b) {
@@ -91,12 +90,12 @@ static void linear_forward(const nt_linear *l, const float *x, int n, float *y) 
     }
 }
 
-// LayerNorm or RMSNorm of each row of x (n, dim) into y.
-static void norm_forward(const nt_norm *nm, bool rms, float eps, const float *x, int n, int dim, float *y) {
+void nt_norm_forward(const nt_norm *nm, bool rms, float eps, const float *x, int n, int dim, float *y, float *xhat,
+                     float *rstd) {
 #pragma omp parallel for if (n > 1)
     for (int t = 0; t < n; t++) {
         const float *xr = x + (size_t)t * dim;
-        float *yr = y + (size_t)t * dim;
+        float *yr = y + (size_t)t * dim, *hr = xhat ? xhat + (size_t)t * dim : NULL;
         double mean = 0.0, var = 0.0;
         if (!rms) {
             for (int i = 0; i < dim; i++) mean += xr[i];
@@ -108,8 +107,10 @@ static void norm_forward(const nt_norm *nm, bool rms, float eps, const float *x,
         }
         var /= dim;
         float inv = (float)(1.0 / sqrt(var + (double)eps)), mu = (float)mean;
+        if (rstd) rstd[t] = inv;
         for (int i = 0; i < dim; i++) {
             float v = (xr[i] - mu) * inv;
+            if (hr) hr[i] = v;
             if (nm->w) v *= nm->w[i];
             if (nm->b) v += nm->b[i];
             yr[i] = v;
@@ -117,7 +118,11 @@ static void norm_forward(const nt_norm *nm, bool rms, float eps, const float *x,
     }
 }
 
-static float act_forward(nt_act a, float x) {
+static void norm_forward(const nt_norm *nm, bool rms, float eps, const float *x, int n, int dim, float *y) {
+    nt_norm_forward(nm, rms, eps, x, n, dim, y, NULL, NULL);
+}
+
+float nt_act_forward(nt_act a, float x) {
     switch (a) {
     case NT_ACT_RELU: return x > 0.0f ? x : 0.0f;
     case NT_ACT_SILU: return x / (1.0f + expf(-x));
@@ -209,7 +214,7 @@ const char *nt_lin_name(nt_lin_id which) {
 // A block's linear, offered first to the calibration hook.
 static void block_linear(nt_run *r, int l, nt_lin_id which, const nt_linear *lin, const float *x, int n, float *y) {
     if (r->capture) r->capture(r->capture_ctx, l, which, x, n, lin->in);
-    linear_forward(lin, x, n, y);
+    nt_linear_forward(lin, x, n, y);
 }
 
 void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int pos0) {
@@ -249,14 +254,14 @@ void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int 
     if (ly->gate.w) {
         block_linear(r, l, NT_LIN_GATE, &ly->gate, min, n, r->h2);
 #pragma omp parallel for if (nf > 4096)
-        for (size_t i = 0; i < nf; i++) r->h1[i] *= act_forward(c->act, r->h2[i]);
+        for (size_t i = 0; i < nf; i++) r->h1[i] *= nt_act_forward(c->act, r->h2[i]);
     } else {
         if (c->act == NT_ACT_RELU) { // branch-free and vectorized: the common OPT case (was ~9% of GPTQ's time)
 #pragma omp parallel for if (nf > 4096)
             for (size_t i = 0; i < nf; i++) r->h1[i] = r->h1[i] > 0.0f ? r->h1[i] : 0.0f;
         } else {
 #pragma omp parallel for if (nf > 4096)
-            for (size_t i = 0; i < nf; i++) r->h1[i] = act_forward(c->act, r->h1[i]);
+            for (size_t i = 0; i < nf; i++) r->h1[i] = nt_act_forward(c->act, r->h1[i]);
         }
     }
     block_linear(r, l, NT_LIN_DOWN, &ly->down, r->h1, n, r->h2);
@@ -273,7 +278,7 @@ void nt_embed(const nt_model *m, nt_run *r, const int32_t *tokens, int n, int po
     int D = c->dim, E = c->emb_dim;
     float *emb = m->proj_in.w ? r->xb : x; // OPT-350m style: embed in emb_dim, project to dim
     for (int t = 0; t < n; t++) memcpy(emb + (size_t)t * E, m->tok_emb + (size_t)tokens[t] * E, E * sizeof(float));
-    if (m->proj_in.w) linear_forward(&m->proj_in, r->xb, n, x);
+    if (m->proj_in.w) nt_linear_forward(&m->proj_in, r->xb, n, x);
     if (m->pos_emb)
         for (int t = 0; t < n; t++) {
             const float *p = m->pos_emb + (size_t)(pos0 + t + c->pos_offset) * D;
@@ -298,7 +303,7 @@ int nt_forward_hidden(const nt_model *m, nt_run *r, const int32_t *tokens, int n
 
     if (c->final_norm) norm_forward(&m->final_norm, c->rms_norm, c->norm_eps, r->x, n, D, r->x);
     if (m->proj_out.w) {
-        linear_forward(&m->proj_out, r->x, n, r->xb);
+        nt_linear_forward(&m->proj_out, r->x, n, r->xb);
         memcpy(r->x, r->xb, (size_t)n * E * sizeof(float));
     }
     r->len = pos0 + n;

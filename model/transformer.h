@@ -124,6 +124,16 @@ void nt_logits(const nt_model *m, const float *hidden, int n, float *out);
 nt_linear *nt_layer_linear(nt_layer *ly, nt_lin_id which);
 const char *nt_lin_name(nt_lin_id which); // "q", "k", ... for messages
 
+// y (n, out) = x (n, in) . W^T (+ b), through sgemm.
+void nt_linear_forward(const nt_linear *l, const float *x, int n, float *y);
+// The activation a at x (ReLU, SiLU, exact GELU, tanh GELU).
+float nt_act_forward(nt_act a, float x);
+
+// LayerNorm (rms false) or RMSNorm of each row of x (n, dim) into y (may alias x). When not NULL, xhat (n, dim)
+// gets the normalized rows before the affine step and rstd (n) each row's 1/sqrt(var + eps), for backward.
+void nt_norm_forward(const nt_norm *nm, bool rms, float eps, const float *x, int n, int dim, float *y, float *xhat,
+                     float *rstd);
+
 // Embeds n tokens at positions pos0.. into x (n, dim): token (+ projection) + learned positions + BLOOM's
 // embedding norm: the input of block 0.
 void nt_embed(const nt_model *m, nt_run *r, const int32_t *tokens, int n, int pos0, float *x);
