@@ -37,16 +37,6 @@ static void eval_usage(FILE *f) {
             NT_QUANT_OPTIONS_HELP);
 }
 
-static int parse_pos_int(const char *opt, const char *s, long max, long *out) {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v <= 0 || v > max) {
-        fprintf(stderr, "normtweak eval: %s needs a positive integer, got '%s'\n", opt, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 int nt_cmd_eval(int argc, char **argv) {
     nt_eval_opts o = {.model_dir = DEFAULT_MODEL, .tasks = "wikitext2", .data_dir = DEFAULT_DATA, .print_ppl = true};
@@ -69,20 +59,14 @@ int nt_cmd_eval(int argc, char **argv) {
         case 't': o.tasks = optarg; break;
         case 'd': o.data_dir = optarg; break;
         case 'o': o.out = optarg; break;
-        case 's': if (parse_pos_int("--seqlen", optarg, 1L << 20, &seqlen)) return 2; break;
-        case 'l': if (parse_pos_int("--limit", optarg, 1L << 30, &o.limit)) return 2; break;
-        case 'j': if (parse_pos_int("--threads", optarg, 4096, &threads)) return 2; break;
+        case 's': if (nt_cli_pos_int("eval", "--seqlen", optarg, 1L << 20, &seqlen)) return 2; break;
+        case 'l': if (nt_cli_pos_int("eval", "--limit", optarg, 1L << 30, &o.limit)) return 2; break;
+        case 'j': if (nt_cli_pos_int("eval", "--threads", optarg, 4096, &threads)) return 2; break;
         case 'k': o.skip_bad_items = true; break;
         case 'h': eval_usage(stdout); return 0;
         case '?': eval_usage(stderr); return 2;
-        default: {
-            int rc = nt_quant_option(c, optarg, &q, &method_set, &err);
-            if (rc) {
-                if (rc < 0) fprintf(stderr, "normtweak eval: %s\n", err.msg);
-                else eval_usage(stderr);
-                return 2;
-            }
-        }
+        default:
+            if (nt_quant_option_cli("eval", c, optarg, &q, &method_set, eval_usage)) return 2;
         }
     }
     if (optind < argc) {

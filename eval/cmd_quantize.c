@@ -37,25 +37,11 @@ int nt_cmd_quantize(int argc, char **argv) {
         case 'm': model_dir = optarg; break;
         case 'o': out = optarg; break;
         case 'd': data_dir = optarg; break;
-        case 'j': {
-            char *end = NULL;
-            threads = strtol(optarg, &end, 10);
-            if (!*optarg || *end || threads <= 0) {
-                fprintf(stderr, "normtweak quantize: --threads needs a positive integer, got '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        }
+        case 'j': if (nt_cli_pos_int("quantize", "--threads", optarg, 4096, &threads)) return 2; break;
         case 'h': quantize_usage(stdout); return 0;
         case '?': quantize_usage(stderr); return 2;
-        default: {
-            int rc = nt_quant_option(c, optarg, &q, &method_set, &err);
-            if (rc) {
-                if (rc < 0) fprintf(stderr, "normtweak quantize: %s\n", err.msg);
-                else quantize_usage(stderr);
-                return 2;
-            }
-        }
+        default:
+            if (nt_quant_option_cli("quantize", c, optarg, &q, &method_set, quantize_usage)) return 2;
         }
     }
     if (optind < argc) {

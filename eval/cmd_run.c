@@ -338,15 +338,7 @@ int nt_cmd_run(int argc, char **argv) {
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'o': out_override = optarg; break;
-        case 'j': {
-            char *end = NULL;
-            threads = strtol(optarg, &end, 10);
-            if (!*optarg || *end || threads <= 0 || threads > 4096) {
-                fprintf(stderr, "normtweak run: --threads needs a positive integer, got '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        }
+        case 'j': if (nt_cli_pos_int("run", "--threads", optarg, 4096, &threads)) return 2; break;
         case 'n': dry = true; break;
         case 'T': no_table = true; break;
         case 'h': run_usage(stdout); return 0;

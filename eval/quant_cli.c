@@ -106,3 +106,23 @@ int nt_quant_option(int c, const char *arg, nt_quant_opts *o, bool *method_set, 
     default: return 1;
     }
 }
+
+int nt_quant_option_cli(const char *cmd, int c, const char *arg, nt_quant_opts *o, bool *method_set,
+                        void (*usage)(FILE *)) {
+    nt_err err = {0};
+    int rc = nt_quant_option(c, arg, o, method_set, &err);
+    if (rc < 0) fprintf(stderr, "normtweak %s: %s\n", cmd, err.msg);
+    else if (rc > 0) usage(stderr);
+    return rc ? 2 : 0;
+}
+
+int nt_cli_pos_int(const char *cmd, const char *opt, const char *s, long max, long *out) {
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v <= 0 || v > max) {
+        fprintf(stderr, "normtweak %s: %s needs a positive integer, got '%s'\n", cmd, opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}

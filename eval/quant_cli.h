@@ -1,6 +1,7 @@
 // quant_cli.h: the quantization options `quantize` and `eval` share (--method, --wbits, --group, ...).
 #pragma once
 #include <getopt.h>
+#include <stdio.h>
 
 #include "quantize_model.h"
 #include "nt_loss.h"
@@ -38,3 +39,11 @@ void nt_quant_merge_options(const struct option *own, size_t n_own, struct optio
 // Applies option `c` (a val from nt_quant_long_options) with its argument. Returns 1 if c is not a
 // quantization option, 0 when applied, -1 on a bad value (err set).
 int nt_quant_option(int c, const char *arg, nt_quant_opts *o, bool *method_set, nt_err *err);
+
+// A command's handling of a getopt value it does not own: applies it as a quantization option, or prints the
+// error (or the command's usage) to stderr. Returns 0 to go on, 2 (the usage exit status) otherwise.
+int nt_quant_option_cli(const char *cmd, int c, const char *arg, nt_quant_opts *o, bool *method_set,
+                        void (*usage)(FILE *));
+// A positive integer option value <= max; prints "normtweak CMD: OPT needs a positive integer" and returns -1
+// otherwise.
+int nt_cli_pos_int(const char *cmd, const char *opt, const char *s, long max, long *out);

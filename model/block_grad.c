@@ -1,6 +1,7 @@
 // block_grad.c: training forward with saved activations and backward of one transformer block down to
 // its norm parameters (see block_grad.h). The forward mirrors nt_block_forward op for op (same fp32
-// formulas and sgemm shapes; the linear, norm and activation are transformer.c's own) so the tweaked block seen in training is the block seen in evaluation.
+// formulas and sgemm shapes; the linear, norm and activation are transformer.c's own) so the tweaked
+// block seen in training is the block seen in evaluation.
 // Reads top to bottom: workspace, small ops with their backwards, attention, the block forward, the block
 // backward.
 #include <cblas.h>
