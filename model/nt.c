@@ -13,10 +13,13 @@ extern const char *nt_git_commit; // build/nt_commit.c, written at every build (
 
 int nt_fail(nt_err *err, const char *fmt, ...) {
     if (err) {
+        // formatted aside first: callers may pass err->msg itself as an argument, to prefix it with context
+        char msg[sizeof(err->msg)];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        memcpy(err->msg, msg, sizeof(msg));
         // one line: a message must never spill over several lines of a log
         for (char *c = err->msg; *c; c++)
             if (*c == '\n' || *c == '\r') *c = ' ';

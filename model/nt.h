@@ -14,6 +14,7 @@ typedef struct {
 } nt_err;
 
 // Formats the message into err (if err is not NULL) and returns -1, so callers write `return nt_fail(err, ...)`.
+// err->msg may be one of the arguments (`nt_fail(err, "layer %d: %s", l, err->msg)` prefixes it).
 int nt_fail(nt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // Invariant checks that stay on in release builds: a failure here is a bug in normtweak, not bad input.
