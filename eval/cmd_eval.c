@@ -33,6 +33,8 @@ static void eval_usage(FILE *f) {
             "  --limit N       score only the first N windows / items of each task (stated in the row's options)\n"
             "  --skip-bad-items  zero-shot: skip malformed task lines (counted in the row) instead of failing\n"
             "  --threads N     CPU threads (default: all cores)\n"
+            "  --device D      cpu (default), cuda or cuda:N: perplexity on a CUDA GPU (quantized linears through\n"
+            "                  normtweak's kernels, the rest through cuBLASLt; zero-shot tasks are CPU-only)\n"
             "quantize in memory before evaluating (a quantized checkpoint from `normtweak quantize` needs none):\n"
             NT_QUANT_OPTIONS_HELP);
 }
@@ -45,7 +47,7 @@ int nt_cmd_eval(int argc, char **argv) {
                                         {"seqlen", required_argument, 0, 's'}, {"data-dir", required_argument, 0, 'd'},
                                         {"out", required_argument, 0, 'o'},    {"limit", required_argument, 0, 'l'},
                                         {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
-                                        {"skip-bad-items", no_argument, 0, 'k'}};
+                                        {"skip-bad-items", no_argument, 0, 'k'}, {"device", required_argument, 0, 'D'}};
     struct option opts[64];
     nt_quant_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
     nt_quant_opts q = nt_quant_opts_make("fp", 4, 128);
@@ -63,6 +65,7 @@ int nt_cmd_eval(int argc, char **argv) {
         case 'l': if (nt_cli_pos_int("eval", "--limit", optarg, 1L << 30, &o.limit)) return 2; break;
         case 'j': if (nt_cli_pos_int("eval", "--threads", optarg, 4096, &threads)) return 2; break;
         case 'k': o.skip_bad_items = true; break;
+        case 'D': o.device = optarg; break;
         case 'h': eval_usage(stdout); return 0;
         case '?': eval_usage(stderr); return 2;
         default:

@@ -66,8 +66,23 @@ static int zeroshot_rows(const nt_model *m, const nt_tokenizer *tok, const nt_ev
     return rc;
 }
 
+// "cpu" / NULL -> -1, "cuda" -> 0, "cuda:N" -> N; -2 for anything else.
+static int parse_device(const char *d) {
+    if (!d || strcmp(d, "cpu") == 0) return -1;
+    if (strcmp(d, "cuda") == 0) return 0;
+    if (strncmp(d, "cuda:", 5) != 0 || !d[5]) return -2;
+    char *end = NULL;
+    long v = strtol(d + 5, &end, 10);
+    return (*end || v < 0 || v > 1024) ? -2 : (int)v;
+}
+
 int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     memset(out, 0, sizeof(*out));
+    const int gpu = parse_device(o->device);
+    if (gpu == -2) return nt_fail(err, "usage: unknown device '%s' (expected cpu, cuda or cuda:N)", o->device);
+    nt_gpu_ctx *ctx = NULL;
+    nt_gpu_model *gm = NULL;
+    char device_name[300] = "cpu";
     char *names[MAX_TASKS];
     nt_windows w[MAX_TASKS];  // perplexity tasks
     nt_zs_task zs[MAX_TASKS]; // zero-shot tasks
@@ -80,6 +95,11 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     // the task list, checked before anything is loaded
     for (char *save = NULL, *t = strtok_r(tasks_copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         bool zero_shot = nt_zeroshot_task_known(t);
+        if (zero_shot && gpu >= 0) {
+            nt_fail(err, "usage: --device %s: zero-shot tasks such as '%s' run on the CPU only (evaluate them "
+                         "without --device)", o->device, t);
+            goto done;
+        }
         if (!zero_shot && !nt_ppl_task_known(t)) {
             nt_fail(err,
                     "usage: unknown task '%s' (expected wikitext2, ptb, ptb-new, c4, c4-new, a .txt file, lambada_openai, "
@@ -124,6 +144,23 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
         if (r) goto done;
     }
 
+    if (gpu >= 0) {
+        int n_dev = nt_gpu_device_count(err);
+        if (n_dev < 0) {
+            nt_fail(err, "--device %s: no CUDA device (%s)", o->device, err->msg);
+            goto done;
+        }
+        if (gpu >= n_dev) {
+            nt_fail(err, "--device %s: there are %d CUDA devices", o->device, n_dev);
+            goto done;
+        }
+        if (nt_gpu_ctx_create(&ctx, gpu, err) || nt_gpu_model_upload(ctx, &gm, m, seqlen, err)) {
+            nt_fail(err, "--device %s: %s", o->device, err->msg);
+            goto done;
+        }
+        snprintf(device_name, sizeof device_name, "cuda:%s", nt_gpu_ctx_info(ctx)->name);
+    }
+
     const nt_model_quant *mq = &m->quant;
     for (size_t i = 0; i < n_tasks; i++) {
         if (is_zs[i]) {
@@ -131,7 +168,9 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
             continue;
         }
         nt_ppl_result res;
-        if (nt_perplexity(m, &w[i], (size_t)o->limit, names[i], &res, err)) goto done;
+        if (gm ? nt_perplexity_gpu(ctx, gm, &w[i], (size_t)o->limit, names[i], &res, err)
+               : nt_perplexity(m, &w[i], (size_t)o->limit, names[i], &res, err))
+            goto done;
         char opts[64] = "";
         if (o->limit && (size_t)o->limit < w[i].n_windows) snprintf(opts, sizeof(opts), "limit=%ld", o->limit);
         nt_result_row *r = &out->rows[out->n];
@@ -141,8 +180,8 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
                              .group_size = mq->group_size, .task = keep(out, names[i]), .metric = "ppl",
                              .value = res.ppl, .stderr_ = res.ppl_stderr, .n = (long)res.n_scored,
                              .seqlen = seqlen, .seconds = res.seconds, .calib = keep(out, mq->calib),
-                             .options = keep(out, all_opts), .device = "cpu"};
-        if (!r->model || !r->method || !r->task || !r->calib || !r->options) {
+                             .options = keep(out, all_opts), .device = keep(out, device_name)};
+        if (!r->model || !r->method || !r->task || !r->calib || !r->options || !r->device) {
             nt_fail(err, "out of memory");
             goto done;
         }
@@ -160,6 +199,8 @@ done:
         nt_zs_task_free(&zs[i]);
     }
     free(tasks_copy);
+    nt_gpu_model_free(&gm);
+    nt_gpu_ctx_free(&ctx);
     nt_tokenizer_free(&tok);
     nt_model_free(&m);
     return rc;

@@ -15,6 +15,8 @@ typedef struct {
     bool print_ppl;        // log "task: PPL = x +/- y" (and zero-shot metric) lines to stderr
     bool skip_bad_items;   // zero-shot: leave malformed items out (counted in the row's options) instead of failing
     const nt_quant_opts *quant; // quantize the loaded model in memory first; NULL: evaluate it as loaded
+    const char *device;    // NULL or "cpu"; "cuda" or "cuda:N": perplexity on CUDA device N (gpu.h's forward pass;
+                           // zero-shot tasks are CPU-only and refused with it)
 } nt_eval_opts;
 
 // The rows produced, one task after another (free with nt_eval_rows_free). Tasks are checked and their

@@ -9,50 +9,32 @@
 // packed once per window), and bounds the buffer at long seqlen
 enum { LOGIT_ROWS = 512 };
 
-int nt_perplexity(const nt_model *m, const nt_windows *w, size_t max_windows, const char *label, nt_ppl_result *res,
-                  nt_err *err) {
+// Scores one window: nll[t] for its S-1 predicted tokens.
+typedef int (*window_nll_fn)(void *arg, const int32_t *ids, int S, double *nll, nt_err *err);
+
+// The windows loop of both devices: sums, progress, the result's statistics.
+static int score_windows(window_nll_fn score, void *arg, const nt_windows *w, size_t max_windows, const char *label,
+                         nt_ppl_result *res, nt_err *err) {
     memset(res, 0, sizeof(*res));
-    int S = (int)w->seqlen, V = m->cfg.vocab;
+    int S = (int)w->seqlen;
     size_t nw = (max_windows && max_windows < w->n_windows) ? max_windows : w->n_windows;
     if (nw == 0 || S < 2) return nt_fail(err, "%s: nothing to score (%zu windows of %d tokens)", label, nw, S);
-    nt_run *r = NULL;
-    if (nt_run_init(&r, m, S, S, err)) return -1;
-    float *logits = malloc((size_t)LOGIT_ROWS * V * sizeof(float));
     double *nll = malloc((size_t)S * sizeof(double));
-    if (!logits || !nll) {
-        free(logits);
-        free(nll);
-        nt_run_free(&r);
-        return nt_fail(err, "%s: out of memory for logits", label);
-    }
+    if (!nll) return nt_fail(err, "%s: out of memory", label);
     double sum = 0.0, sumsq = 0.0, t0 = nt_time();
     nt_progress prog;
     nt_progress_begin(&prog, label, (long)nw);
     int rc = 0;
     for (size_t i = 0; i < nw && rc == 0; i++) {
-        const int32_t *ids = w->ids + i * w->seqlen;
-        nt_run_reset(r);
-        if (nt_forward_hidden(m, r, ids, S, err)) {
-            rc = -1;
-            break;
-        }
-        // positions 0..S-2 predict tokens 1..S-1
-        for (int t0r = 0; t0r < S - 1; t0r += LOGIT_ROWS) {
-            int rows = S - 1 - t0r < LOGIT_ROWS ? S - 1 - t0r : LOGIT_ROWS;
-            nt_logits(m, r->x + (size_t)t0r * m->cfg.emb_dim, rows, logits);
-            // rows+1 tokens starting at t0r give rows targets
-            nt_nll_from_logits(logits, ids + t0r, rows + 1, V, nll + t0r);
-        }
-        for (int t = 0; t < S - 1; t++) {
+        rc = score(arg, w->ids + i * w->seqlen, S, nll, err);
+        for (int t = 0; t < S - 1 && rc == 0; t++) {
             sum += nll[t];
             sumsq += nll[t] * nll[t];
         }
         nt_progress_update(&prog, (long)(i + 1));
     }
     nt_progress_end(&prog);
-    free(logits);
     free(nll);
-    nt_run_free(&r);
     if (rc) return rc;
     size_t N = nw * (size_t)(S - 1);
     res->n_windows = nw;
@@ -65,4 +47,55 @@ int nt_perplexity(const nt_model *m, const nt_windows *w, size_t max_windows, co
     res->ppl_stderr = res->ppl * res->nll_stderr;
     res->seconds = nt_time() - t0;
     return 0;
+}
+
+typedef struct {
+    const nt_model *m;
+    nt_run *r;
+    float *logits; // (LOGIT_ROWS, vocab)
+} cpu_scorer;
+
+static int cpu_window(void *arg, const int32_t *ids, int S, double *nll, nt_err *err) {
+    cpu_scorer *c = arg;
+    const nt_model *m = c->m;
+    nt_run_reset(c->r);
+    if (nt_forward_hidden(m, c->r, ids, S, err)) return -1;
+    // positions 0..S-2 predict tokens 1..S-1
+    for (int t0r = 0; t0r < S - 1; t0r += LOGIT_ROWS) {
+        int rows = S - 1 - t0r < LOGIT_ROWS ? S - 1 - t0r : LOGIT_ROWS;
+        nt_logits(m, c->r->x + (size_t)t0r * m->cfg.emb_dim, rows, c->logits);
+        // rows+1 tokens starting at t0r give rows targets
+        nt_nll_from_logits(c->logits, ids + t0r, rows + 1, m->cfg.vocab, nll + t0r);
+    }
+    return 0;
+}
+
+int nt_perplexity(const nt_model *m, const nt_windows *w, size_t max_windows, const char *label, nt_ppl_result *res,
+                  nt_err *err) {
+    memset(res, 0, sizeof(*res));
+    int S = (int)w->seqlen;
+    cpu_scorer c = {m, NULL, NULL};
+    if (S >= 2 && nt_run_init(&c.r, m, S, S, err)) return -1;
+    c.logits = malloc((size_t)LOGIT_ROWS * m->cfg.vocab * sizeof(float));
+    int rc = c.logits ? score_windows(cpu_window, &c, w, max_windows, label, res, err)
+                      : nt_fail(err, "%s: out of memory for logits", label);
+    free(c.logits);
+    nt_run_free(&c.r);
+    return rc;
+}
+
+typedef struct {
+    nt_gpu_ctx *ctx;
+    nt_gpu_model *g;
+} gpu_scorer;
+
+static int gpu_window(void *arg, const int32_t *ids, int S, double *nll, nt_err *err) {
+    gpu_scorer *c = arg;
+    return nt_gpu_window_nll(c->ctx, c->g, ids, S, nll, err);
+}
+
+int nt_perplexity_gpu(nt_gpu_ctx *ctx, nt_gpu_model *g, const nt_windows *w, size_t max_windows, const char *label,
+                      nt_ppl_result *res, nt_err *err) {
+    gpu_scorer c = {ctx, g};
+    return score_windows(gpu_window, &c, w, max_windows, label, res, err);
 }

@@ -15,6 +15,7 @@
 
 typedef struct {
     int M, N, K;
+    int out32; // Y in fp32 (nt_gpu_gemm_f16_f32) rather than fp16
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
@@ -77,18 +78,20 @@ static int lt_init(nt_gpu_ctx *ctx, nt_err *err) {
     return 0;
 }
 
-static int plan_make(struct nt_lt_state *lt, lt_plan *p, int M, int N, int K, nt_err *err) {
+static int plan_make(struct nt_lt_state *lt, lt_plan *p, int M, int N, int K, int out32, nt_err *err) {
     memset(p, 0, sizeof *p);
     p->M = M;
     p->N = N;
     p->K = K;
+    p->out32 = out32;
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     LT_TRY(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
     LT_TRY(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16F, (uint64_t)K, (uint64_t)N, (int64_t)K)); // W^T view
     LT_TRY(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16F, (uint64_t)K, (uint64_t)M, (int64_t)K)); // X^T view
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_16F, (uint64_t)N, (uint64_t)M, (int64_t)N)); // Y^T view
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->c, out32 ? CUDA_R_32F : CUDA_R_16F, (uint64_t)N, (uint64_t)M,
+                                      (int64_t)N)); // Y^T view
     cublasLtMatmulPreference_t pref = NULL;
     LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = LT_WORKSPACE;
@@ -107,15 +110,15 @@ static int plan_make(struct nt_lt_state *lt, lt_plan *p, int M, int N, int K, nt
     return 0;
 }
 
-static int plan_get(struct nt_lt_state *lt, int M, int N, int K, lt_plan **out, nt_err *err) {
+static int plan_get(struct nt_lt_state *lt, int M, int N, int K, int out32, lt_plan **out, nt_err *err) {
     for (int i = 0; i < lt->n_plans; i++)
-        if (lt->plans[i].M == M && lt->plans[i].N == N && lt->plans[i].K == K) {
+        if (lt->plans[i].M == M && lt->plans[i].N == N && lt->plans[i].K == K && lt->plans[i].out32 == out32) {
             *out = &lt->plans[i];
             return 0;
         }
     int slot = lt->n_plans < LT_PLANS ? lt->n_plans++ : (lt->next++ % LT_PLANS);
     plan_destroy(&lt->plans[slot]);
-    if (plan_make(lt, &lt->plans[slot], M, N, K, err)) {
+    if (plan_make(lt, &lt->plans[slot], M, N, K, out32, err)) {
         plan_destroy(&lt->plans[slot]); // leaves a zeroed slot (M = 0) that never matches
         return -1;
     }
@@ -123,14 +126,24 @@ static int plan_get(struct nt_lt_state *lt, int M, int N, int K, lt_plan **out, 
     return 0;
 }
 
-int nt_gpu_gemm_f16(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, uint16_t *Y, int M, int N, int K,
-                    nt_err *err) {
+static int lt_gemm(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, void *Y, int M, int N, int K, int out32,
+                   nt_err *err) {
     if (M < 1 || N < 1 || K < 1) return nt_fail(err, "gemm: empty shape M=%d N=%d K=%d", M, N, K);
     if (lt_init(ctx, err)) return -1;
     lt_plan *p = NULL;
-    if (plan_get(ctx->lt, M, N, K, &p, err)) return -1;
+    if (plan_get(ctx->lt, M, N, K, out32, &p, err)) return -1;
     const float alpha = 1.0f, beta = 0.0f;
     LT_TRY(cublasLtMatmul(ctx->lt->handle, p->op, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y, p->c, &p->algo,
                           ctx->lt->workspace, LT_WORKSPACE, ctx->stream));
     return 0;
+}
+
+int nt_gpu_gemm_f16(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, uint16_t *Y, int M, int N, int K,
+                    nt_err *err) {
+    return lt_gemm(ctx, X, W, Y, M, N, K, 0, err);
+}
+
+int nt_gpu_gemm_f16_f32(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, float *Y, int M, int N, int K,
+                        nt_err *err) {
+    return lt_gemm(ctx, X, W, Y, M, N, K, 1, err);
 }

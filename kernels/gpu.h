@@ -3,9 +3,10 @@
 // helpers, and the load-time layout the kernels read. C API, usable from C and from the .cu files.
 //
 // Implementations: kernels/gpu.cu (device, context, memory, timing), kernels/qgemm.cu (the quantized kernels),
-// kernels/cublaslt.cu (the dense baseline); kernels/gpu_none.c replaces all three in a build without nvcc, where
-// every call fails with "normtweak built without CUDA". kernels/kernels_ref.c holds the scalar CPU references and
-// the load-time layout (plain C, built in both cases).
+// kernels/cublaslt.cu (the dense baseline), kernels/forward.cu + gpu_forward.c (the model's forward pass);
+// kernels/gpu_none.c replaces them in a build without nvcc, where every call fails with "normtweak built without
+// CUDA". kernels/kernels_ref.c holds the scalar CPU references and the load-time layout (plain C, built in both
+// cases). The tests also build every .cu file for kernels/cuda_emu.h, a CPU emulator, under nt_emu_* names.
 //
 // The interchange format is quant.h's nt_qlinear, read as it is. At upload the layout step
 // (nt_qgemm_layout_make) may reorder the K dimension once, so that every 32-value pack of K lies in one group:
@@ -20,6 +21,9 @@
 // when symmetric); the GEMV kernel keeps it in fp32, the tensor-core kernel rounds it to fp16 for the MMA
 // (nt_ref_qgemm's w_f16 flag reproduces that rounding). Both accumulate in fp32 and write fp16 Y.
 #pragma once
+#ifdef NT_CUDA_EMU
+#include "gpu_emu_names.h"
+#endif
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,6 +124,10 @@ int nt_gpu_qdequantize(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, uint16_t *W, nt
 int nt_gpu_gemm_f16(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, uint16_t *Y, int M, int N, int K,
                     nt_err *err);
 
+// Y (M, N) fp32 = X (M, K) fp16 . W^T: the same product with fp32 output (logits, where fp16 would round).
+int nt_gpu_gemm_f16_f32(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, float *Y, int M, int N, int K,
+                        nt_err *err);
+
 // ----------------------------------------------------------------------------------------------- timing
 // Runs launch(arg) warmup times, then reps times, each repetition between two CUDA events, the L2 flushed
 // before each one (a memset of a buffer twice the L2 size, outside the events) when flush_l2. *median_us gets
@@ -154,17 +162,25 @@ void nt_ref_qgemm_layout(const nt_qgemm_layout *lay, const uint16_t *X /*(M, K) 
 // Y (M, N) fp32 = X (M, K) fp16 . W^T, W (N, K) fp16, double accumulation: the reference of nt_gpu_gemm_f16.
 void nt_ref_gemm_f16(const uint16_t *X, const uint16_t *W, int M, int N, int K, float *Y);
 
-// --------------------------------------------------------------------------- sketch: eval --device cuda (issue 6,
-// item 5; NOT implemented, nothing below is declared): the forward pass keeps its CPU structure and hands each
-// quantized linear to the device.
-//   typedef struct nt_gpu_model nt_gpu_model;  // every nt_qlinear uploaded (nt_gpu_qlinear), norms/embeddings fp16
-//   int nt_gpu_model_upload(nt_gpu_model **g, const nt_model *m, const nt_qlinear *const *layers, nt_err *err);
-//   int nt_gpu_forward(nt_gpu_ctx *ctx, nt_gpu_model *g, const int32_t *tokens, int T,
-//                      float *logits /*(T, vocab) host*/, nt_err *err); // per block: norm, qgemm q/k/v, attention,
-//                                                                      // qgemm o, norm, qgemm MLP (M = T rows)
-//   void nt_gpu_model_free(nt_gpu_model **g);
-// evaluate.c would pick it with --device cuda and fall back to the CPU path with a message when
-// nt_gpu_device_count fails. Needed first: fp16 kernels for RMSNorm/LayerNorm, RoPE/ALiBi attention, GELU/SiLU.
+// ------------------------------------------------------------------ the forward pass on the device (eval --device cuda)
+#ifndef __cplusplus
+#include "transformer.h"
+
+// A model on the device: quantized block linears (nt_linear.q) as nt_gpu_qlinear for the kernels above, every
+// other matrix (dense linears, lm_head) in fp16 for cuBLASLt, embeddings, norms, biases and RoPE tables in fp32,
+// and the activations of one sequence of up to max_tokens positions. The pass mirrors transformer.c (all of its
+// architectures) in fp32 arithmetic over fp16 activations with an fp32 residual stream (kernels/gpu_forward.c).
+typedef struct nt_gpu_model nt_gpu_model;
+int nt_gpu_model_upload(nt_gpu_ctx *ctx, nt_gpu_model **g, const nt_model *m, int max_tokens, nt_err *err);
+void nt_gpu_model_free(nt_gpu_model **g);
+// The final hidden states of tokens (n) as one fresh sequence (positions 0..n-1), kept on the device.
+int nt_gpu_forward(nt_gpu_ctx *ctx, nt_gpu_model *g, const int32_t *tokens, int n, nt_err *err);
+// logits (rows, vocab) fp32, host = the hidden rows row0..row0+rows-1 of the last nt_gpu_forward . lm_head^T.
+int nt_gpu_logits(nt_gpu_ctx *ctx, nt_gpu_model *g, int row0, int rows, float *logits, nt_err *err);
+// Perplexity's unit: nll[t] = -log softmax(logits[t])[tokens[t+1]] for t < n-1 (nt_nll_from_logits on the
+// host), the window scored from a fresh context.
+int nt_gpu_window_nll(nt_gpu_ctx *ctx, nt_gpu_model *g, const int32_t *tokens, int n, double *nll, nt_err *err);
+#endif
 
 #ifdef __cplusplus
 }

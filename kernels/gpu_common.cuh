@@ -1,9 +1,13 @@
 // gpu_common.cuh: what the .cu files of kernels/ share: error checks that return an nt_err (library code never
 // exits), the context struct behind gpu.h's nt_gpu_ctx, and the device copy of a quantized linear.
 #pragma once
+#include <stdint.h>
+#ifdef NT_CUDA_EMU
+#include "cuda_emu.h" // the CPU emulator (tests): the same source, run without a GPU
+#else
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#include <stdint.h>
+#endif
 
 #include "gpu.h"
 
@@ -23,6 +27,18 @@
         if (e_ != cudaSuccess)                                                                              \
             return nt_fail(err, "%s:%d: launching %s: %s", __FILE__, __LINE__, what, cudaGetErrorString(e_)); \
     } while (0)
+
+#ifndef NT_CUDA_EMU
+// Kernel launches go through nt_launch (the emulator replaces it): nt_launch(kernel, grid, block, smem, stream,
+// args...) is kernel<<<grid, block, smem, stream>>>(args...). Kernels declare dynamic shared memory with
+// NT_DYN_SMEM(type, name).
+template <typename... P, typename... A>
+static inline void nt_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                             A... args) {
+    kernel<<<grid, block, smem, stream>>>(args...);
+}
+#define NT_DYN_SMEM(T, name) extern __shared__ T name[]
+#endif
 
 struct nt_gpu_ctx {
     int device;

@@ -84,6 +84,11 @@ int nt_gpu_gemm_f16(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, uint1
     (void)ctx, (void)X, (void)W, (void)Y, (void)M, (void)N, (void)K;
     return nt_fail(err, NO_CUDA);
 }
+int nt_gpu_gemm_f16_f32(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, float *Y, int M, int N, int K,
+                        nt_err *err) {
+    (void)ctx, (void)X, (void)W, (void)Y, (void)M, (void)N, (void)K;
+    return nt_fail(err, NO_CUDA);
+}
 int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int warmup, int reps, bool flush_l2,
                 double *median_us, nt_err *err) {
     (void)ctx, (void)launch, (void)arg, (void)warmup, (void)reps, (void)flush_l2;
@@ -93,5 +98,26 @@ int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int warmup,
 int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int reps, double *gbps, nt_err *err) {
     (void)ctx, (void)bytes, (void)reps;
     *gbps = 0.0;
+    return nt_fail(err, NO_CUDA);
+}
+
+int nt_gpu_model_upload(nt_gpu_ctx *ctx, nt_gpu_model **g, const nt_model *m, int max_tokens, nt_err *err) {
+    (void)ctx, (void)m, (void)max_tokens;
+    *g = NULL;
+    return nt_fail(err, NO_CUDA);
+}
+void nt_gpu_model_free(nt_gpu_model **g) {
+    if (g) *g = NULL;
+}
+int nt_gpu_forward(nt_gpu_ctx *ctx, nt_gpu_model *g, const int32_t *tokens, int n, nt_err *err) {
+    (void)ctx, (void)g, (void)tokens, (void)n;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_logits(nt_gpu_ctx *ctx, nt_gpu_model *g, int row0, int rows, float *logits, nt_err *err) {
+    (void)ctx, (void)g, (void)row0, (void)rows, (void)logits;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_window_nll(nt_gpu_ctx *ctx, nt_gpu_model *g, const int32_t *tokens, int n, double *nll, nt_err *err) {
+    (void)ctx, (void)g, (void)tokens, (void)n, (void)nll;
     return nt_fail(err, NO_CUDA);
 }

@@ -195,12 +195,3 @@ void nt_ref_qgemm_layout(const nt_qgemm_layout *lay, const uint16_t *X, int M, f
             Y[(size_t)m * N + n] = acc;
         }
 }
-
-int nt_gpu_qlinear_upload(nt_gpu_qlinear **d, const nt_qlinear *q, nt_err *err) {
-    *d = NULL;
-    nt_qgemm_layout lay;
-    if (nt_qgemm_layout_make(&lay, q, err)) return -1;
-    int rc = nt_gpu_qlinear_upload_layout(d, &lay, err);
-    nt_qgemm_layout_free(&lay);
-    return rc;
-}

@@ -21,15 +21,17 @@
 // device split K as the GEMV does. Act-order and K % 8 != 0: X is first gathered/padded into scratch (M, Kp).
 // Works on sm_80 and sm_90 (mma.sync, cp.async, ldmatrix); Hopper's wgmma/TMA are left for a later version.
 //
-// Status: written and compiled without a GPU (nvcc 13.0, sm_80 + sm_90: MMA 128 registers, no spills; GEMV 32-128
-// registers, 4-16 bytes of spill in <2,4>, <3,4>, <8,1>); not yet run. Floors on an H100 (~3.35 TB/s, ~990 dense
-// fp16 TFLOP/s), e.g. LLaMA-7B down (4096 x 11008), 4-bit g128, M = 1: 22.5 MB of qweight + 0.7 MB of scales and
-// zeros -> ~7 us, vs the fp16 weights' 90 MB -> ~27 us for cuBLASLt: at most ~3.9x. Tuning leads, in order:
+// Status: compiled for sm_80 + sm_90 (nvcc 13.0: MMA 128 registers, no spills; GEMV 32-128 registers, 4-16 bytes
+// of spill in <2,4>, <3,4>, <8,1>) and run only on the CPU emulator (cuda_emu.h: test_kernels_emu passes, every
+// bit width, act-order, odd N, K % 8 != 0, split-K); not yet on a GPU, so nothing below about speed is measured.
+// Floors on an H100 (~3.35 TB/s, ~990 dense fp16 TFLOP/s), e.g. LLaMA-7B down (4096 x 11008), 4-bit g128,
+// M = 1: 22.5 MB of qweight + 0.7 MB of scales and zeros -> ~7 us, vs the fp16 weights' 90 MB -> ~27 us for cuBLASLt: at most ~3.9x. Tuning leads, in order:
 // GEMV splits/occupancy (choose_splits), 128-bit shared loads of x, register prefetch of the next pack; for MMA a
 // 3-4 stage pipeline, BK = 64, a fused Marlin-style tile layout of qweight made at upload, wgmma on sm_90a.
 #include <string.h>
 
 #include "gpu_common.cuh"
+#include "ptx.cuh"
 
 // ------------------------------------------------------------------------------------------ bit helpers
 
@@ -62,7 +64,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
                  int M, int K, int N, int npacks, int pps,
                  __half *__restrict__ Y,               // (M, N), when gridDim.y == 1
                  float *__restrict__ partial) {        // (gridDim.y, M, N), when gridDim.y > 1
-    extern __shared__ float xs[]; // (M, pps*32): this split's X, fp32, kernel column order
+    NT_DYN_SMEM(float, xs); // (M, pps*32): this split's X, fp32, kernel column order
     const int p0 = blockIdx.y * pps, p1 = min(p0 + pps, npacks);
     const int kc = (p1 - p0) * 32, ldxs = pps * 32;
     for (int i = threadIdx.x; i < M * kc; i += GEMV_THREADS) {
@@ -186,36 +188,6 @@ __global__ void dequant_kernel(const uint32_t *__restrict__ qw, const __half *__
 #define MMA_BN 128
 #define MMA_THREADS 128
 #define MMA_LDS 40 // halves per shared row: 32 + 8 padding (80 bytes: 8 rows of an ldmatrix hit distinct banks)
-
-__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-// 16 bytes global -> shared, asynchronously; src_bytes 0 fills zeros (rows past M, channels past N).
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async4(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-
-// c += a . b for one m16n8k16 tile: a 4 registers (row-major A), b 2 (column-major B), c 4 fp32.
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-                 "{%8, %9}, {%0, %1, %2, %3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 template <int BITS>
 __global__ void __launch_bounds__(MMA_THREADS)
@@ -428,22 +400,19 @@ static void launch_gemv(const nt_gpu_qlinear *w, const __half *X, __half *Y, flo
     dim3 grid(ceil_div(w->N, GEMV_THREADS * cpt), S);
     size_t smem = (size_t)M * pps * 32 * sizeof(float);
     if (cpt == 4)
-        qgemv_kernel<BITS, 4><<<grid, GEMV_THREADS, smem, stream>>>(w->qweight, w->scales, w->zeros, w->sym_zero,
-                                                                     w->pack_group, w->kmap, X, M, w->K, w->N,
-                                                                     w->npacks, pps, Y, partial);
+        nt_launch(qgemv_kernel<BITS, 4>, grid, GEMV_THREADS, smem, stream, w->qweight, w->scales, w->zeros,
+                  w->sym_zero, w->pack_group, w->kmap, X, M, w->K, w->N, w->npacks, pps, Y, partial);
     else
-        qgemv_kernel<BITS, 1><<<grid, GEMV_THREADS, smem, stream>>>(w->qweight, w->scales, w->zeros, w->sym_zero,
-                                                                     w->pack_group, w->kmap, X, M, w->K, w->N,
-                                                                     w->npacks, pps, Y, partial);
+        nt_launch(qgemv_kernel<BITS, 1>, grid, GEMV_THREADS, smem, stream, w->qweight, w->scales, w->zeros,
+                  w->sym_zero, w->pack_group, w->kmap, X, M, w->K, w->N, w->npacks, pps, Y, partial);
 }
 
 template <int BITS>
 static void launch_mma(const nt_gpu_qlinear *w, const __half *X, int ldx, int kvalid, __half *Y, float *partial,
                        int M, int S, int pps, cudaStream_t stream) {
     dim3 grid(ceil_div(w->N, MMA_BN), ceil_div(M, MMA_BM), S);
-    qgemm_mma_kernel<BITS><<<grid, MMA_THREADS, 0, stream>>>(w->qweight, w->scales, w->zeros, w->sym_zero,
-                                                              w->pack_group, X, ldx, kvalid, M, w->N, w->npacks, pps,
-                                                              w->N % 4 == 0, Y, partial);
+    nt_launch(qgemm_mma_kernel<BITS>, grid, MMA_THREADS, 0, stream, w->qweight, w->scales, w->zeros, w->sym_zero,
+              w->pack_group, X, ldx, kvalid, M, w->N, w->npacks, pps, (int)(w->N % 4 == 0), Y, partial);
 }
 
 int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *Xh, uint16_t *Yh, int M, nt_qkernel kernel,
@@ -483,7 +452,7 @@ int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *Xh, u
         __half *Xg = (__half *)((char *)ctx->ws + partial_bytes);
         size_t total = (size_t)M * w->Kp;
         int blocks = (int)((total + 255) / 256 < (size_t)sms * 8 ? (total + 255) / 256 : (size_t)sms * 8);
-        gather_x_kernel<<<blocks, 256, 0, stream>>>(X, w->kmap, M, w->K, w->Kp, Xg);
+        nt_launch(gather_x_kernel, blocks, 256, 0, stream, X, w->kmap, M, w->K, w->Kp, Xg);
         NT_CUDA_LAUNCHED("gather_x_kernel");
         Xk = Xg;
     }
@@ -510,7 +479,7 @@ int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *Xh, u
     if (S > 1) {
         size_t MN = (size_t)M * N;
         int blocks = (int)((MN + 255) / 256 < (size_t)sms * 8 ? (MN + 255) / 256 : (size_t)sms * 8);
-        splitk_reduce_kernel<<<blocks, 256, 0, stream>>>(partial, S, MN, Y);
+        nt_launch(splitk_reduce_kernel, blocks, 256, 0, stream, partial, S, MN, Y);
         NT_CUDA_LAUNCHED("splitk_reduce_kernel");
     }
     return 0;
@@ -518,8 +487,8 @@ int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *Xh, u
 
 int nt_gpu_qdequantize(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, uint16_t *W, nt_err *err) {
     dim3 grid(ceil_div(w->N, 128), w->npacks);
-    dequant_kernel<<<grid, 128, 0, ctx->stream>>>(w->qweight, w->scales, w->zeros, w->sym_zero, w->pack_group, w->kmap,
-                                                  w->bits, w->K, w->N, reinterpret_cast<__half *>(W));
+    nt_launch(dequant_kernel, grid, 128, 0, ctx->stream, w->qweight, w->scales, w->zeros, w->sym_zero, w->pack_group,
+              w->kmap, w->bits, w->K, w->N, reinterpret_cast<__half *>(W));
     NT_CUDA_LAUNCHED("dequant_kernel");
     return 0;
 }
