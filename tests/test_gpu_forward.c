@@ -246,8 +246,10 @@ Test(gpu_forward, eval_device_cuda_without_a_device) {
 #endif
     nt_err err = {{0}};
     if (nt_gpu_device_count(&err) > 0) cr_skip_test("a CUDA device is present: the no-device path is not exercised");
+    char *model = tu_shared("models/tiny-opt"), *data = tu_shared("datasets"), args[2048];
+    snprintf(args, sizeof args, "eval --model '%s' --data-dir '%s' --seqlen 32 --device cuda --limit 1", model, data);
     char *msg = NULL;
-    int rc = tu_run_cli("eval --device cuda --limit 1", &msg);
+    int rc = tu_run_cli(args, &msg);
     cr_assert_eq(rc, 1, "exit 1 without a device (got %d): %s", rc, msg ? msg : "");
     cr_assert(msg && strncmp(msg, "normtweak eval: --device cuda: no CUDA device (", 47) == 0, "got: %s", msg);
     // the reason is CUDA's (or "built without CUDA"), given once
@@ -255,7 +257,8 @@ Test(gpu_forward, eval_device_cuda_without_a_device) {
     cr_assert(strstr(msg + 20, "--device") == NULL, "got: %s", msg);
     cr_assert(strchr(msg, '\n') == msg + strlen(msg) - 1, "one line: %s", msg);
     free(msg);
-    rc = tu_run_cli("eval --device cuda --tasks piqa --limit 1", &msg);
+    snprintf(args, sizeof args, "eval --model '%s' --data-dir '%s' --device cuda --tasks piqa --limit 1", model, data);
+    rc = tu_run_cli(args, &msg);
     cr_assert_eq(rc, 2, "zero-shot on cuda is a usage error (got %d): %s", rc, msg ? msg : "");
     cr_assert(msg && strstr(msg, "CPU only"), "got: %s", msg);
     free(msg);
@@ -263,4 +266,6 @@ Test(gpu_forward, eval_device_cuda_without_a_device) {
     cr_assert_eq(rc, 2, "an unknown device is a usage error (got %d): %s", rc, msg ? msg : "");
     cr_assert(msg && strstr(msg, "unknown device 'tpu'"), "got: %s", msg);
     free(msg);
+    free(model);
+    free(data);
 }
