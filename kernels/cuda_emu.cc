@@ -328,22 +328,22 @@ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) 
     memcpy(c, t->c, sizeof t->c);
 }
 
-float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
-    (void)mask;
+static float shfl(float v, int arg, collective op) {
     nt_emu_thread *t = nt_emu_cur;
     t->fv = v;
-    t->iarg = lane_mask;
-    warp_collective(C_SHFL_XOR);
+    t->iarg = arg;
+    warp_collective(op);
     return t->fv;
+}
+
+float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
+    (void)mask;
+    return shfl(v, lane_mask, C_SHFL_XOR);
 }
 
 float __shfl_sync(unsigned mask, float v, int src_lane) {
     (void)mask;
-    nt_emu_thread *t = nt_emu_cur;
-    t->fv = v;
-    t->iarg = src_lane;
-    warp_collective(C_SHFL_IDX);
-    return t->fv;
+    return shfl(v, src_lane, C_SHFL_IDX);
 }
 
 void nt_emu_cp_async(void *dst, const void *src, int bytes, int src_bytes) {

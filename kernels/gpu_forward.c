@@ -209,6 +209,14 @@ static int norm(nt_gpu_ctx *ctx, const nt_gpu_model *g, const gnorm *nm, bool rm
     return nt_gpu_op_norm(ctx, x, n, g->cfg.dim, nm->w, nm->b, rms, g->cfg.norm_eps, y32, y16, err);
 }
 
+// The fp16 input of a sublayer's linears in g->xb: norm(x) pre-norm (and its fp32 copy in g->xn when BLOOM keeps
+// it as the residual), x itself post-norm.
+static int sublayer_input(nt_gpu_ctx *ctx, nt_gpu_model *g, const gnorm *nm, int n, nt_err *err) {
+    const nt_config *c = &g->cfg;
+    if (!c->pre_norm) return nt_gpu_op_to_f16(ctx, g->x, (size_t)n * c->dim, g->xb, err);
+    return norm(ctx, g, nm, c->rms_norm, g->x, n, c->residual_post_norm ? g->xn : NULL, g->xb, err);
+}
+
 static int block(nt_gpu_ctx *ctx, nt_gpu_model *g, int l, int n, nt_err *err) {
     const nt_config *c = &g->cfg;
     const glayer *ly = &g->layers[l];
@@ -216,11 +224,7 @@ static int block(nt_gpu_ctx *ctx, nt_gpu_model *g, int l, int n, nt_err *err) {
     const bool keep = c->residual_post_norm; // BLOOM: the residual is the normed input, kept in fp32
 
     // attention: pre-norm x + attn(norm(x)); post-norm (OPT) norm(x + attn(x))
-    if (c->pre_norm) {
-        if (norm(ctx, g, &ly->attn_norm, c->rms_norm, g->x, n, keep ? g->xn : NULL, g->xb, err)) return -1;
-    } else if (nt_gpu_op_to_f16(ctx, g->x, (size_t)n * D, g->xb, err)) {
-        return -1;
-    }
+    if (sublayer_input(ctx, g, &ly->attn_norm, n, err)) return -1;
     if (lin(ctx, &ly->q, g->xb, n, g->q, err) || lin(ctx, &ly->k, g->xb, n, g->k, err) ||
         lin(ctx, &ly->v, g->xb, n, g->v, err))
         return -1;
@@ -235,11 +239,7 @@ static int block(nt_gpu_ctx *ctx, nt_gpu_model *g, int l, int n, nt_err *err) {
     if (!c->pre_norm && norm(ctx, g, &ly->attn_norm, false, g->x, n, g->x, NULL, err)) return -1;
 
     // MLP
-    if (c->pre_norm) {
-        if (norm(ctx, g, &ly->mlp_norm, c->rms_norm, g->x, n, keep ? g->xn : NULL, g->xb, err)) return -1;
-    } else if (nt_gpu_op_to_f16(ctx, g->x, (size_t)n * D, g->xb, err)) {
-        return -1;
-    }
+    if (sublayer_input(ctx, g, &ly->mlp_norm, n, err)) return -1;
     if (lin(ctx, &ly->up, g->xb, n, g->h1, err)) return -1;
     if (ly->gate.out) {
         if (lin(ctx, &ly->gate, g->xb, n, g->h2, err)) return -1;

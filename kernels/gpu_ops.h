@@ -4,14 +4,11 @@
 // arithmetic over fp16 activations. All pointers are device pointers; every call is asynchronous on the
 // context's stream and returns -1 with a message on a launch error.
 #pragma once
-#ifdef NT_CUDA_EMU
-#include "gpu_emu_names.h"
-#endif
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gpu.h"
+#include "gpu.h" // first: in the emulated build it also renames the names below (gpu_emu_names.h)
 
 #ifdef __cplusplus
 extern "C" {

@@ -29,15 +29,6 @@ static char *model_path(const char *spec) {
     return tu_source(rel);
 }
 
-static void log_softmax_row(const float *logits, int vocab, double *out) {
-    double mx = logits[0];
-    for (int j = 1; j < vocab; j++) mx = logits[j] > mx ? logits[j] : mx;
-    double s = 0.0;
-    for (int j = 0; j < vocab; j++) s += exp(logits[j] - mx);
-    double lse = mx + log(s);
-    for (int j = 0; j < vocab; j++) out[j] = logits[j] - lse;
-}
-
 // Checks one golden case; returns the max |difference| seen.
 static double check_golden(const char *json_path) {
     char *text = nt_read_file(json_path, NULL, NULL);
@@ -75,7 +66,7 @@ static double check_golden(const char *json_path) {
     cr_assert_eq(nt_forward(m, r, ids, T, logits, &err), 0, "%s", err.msg);
     double maxdiff = 0.0, nll = 0.0;
     for (int t = 0; t < T; t++) {
-        log_softmax_row(logits + (size_t)t * vocab, vocab, lp);
+        tu_log_softmax_row(logits + (size_t)t * vocab, vocab, lp);
         for (int j = 0; j < ncols; j++) {
             double d = fabs(lp[cols[j]] - gold[(size_t)t * ncols + j]);
             if (d > maxdiff) maxdiff = d;
@@ -154,8 +145,8 @@ static void check_decode_equals_prefill(const char *mdir) {
         }
         double *a = malloc(V * sizeof(double)), *b = malloc(V * sizeof(double));
         for (int t = 0; t < T; t++) {
-            log_softmax_row(full + (size_t)t * V, V, a);
-            log_softmax_row(inc + (size_t)t * V, V, b);
+            tu_log_softmax_row(full + (size_t)t * V, V, a);
+            tu_log_softmax_row(inc + (size_t)t * V, V, b);
             for (int j = 0; j < V; j++)
                 cr_assert(fabs(a[j] - b[j]) <= 1e-5, "%s mode %d: position %d id %d: %.7f vs %.7f", mdir, mode, t, j,
                           a[j], b[j]);

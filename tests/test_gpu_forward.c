@@ -26,22 +26,6 @@
 #define LOGP_MEAN 5e-3
 #define PPL_REL 1e-3
 
-static nt_gpu_ctx *need_gpu(void) {
-    nt_err err = {{0}};
-    if (nt_gpu_device_count(&err) <= 0) cr_skip_test("no CUDA device: %s", err.msg);
-    nt_gpu_ctx *ctx = NULL;
-    cr_assert(nt_gpu_ctx_create(&ctx, 0, &err) == 0, "%s", err.msg);
-    return ctx;
-}
-
-static void log_softmax_row(const float *x, int V, double *out) {
-    double mx = -INFINITY, s = 0.0;
-    for (int j = 0; j < V; j++) mx = fmax(mx, x[j]);
-    for (int j = 0; j < V; j++) s += exp(x[j] - mx);
-    double lse = mx + log(s);
-    for (int j = 0; j < V; j++) out[j] = x[j] - lse;
-}
-
 // Compares the device's and the CPU's log-probabilities for n tokens; returns the largest difference.
 static double compare(const char *what, nt_gpu_ctx *ctx, nt_gpu_model *g, const nt_model *m, const int32_t *ids,
                       int n) {
@@ -57,8 +41,8 @@ static double compare(const char *what, nt_gpu_ctx *ctx, nt_gpu_model *g, const 
     cr_assert(nt_gpu_logits(ctx, g, 0, n, dev, &err) == 0, "%s: %s", what, err.msg);
     double worst = 0.0, sum = 0.0;
     for (int t = 0; t < n; t++) {
-        log_softmax_row(ref + (size_t)t * V, V, a);
-        log_softmax_row(dev + (size_t)t * V, V, b);
+        tu_log_softmax_row(ref + (size_t)t * V, V, a);
+        tu_log_softmax_row(dev + (size_t)t * V, V, b);
         for (int j = 0; j < V; j++) {
             double d = fabs(a[j] - b[j]);
             if (!isfinite(d)) d = INFINITY;
@@ -96,7 +80,7 @@ static nt_model *load(const char *dir) {
 // Qwen2, BLOOM (ALiBi, embedding norm, fused qkv), and the two shared models. One short sequence (the GEMV path
 // of nothing: float linears go through cuBLASLt) and one longer one.
 Test(gpu_forward, float_models_match_cpu, .timeout = 1200) {
-    nt_gpu_ctx *ctx = need_gpu();
+    nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     const char *fixtures[] = {"tests/fixtures/tiny-random-opt",   "tests/fixtures/tiny-random-opt-postln",
                               "tests/fixtures/tiny-random-llama", "tests/fixtures/tiny-random-llama-tied-bias",
@@ -123,7 +107,7 @@ Test(gpu_forward, float_models_match_cpu, .timeout = 1200) {
 // tensor-core kernel (40): RTN 4-bit g32, RTN 2-bit per channel symmetric, and GPTQ 3-bit act-order g64 (the
 // kernels' regrouped-K path), on the shared tiny-opt (GPTQ calibrates on 8 C4 windows of 128 tokens).
 Test(gpu_forward, quantized_models_match_cpu, .timeout = 1200) {
-    nt_gpu_ctx *ctx = need_gpu();
+    nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     char *dir = tu_shared("models/tiny-opt"), *data = tu_shared("datasets");
     struct {
@@ -163,7 +147,7 @@ Test(gpu_forward, quantized_models_match_cpu, .timeout = 1200) {
 // Perplexity, the protocol's windows (full model context) of WikiText-2: device and CPU within PPL_REL, float and
 // RTN 4-bit. On the emulator one window per model (each CUDA thread is a fiber there), on a device sixteen.
 static void check_ppl(const char *model, const char *method) {
-    nt_gpu_ctx *ctx = need_gpu();
+    nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     char *dir = tu_shared(model), *data = tu_shared("datasets");
     nt_model *m = load(dir);
@@ -216,7 +200,7 @@ Test(gpu_forward, perplexity_tiny_llama, .timeout = 1200) {
 }
 
 Test(gpu_forward, bad_calls_are_errors) {
-    nt_gpu_ctx *ctx = need_gpu();
+    nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     char *dir = tu_source("tests/fixtures/tiny-random-llama");
     nt_model *m = load(dir);

@@ -233,14 +233,6 @@ Test(layout, rejects_invalid_linear) {
 
 // ------------------------------------------------------------------------------------------------- GPU
 
-static nt_gpu_ctx *need_gpu(void) {
-    nt_err err = {{0}};
-    if (nt_gpu_device_count(&err) <= 0) cr_skip_test("no CUDA device: %s", err.msg);
-    nt_gpu_ctx *ctx = NULL;
-    cr_assert(nt_gpu_ctx_create(&ctx, 0, &err) == 0, "%s", err.msg);
-    return ctx;
-}
-
 Test(gpu, no_device_is_reported) {
 #ifdef NT_CUDA_EMU
     cr_skip_test("the CPU emulator is a device: the no-device path is tested by test_kernels");
@@ -291,7 +283,7 @@ static void run_qgemm(nt_gpu_ctx *ctx, nt_gpu_qlinear *dw, const uint16_t *dX, u
 }
 
 static void check_kernel(nt_qkernel kernel) {
-    nt_gpu_ctx *ctx = need_gpu();
+    nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     for (int b = 0; b < 4; b++)
         for (size_t s = 0; s < sizeof g_gpu_shapes / sizeof g_gpu_shapes[0]; s++) {
@@ -333,7 +325,7 @@ Test(gpu, mma_matches_reference, .timeout = 900) { check_kernel(NT_QKERNEL_MMA);
 
 // AUTO picks GEMV up to 8 rows and MMA above; both sides of the switch on one real-sized layer.
 Test(gpu, auto_on_a_llama_shape, .timeout = 600) {
-    nt_gpu_ctx *ctx = need_gpu();
+    nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     const int N = 4096, K = 4096, ms[] = {1, 8, 9, 64};
     cr_assert_eq(nt_qkernel_pick(8), NT_QKERNEL_GEMV);
@@ -367,7 +359,7 @@ Test(gpu, auto_on_a_llama_shape, .timeout = 600) {
 }
 
 Test(gpu, gemv_refuses_more_than_8_rows) {
-    nt_gpu_ctx *ctx = need_gpu();
+    nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     nt_qlinear *q = make_q(64, 64, 4, 32, true, ORDER_NONE);
     nt_gpu_qlinear *dw = NULL;
@@ -386,7 +378,7 @@ Test(gpu, gemv_refuses_more_than_8_rows) {
 // The dense weights the baseline multiplies: exactly quant.h's dequantization rounded to fp16, in the original
 // column order (act-order and arbitrary g_idx included).
 Test(gpu, dequantize_matches_reference) {
-    nt_gpu_ctx *ctx = need_gpu();
+    nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     for (int b = 0; b < 4; b++)
         for (size_t s = 0; s < sizeof g_gpu_shapes / sizeof g_gpu_shapes[0]; s++) {
@@ -419,7 +411,7 @@ Test(gpu, cublaslt_matches_cpu_gemm, .timeout = 600) {
 #ifdef NT_CUDA_EMU
     cr_skip_test("cuBLASLt is not emulated (cublaslt_emu.cc computes on the host): tested on a device only");
 #endif
-    nt_gpu_ctx *ctx = need_gpu();
+    nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     const int shapes[][3] = {{1, 200, 688}, {7, 129, 100}, {9, 37, 4128}, {33, 520, 1024}, {256, 512, 1024},
                              {1024, 384, 512}};

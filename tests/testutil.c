@@ -93,3 +93,20 @@ const char *tu_json_str(const cJSON *o, const char *k) {
     cr_assert(cJSON_IsString(v), "missing %s", k);
     return v->valuestring;
 }
+
+void tu_log_softmax_row(const float *logits, int vocab, double *out) {
+    double mx = logits[0];
+    for (int j = 1; j < vocab; j++) mx = logits[j] > mx ? logits[j] : mx;
+    double s = 0.0;
+    for (int j = 0; j < vocab; j++) s += exp(logits[j] - mx);
+    double lse = mx + log(s);
+    for (int j = 0; j < vocab; j++) out[j] = logits[j] - lse;
+}
+
+nt_gpu_ctx *tu_need_gpu(void) {
+    nt_err err = {{0}};
+    if (nt_gpu_device_count(&err) <= 0) cr_skip_test("no CUDA device: %s", err.msg);
+    nt_gpu_ctx *ctx = NULL;
+    cr_assert(nt_gpu_ctx_create(&ctx, 0, &err) == 0, "%s", err.msg);
+    return ctx;
+}

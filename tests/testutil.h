@@ -2,6 +2,7 @@
 #pragma once
 #include <cjson/cJSON.h>
 
+#include "gpu.h"
 #include "nt.h"
 
 // $NT_SHARED_DIR/rel (the shared models/datasets/tokenizers folder); malloc'd.
@@ -21,6 +22,12 @@ int tu_run_cli(const char *args, char **err_out);
 uint32_t tu_rnd_u32(uint64_t *state);
 float tu_rnd_unif(uint64_t *state);
 float tu_rnd_normal(uint64_t *state);
+
+// out (vocab) = log softmax of one row of logits, in double.
+void tu_log_softmax_row(const float *logits, int vocab, double *out);
+// A context on CUDA device 0 (the emulator's, in a test built with NT_CUDA_EMU); skips the test, with the reason,
+// when there is no device.
+nt_gpu_ctx *tu_need_gpu(void);
 
 // A golden file $NT_SOURCE_DIR/tests/golden/DIR/NAME, read whole (malloc'd); fails the test if it is missing
 // or (expect_len > 0) not expect_len bytes long. hint names the script that makes it.
