@@ -1,15 +1,17 @@
 // cmd_gate.c: `normtweak gate`: a regression gate between two results CSVs, for CI and before a commit.
 //
-// Rows match on the key model, method, wbits, group_size, task, metric, seqlen, calib (duplicates within a
-// file: the latest by timestamp, with a note). For each matching pair:
+// Rows match on the cell (nt_result_same_cell: model, method, wbits, group_size, task, metric, seqlen, calib and
+// the normalized options; duplicates within a file: the latest by timestamp, with a note), so every cell `table`
+// shows is compared on its own and rows that differ only in options (plain and act_order) never stand in for each
+// other. For each matching pair:
 //   ppl-like metrics ("ppl", "ppl_*"): fail when the candidate is more than --max-ppl-rise percent above the
 //     baseline, relative: (cand - base) / base * 100 > max (default 2%);
 //   acc-like metrics ("acc", "acc_norm", ...; stored as fractions 0..1): fail when the candidate is more than
 //     --max-acc-drop percentage points below: (base - cand) * 100 > max (default 0.5, i.e. 0.5 points, so
 //     0.700 -> 0.694 passes and 0.700 -> 0.690 fails);
 //   other metrics are not gated; rows with metric "error" (failed grid cells) are ignored.
-// A missing candidate value (NaN) fails. Baseline rows without a candidate row are listed; they fail the gate
-// only with --require-all. Exit status: 0 all pass, 1 a metric regressed (or a row is missing with
+// A missing candidate value (NaN) fails. Rows without a partner on the other side are listed one by one
+// ("missing:" baseline rows, "new:" candidate rows); missing rows fail the gate only with --require-all. Exit status: 0 all pass, 1 a metric regressed (or a row is missing with
 // --require-all), 2 unusable input: unreadable or malformed CSV, bad threshold, or no matching row at all.
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -20,12 +22,6 @@
 #include "csv_read.h"
 
 static bool is_error_row(const nt_result_rec *x) { return strcmp(x->r.metric, "error") == 0; }
-
-static bool same_key(const nt_result_rec *a, const nt_result_rec *b) {
-    return strcmp(a->r.model, b->r.model) == 0 && strcmp(a->r.method, b->r.method) == 0 &&
-           a->r.wbits == b->r.wbits && a->r.group_size == b->r.group_size && strcmp(a->r.task, b->r.task) == 0 &&
-           strcmp(a->r.metric, b->r.metric) == 0 && a->r.seqlen == b->r.seqlen && strcmp(a->r.calib, b->r.calib) == 0;
-}
 
 // A non-negative finite number with an optional unit suffix (one of `units`, NULL-terminated list).
 static int parse_threshold(const char *opt, const char *s, const char *const *units, const char *hint, double *out) {
@@ -51,7 +47,7 @@ static int read_side(const char *what, const char *path, nt_results_set *s, cons
         fprintf(stderr, "normtweak gate: %s: %s\n", what, err.msg);
         return -1;
     }
-    *kept = nt_results_latest(s, same_key, is_error_row, stderr, "normtweak gate", n);
+    *kept = nt_results_latest(s, nt_result_same_cell, is_error_row, stderr, "normtweak gate", n);
     if (!*kept) {
         fprintf(stderr, "normtweak gate: out of memory\n");
         return -1;
@@ -67,7 +63,8 @@ static void gate_usage(FILE *f) {
             "  --max-acc-drop D    allowed accuracy drop in percentage points (default 0.5: 70.0%% -> 69.5%% passes);\n"
             "                      the CSVs store accuracy as a fraction 0..1\n"
             "  --require-all       a baseline row without a candidate row fails the gate (default: listed only)\n"
-            "rows match on model, method, wbits, group_size, task, metric, seqlen, calib.\n"
+            "rows match on model, method, wbits, group_size, task, metric, seqlen, calib and options (sorted);\n"
+            "rows without a partner are listed (missing: baseline only, new: candidate only).\n"
             "exit status: 0 pass, 1 a metric regressed, 2 unusable input (bad CSV or option, no matching rows)\n");
 }
 
@@ -117,7 +114,7 @@ int nt_cmd_gate(int argc, char **argv) {
     for (size_t i = 0; i < nb; i++) {
         const nt_result_rec *x = b[i], *y = NULL;
         for (size_t j = 0; j < nc && !y; j++)
-            if (same_key(x, k[j])) y = k[j];
+            if (nt_result_same_cell(x, k[j])) y = k[j];
         char d[600];
         nt_result_rec_describe(x, true, d, sizeof(d));
         if (!y) {
@@ -153,13 +150,17 @@ int nt_cmd_gate(int argc, char **argv) {
     size_t n_new = 0;
     for (size_t j = 0; j < nc; j++) {
         bool found = false;
-        for (size_t i = 0; i < nb && !found; i++) found = same_key(b[i], k[j]);
-        n_new += !found;
+        for (size_t i = 0; i < nb && !found; i++) found = nt_result_same_cell(b[i], k[j]);
+        if (found) continue;
+        char d[600];
+        nt_result_rec_describe(k[j], true, d, sizeof(d));
+        printf("new: %s: candidate %.6g, no baseline row\n", d, k[j]->r.value);
+        n_new++;
     }
     if (n_matched == 0) {
         fprintf(stderr,
                 "normtweak gate: no candidate row matches a baseline row (key: model, method, wbits, group_size, "
-                "task, metric, seqlen, calib)\n");
+                "task, metric, seqlen, calib, options)\n");
         goto done;
     }
     if (n_cmp == 0) {

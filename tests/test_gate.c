@@ -1,6 +1,7 @@
 // test_gate.c: `normtweak gate`'s decisions: pass; fail on a ppl rise (relative %) and on an acc drop
 // (absolute percentage points of fractions stored 0..1); baseline rows without a candidate listed (and failing
-// with --require-all); no matching rows, missing or malformed CSVs, bad thresholds: exit 2.
+// with --require-all); every key column of a cell (nt_result_same_cell) keeps rows apart, options included;
+// no matching rows, missing or malformed CSVs, bad thresholds: exit 2.
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <string.h>
@@ -73,7 +74,7 @@ Test(gate, fail_on_ppl_rise) {
                     "m,gptq,4,128,wikitext2,ppl,25.6,,1,256,1,c4,,cpu,x,t\n"
                     "m,gptq,4,128,piqa,acc,0.700,,1,0,1,c4,,cpu,x,t\n",
                     "");
-    expect(&r, 1, "FAIL m gptq w4 g128 wikitext2 ppl seqlen=256 calib=c4: baseline 25, candidate 25.6: +2.400% > max +2%",
+    expect(&r, 1, "FAIL m gptq w4 g128 wikitext2 ppl seqlen=256 calib=c4 options=-: baseline 25, candidate 25.6: +2.400% > max +2%",
            "out");
     expect(&r, 1, "gate: FAIL: 3 compared, 1 failed", "out");
     done(&r);
@@ -89,7 +90,7 @@ Test(gate, fail_on_ppl_rise) {
 Test(gate, fail_on_acc_drop_in_points) {
     // 0.700 -> 0.694: 0.6 points, over the default 0.5
     result r = gate(baseline, HEADER "m,gptq,4,128,piqa,acc,0.694,,1,0,1,c4,,cpu,x,t\n", "");
-    expect(&r, 1, "FAIL m gptq w4 g128 piqa acc seqlen=0 calib=c4: baseline 0.7, candidate 0.694: -0.600 points < max -0.5 points",
+    expect(&r, 1, "FAIL m gptq w4 g128 piqa acc seqlen=0 calib=c4 options=-: baseline 0.7, candidate 0.694: -0.600 points < max -0.5 points",
            "out");
     done(&r);
     r = gate(baseline, HEADER "m,gptq,4,128,piqa,acc,0.694,,1,0,1,c4,,cpu,x,t\n", "--max-acc-drop 1pp");
@@ -104,8 +105,8 @@ Test(gate, fail_on_acc_drop_in_points) {
 Test(gate, missing_rows) {
     // listed, not failing by default; failing with --require-all
     result r = gate(baseline, HEADER "m,fp,16,0,wikitext2,ppl,20.0,,1,256,1,,,cpu,x,t\n", "");
-    expect(&r, 0, "missing: m gptq w4 g128 wikitext2 ppl seqlen=256 calib=c4: baseline 25, no candidate row", "out");
-    expect(&r, 0, "missing: m gptq w4 g128 piqa acc seqlen=0 calib=c4", "out");
+    expect(&r, 0, "missing: m gptq w4 g128 wikitext2 ppl seqlen=256 calib=c4 options=-: baseline 25, no candidate row", "out");
+    expect(&r, 0, "missing: m gptq w4 g128 piqa acc seqlen=0 calib=c4 options=-", "out");
     done(&r);
     r = gate(baseline, HEADER "m,fp,16,0,wikitext2,ppl,20.0,,1,256,1,,,cpu,x,t\n", "--require-all");
     expect(&r, 1, "gate: FAIL: 1 compared, 0 failed, 2 baseline rows without candidate (--require-all)", "out");
@@ -178,4 +179,70 @@ Test(gate, duplicates_latest_wins_and_errors_ignored) {
     expect(&r, 0, "ok   m gptq w4 g128 wikitext2 ppl", "out");
     expect(&r, 0, "2 rows for m gptq w4 g128 wikitext2 ppl; kept the latest (2024-01-02T00:00:00Z, B.csv row 2)", "err");
     done(&r);
+}
+
+// The regression that once passed: two GPTQ W4 g128 WikiText-2 baseline rows that differ only in options
+// (plain and act_order); the candidate's plain row rose from 25 to 40 (+60%). Keyed without options, the gate
+// kept one row per (model..calib) and compared the act_order row with the act_order row: exit 0.
+Test(gate, options_are_part_of_the_cell) {
+    const char *base = HEADER "m,gptq,4,128,wikitext2,ppl,25.0,,1,2048,1,c4,,cpu,x,2024-01-01T00:00:00Z\n"
+                              "m,gptq,4,128,wikitext2,ppl,24.0,,1,2048,1,c4,act_order,cpu,x,2024-01-01T00:00:01Z\n";
+    const char *cand = HEADER "m,gptq,4,128,wikitext2,ppl,40.0,,1,2048,1,c4,,cpu,x,2024-02-01T00:00:00Z\n"
+                              "m,gptq,4,128,wikitext2,ppl,24.0,,1,2048,1,c4,act_order,cpu,x,2024-02-01T00:00:01Z\n";
+    result r = gate(base, cand, "");
+    expect(&r, 1, "FAIL m gptq w4 g128 wikitext2 ppl seqlen=2048 calib=c4 options=-: baseline 25, candidate 40: +60.000%",
+           "out");
+    expect(&r, 1, "ok   m gptq w4 g128 wikitext2 ppl seqlen=2048 calib=c4 options=act_order: baseline 24, candidate 24",
+           "out");
+    expect(&r, 1, "gate: FAIL: 2 compared, 1 failed, 0 baseline rows without candidate", "out");
+    done(&r);
+    // a candidate equal to its baseline passes
+    r = gate(base, base, "");
+    expect(&r, 0, "gate: PASS: 2 compared, 0 failed, 0 baseline rows without candidate", "out");
+    done(&r);
+    // options are normalized: order and blanks do not make another cell
+    r = gate(HEADER "m,gptq,4,128,wikitext2,ppl,25.0,,1,2048,1,c4,act_order;mse,cpu,x,t\n",
+             HEADER "m,gptq,4,128,wikitext2,ppl,40.0,,1,2048,1,c4, mse ;act_order;,cpu,x,t\n", "");
+    expect(&r, 1, "FAIL m gptq w4 g128 wikitext2 ppl seqlen=2048 calib=c4 options=act_order;mse", "out");
+    done(&r);
+}
+
+// One case per key column: a candidate row that differs from the baseline row in that column alone is another
+// cell: it is not compared (the rise it carries does not count), both rows are listed, and the gate, with no
+// matching row left, refuses the input (exit 2) instead of passing.
+Test(gate, every_key_column_separates_cells) {
+    static const char *const base_row = "m,gptq,4,128,wikitext2,ppl,25.0,,1,2048,1,c4,mse,cpu,x,t\n";
+    struct {
+        const char *column, *row;
+    } cases[] = {
+        {"model", "m2,gptq,4,128,wikitext2,ppl,40.0,,1,2048,1,c4,mse,cpu,x,t\n"},
+        {"method", "m,rtn,4,128,wikitext2,ppl,40.0,,1,2048,1,c4,mse,cpu,x,t\n"},
+        {"wbits", "m,gptq,3,128,wikitext2,ppl,40.0,,1,2048,1,c4,mse,cpu,x,t\n"},
+        {"group_size", "m,gptq,4,64,wikitext2,ppl,40.0,,1,2048,1,c4,mse,cpu,x,t\n"},
+        {"task", "m,gptq,4,128,ptb,ppl,40.0,,1,2048,1,c4,mse,cpu,x,t\n"},
+        {"metric", "m,gptq,4,128,wikitext2,ppl_x,40.0,,1,2048,1,c4,mse,cpu,x,t\n"},
+        {"seqlen", "m,gptq,4,128,wikitext2,ppl,40.0,,1,1024,1,c4,mse,cpu,x,t\n"},
+        {"calib", "m,gptq,4,128,wikitext2,ppl,40.0,,1,2048,1,wikitext2,mse,cpu,x,t\n"},
+        {"options", "m,gptq,4,128,wikitext2,ppl,40.0,,1,2048,1,c4,mse;act_order,cpu,x,t\n"},
+    };
+    char base[512], cand[512];
+    snprintf(base, sizeof(base), "%s%s", HEADER, base_row);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(cand, sizeof(cand), "%s%s", HEADER, cases[i].row);
+        result r = gate(base, cand, "");
+        cr_expect_eq(r.status, 2, "%s: exit %d, want 2 (no matching row)\n%s%s", cases[i].column, r.status, r.out, r.err);
+        cr_expect(r.out && strstr(r.out, "missing: m gptq w4 g128 wikitext2 ppl seqlen=2048 calib=c4 options=mse"),
+                  "%s: the baseline row is not listed as missing:\n%s", cases[i].column, r.out);
+        cr_expect(r.out && strstr(r.out, "new: ") && strstr(r.out, "candidate 40, no baseline row"),
+                  "%s: the candidate row is not listed as new:\n%s", cases[i].column, r.out);
+        cr_expect(r.err && strstr(r.err, "no candidate row matches a baseline row"), "%s: %s", cases[i].column, r.err);
+        done(&r);
+        // and with a matching row beside it, the gate compares only that one
+        char cand2[1024];
+        snprintf(cand2, sizeof(cand2), "%s%s%s", HEADER, cases[i].row, base_row);
+        r = gate(base, cand2, "");
+        expect(&r, 0, "gate: PASS: 1 compared, 0 failed, 0 baseline rows without candidate, 1 candidate rows without baseline",
+               "out");
+        done(&r);
+    }
 }
