@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "nt.h"
 #include "perplexity.h"
 #include "quantize_model.h"
 

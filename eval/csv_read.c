@@ -200,9 +200,9 @@ static int read_one(nt_csv *c, nt_results_set *s, nt_err *err) {
                   .seqlen = (int)seqlen, .seconds = seconds, .calib = STR(C_CALIB), .options = STR(C_OPTIONS),
                   .device = STR(C_DEVICE)},
             .commit = STR(C_COMMIT), .timestamp = STR(C_TIMESTAMP), .file = c->path, .line = (long)i + 1,
-            .order = s->n, .options_key = nt_options_normalize(STR(C_OPTIONS))};
+            .order = s->n};
 #undef STR
-        if (!x->options_key) return nt_fail(err, "%s: out of memory", c->path);
+        nt_cell_of_row(&x->r, &x->cell);
         s->n++;
     }
     return 0;
@@ -225,7 +225,6 @@ fail:
 
 void nt_results_set_free(nt_results_set *s) {
     for (size_t i = 0; i < s->n_files; i++) nt_csv_free(&s->files[i]);
-    for (size_t i = 0; i < s->n; i++) free(s->recs[i].options_key);
     free(s->files);
     free(s->recs);
     memset(s, 0, sizeof(*s));
@@ -237,11 +236,7 @@ bool nt_result_rec_newer(const nt_result_rec *a, const nt_result_rec *b) {
 }
 
 void nt_result_rec_describe(const nt_result_rec *x, bool with_run, char *buf, size_t size) {
-    int k = snprintf(buf, size, "%s %s w%d g%d %s %s", x->r.model, x->r.method, x->r.wbits, x->r.group_size,
-                     x->r.task, x->r.metric);
-    if (with_run && k >= 0 && (size_t)k < size)
-        snprintf(buf + k, size - (size_t)k, " seqlen=%d calib=%s options=%s", x->r.seqlen,
-                 x->r.calib[0] ? x->r.calib : "-", x->options_key[0] ? x->options_key : "-");
+    nt_cell_describe(&x->cell, with_run, buf, size);
 }
 
 const nt_result_rec **nt_results_latest(const nt_results_set *s,
@@ -282,44 +277,7 @@ const nt_result_rec **nt_results_latest(const nt_results_set *s,
     return kept;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-char *nt_options_normalize(const char *options) {
-    size_t len = strlen(options);
-    char *copy = malloc(len + 1), *out = malloc(len + 1);
-    char **items = malloc((len / 2 + 2) * sizeof(char *)); // at most one item per ';' plus one
-    if (!copy || !out || !items) {
-        free(copy), free(out), free(items);
-        return NULL;
-    }
-    memcpy(copy, options, len + 1);
-    size_t n = 0;
-    for (char *save = NULL, *t = strtok_r(copy, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
-        while (*t == ' ' || *t == '\t') t++;
-        char *e = t + strlen(t);
-        while (e > t && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
-        if (*t) items[n++] = t;
-    }
-    qsort(items, n, sizeof(char *), cmp_str);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(items[i]);
-        if (i) out[k++] = ';';
-        memcpy(out + k, items[i], l);
-        k += l;
-    }
-    out[k] = '\0';
-    free(copy);
-    free(items);
-    return out;
-}
-
-bool nt_result_same_cell(const nt_result_rec *a, const nt_result_rec *b) {
-    return strcmp(a->r.model, b->r.model) == 0 && strcmp(a->r.method, b->r.method) == 0 &&
-           a->r.wbits == b->r.wbits && a->r.group_size == b->r.group_size && strcmp(a->r.task, b->r.task) == 0 &&
-           strcmp(a->r.metric, b->r.metric) == 0 && a->r.seqlen == b->r.seqlen &&
-           strcmp(a->r.calib, b->r.calib) == 0 && strcmp(a->options_key, b->options_key) == 0;
-}
+bool nt_result_same_cell(const nt_result_rec *a, const nt_result_rec *b) { return nt_cell_same(&a->cell, &b->cell); }
 
 bool nt_metric_is_ppl(const char *metric) { return strcmp(metric, "ppl") == 0 || strncmp(metric, "ppl_", 4) == 0; }
 bool nt_metric_is_acc(const char *metric) { return strncmp(metric, "acc", 3) == 0; }

@@ -2,6 +2,7 @@
 // (results/README.md) as typed rows. `table`, `gate`, `plot` and `run` all read through here, so a
 // malformed file gives the same one-line error everywhere. Reference code: files are small.
 #pragma once
+#include "cell.h"
 #include "results.h"
 
 // A whole CSV file: the header and the rows as NUL-terminated strings. Every row has n_cols fields
@@ -31,7 +32,7 @@ typedef struct {
     const char *file;      // the CSV it came from
     long line;             // its data row in that file (1 = the first row after the header)
     size_t order;          // position across all files read, in reading order
-    char *options_key;     // r.options normalized (nt_options_normalize): owned by the set, part of the cell
+    nt_cell cell;          // which cell the row is a value of (cell.h)
 } nt_result_rec;
 
 typedef struct {
@@ -59,17 +60,11 @@ const nt_result_rec **nt_results_latest(const nt_results_set *s,
                                         bool (*same)(const nt_result_rec *, const nt_result_rec *),
                                         bool (*skip)(const nt_result_rec *), FILE *note, const char *who,
                                         size_t *n_out);
-// "model method wWBITS gGROUP task metric" (plus " seqlen=N calib=C options=O", the rest of the cell, when
-// with_run is true) into buf.
+// nt_cell_describe of the row's cell.
 void nt_result_rec_describe(const nt_result_rec *x, bool with_run, char *buf, size_t size);
 
-// The identity of a result cell, the one definition `table`, `gate`, `plot` and `run` share: two rows are the
-// same cell when model, method, wbits, group_size, task, metric, seqlen, calib and the normalized options are
-// equal (value, stderr, n, seconds, device, commit and timestamp are what a cell holds, not what it is).
+// Whether two rows are values of the same cell (nt_cell_same).
 bool nt_result_same_cell(const nt_result_rec *a, const nt_result_rec *b);
-// Options "k=v;k=v" normalized: items trimmed of blanks, empty items dropped, sorted, joined with ';', so
-// "b=2; a" and "a;b=2" are one cell. Returns a malloc'd string, or NULL when out of memory.
-char *nt_options_normalize(const char *options);
 
 // Metric kinds: perplexity-like (lower is better) and accuracy-like (fractions 0..1, higher is better).
 bool nt_metric_is_ppl(const char *metric);

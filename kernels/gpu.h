@@ -140,7 +140,7 @@ int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int reps, double *gbps, nt_e
 
 // ------------------------------------------------------------------------- C-only: the nt_qlinear entry points
 #ifndef __cplusplus
-#include "quant.h"
+#include "qformat.h"
 
 // The layout of q (see the top of this file); q must stay alive while the layout is used (scales and zeros are
 // borrowed, and so is qweight when nothing moved).

@@ -17,8 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gptq_format.h"
+#include "gptq_export.h"
 #include "qcheckpoint.h"
+#include "qtensors.h"
 #include "quantize_model.h"
 #include "safetensors.h"
 #include "testutil.h"

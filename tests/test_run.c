@@ -228,7 +228,7 @@ Test(run, unusable_experiment_files) {
         {"{\"tasks\": [\"ptb\"]}", "no \"out\" results CSV"},
         {"{\"methods\": [\"rtn\"], \"options\": [\"colour=red\"], \"out\": \"o.csv\"}", "option 'colour'"},
         {"[1, 2]", "not a JSON object"},
-        {"{\"out\": ", "not a JSON object"},
+        {"{\"out\": ", "malformed JSON"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *p = nt_path_join(d, "g.json");

@@ -9,13 +9,22 @@
 
 // Library functions never exit(): they return 0 on success and -1 on failure, with a one-line message
 // in an nt_err that names the file (or option) and the problem, e.g. "model.safetensors: header runs past end".
+// The kind says what went wrong for a caller that maps errors to exit statuses: a failure (bad input file,
+// I/O, a computation that could not be done: exit 1) or a usage error (an impossible option or request: exit 2).
+typedef enum { NT_ERR_FAILURE = 0, NT_ERR_USAGE = 1 } nt_err_kind;
 typedef struct {
     char msg[1024];
+    nt_err_kind kind;
 } nt_err;
 
 // Formats the message into err (if err is not NULL) and returns -1, so callers write `return nt_fail(err, ...)`.
-// err->msg may be one of the arguments (`nt_fail(err, "layer %d: %s", l, err->msg)` prefixes it).
+// err->msg may be one of the arguments (`nt_fail(err, "layer %d: %s", l, err->msg)` prefixes it). The kind is
+// left as it is, so prefixing keeps a usage error a usage error (a fresh nt_err is a failure).
 int nt_fail(nt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// The same for a usage error: sets err->kind = NT_ERR_USAGE.
+int nt_fail_usage(nt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// The exit status a command returns for err: 1 for a failure, 2 for a usage error.
+int nt_err_exit_status(const nt_err *err);
 
 // Invariant checks that stay on in release builds: a failure here is a bug in normtweak, not bad input.
 #define NT_ASSERT(cond)                                                                              \
@@ -30,6 +39,8 @@ int nt_fail(nt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 
 char *nt_read_file(const char *path, size_t *len, nt_err *err);
 // Joins dir and name with a '/', into a malloc'd string.
 char *nt_path_join(const char *dir, const char *name);
+// The last component of path (trailing slashes ignored: "a/b/" -> "b") into buf (truncated to size).
+void nt_path_basename(const char *path, char *buf, size_t size);
 bool nt_file_exists(const char *path);
 // Monotonic wall-clock seconds.
 double nt_time(void);
@@ -50,6 +61,9 @@ float nt_f16_to_f32(uint16_t h);
 uint16_t nt_f32_to_f16(float f);
 float nt_bf16_to_f32(uint16_t h);
 uint16_t nt_f32_to_bf16(float f);
+
+// Sets the thread count of OpenBLAS and OpenMP (n <= 0: leave the defaults).
+void nt_set_threads(int n);
 
 // The git commit the binary was built from ("unknown" outside a checkout).
 const char *nt_build_commit(void);

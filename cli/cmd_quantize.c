@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "evaluate.h"
 #include "qcheckpoint.h"
 #include "quant_cli.h"
 
@@ -18,7 +19,7 @@ static void quantize_usage(FILE *f) {
 }
 
 int nt_cmd_quantize(int argc, char **argv) {
-    const char *model_dir = "../shared/models/tiny-opt", *out = NULL, *data_dir = "../shared/datasets";
+    const char *model_dir = NT_DEFAULT_MODEL, *out = NULL, *data_dir = NT_DEFAULT_DATA;
     long threads = 0;
     static const struct option own[] = {{"model", required_argument, 0, 'm'},
                                         {"out", required_argument, 0, 'o'},
@@ -67,8 +68,8 @@ int nt_cmd_quantize(int argc, char **argv) {
         status = 2;
         goto done;
     }
-    bool calibrate = strncmp(q.method, "gptq", 4) == 0 || q.nt; // calibration text needs the tokenizer
-    if (calibrate && nt_tokenizer_load_dir(&tok, model_dir, &err)) goto fail;
+    // calibration text needs the tokenizer
+    if (nt_method_calibrates(nt_method_find(q.method)) && nt_tokenizer_load_dir(&tok, model_dir, &err)) goto fail;
     if (nt_quantize_model(m, tok, data_dir, &q, &stats, &err) || nt_qcheckpoint_save(m, out, &err)) goto fail;
     fprintf(stderr, "%s: %s W%d g%d%s%s in %.1f s (calibration %.1f s, quantizer %.1f s); wrote %s\n", m->name,
             m->quant.method, m->quant.wbits, m->quant.group_size, m->quant.calib[0] ? ", calib " : "",

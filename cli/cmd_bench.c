@@ -315,7 +315,7 @@ int nt_cmd_bench(int argc, char **argv) {
         return 2;
     }
 
-    nt_err err = {{0}};
+    nt_err err = {0};
     int n_dev = nt_gpu_device_count(&err);
     if (n_dev < 0) {
         fprintf(stderr, "normtweak bench: no CUDA device (%s)\n", err.msg);
