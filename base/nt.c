@@ -78,6 +78,43 @@ char *nt_read_file(const char *path, size_t *len, nt_err *err) {
     return buf;
 }
 
+int nt_atomic_open(nt_atomic_file *a, const char *path, nt_err *err) {
+    memset(a, 0, sizeof(*a));
+    size_t tl = strlen(path) + 32;
+    a->path = strdup(path);
+    a->tmp = malloc(tl);
+    if (!a->path || !a->tmp) {
+        free(a->path), free(a->tmp);
+        memset(a, 0, sizeof(*a));
+        return nt_fail(err, "%s: out of memory", path);
+    }
+    snprintf(a->tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) {
+        nt_fail(err, "%s: cannot write: %s", a->tmp, strerror(errno));
+        free(a->path), free(a->tmp);
+        memset(a, 0, sizeof(*a));
+        return -1;
+    }
+    return 0;
+}
+
+int nt_atomic_close(nt_atomic_file *a, bool ok, nt_err *err) {
+    if (!a->f) return -1;
+    bool wrote = fflush(a->f) == 0 && !ferror(a->f) && fsync(fileno(a->f)) == 0;
+    wrote = fclose(a->f) == 0 && wrote;
+    int rc = 0;
+    if (!ok || !wrote || rename(a->tmp, a->path) != 0) {
+        if (ok) nt_fail(err, "%s: write failed: %s", a->path, strerror(errno));
+        unlink(a->tmp);
+        rc = -1;
+    }
+    free(a->path);
+    free(a->tmp);
+    memset(a, 0, sizeof(*a));
+    return rc;
+}
+
 void nt_path_basename(const char *path, char *buf, size_t size) {
     size_t end = strlen(path);
     while (end > 1 && path[end - 1] == '/') end--;

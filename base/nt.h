@@ -42,6 +42,17 @@ char *nt_path_join(const char *dir, const char *name);
 // The last component of path (trailing slashes ignored: "a/b/" -> "b") into buf (truncated to size).
 void nt_path_basename(const char *path, char *buf, size_t size);
 bool nt_file_exists(const char *path);
+// A file written atomically: created as PATH.tmp.PID, renamed over PATH only when complete, so readers never see
+// a half-written file and a failure (or a kill) leaves the previous file as it was.
+typedef struct {
+    FILE *f; // write here
+    char *path, *tmp;
+} nt_atomic_file;
+int nt_atomic_open(nt_atomic_file *a, const char *path, nt_err *err);
+// Closes a->f; when ok (and every write succeeded), syncs and renames it into place, else removes the temporary.
+// Returns -1 with "PATH: write failed: ..." when the file could not be completed (or ok is false: no message).
+int nt_atomic_close(nt_atomic_file *a, bool ok, nt_err *err);
+
 // Monotonic wall-clock seconds.
 double nt_time(void);
 

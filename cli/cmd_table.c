@@ -1,6 +1,5 @@
 // cmd_table.c: `normtweak table RESULTS.csv...`: a thin shell over nt_table_write (eval/table.h).
 #define _GNU_SOURCE
-#include <errno.h>
 #include <getopt.h>
 #include <string.h>
 
@@ -43,13 +42,14 @@ int nt_cmd_table(int argc, char **argv) {
         table_usage(stderr);
         return 2;
     }
-    FILE *md = out_md ? fopen(out_md, "wb") : stdout;
-    if (!md) {
-        fprintf(stderr, "normtweak table: %s: cannot write: %s\n", out_md, strerror(errno));
+    nt_atomic_file af = {0};
+    if (out_md && nt_atomic_open(&af, out_md, &err)) {
+        fprintf(stderr, "normtweak table: %s\n", err.msg);
         return 1;
     }
-    int rc = nt_table_write((const char *const *)argv + optind, (size_t)(argc - optind), pivot, md, out_csv, &err);
-    if (md != stdout && fclose(md) != 0 && !rc) rc = nt_fail(&err, "%s: write failed", out_md);
+    nt_table_opts o = {.pivot = pivot, .md = out_md ? af.f : stdout, .out_csv = out_csv};
+    int rc = nt_table_write((const char *const *)argv + optind, (size_t)(argc - optind), &o, &err);
+    if (out_md && nt_atomic_close(&af, rc == 0, &err) && !rc) rc = -1;
     if (rc) fprintf(stderr, "normtweak table: %s\n", err.msg);
     return rc ? nt_err_exit_status(&err) : 0;
 }

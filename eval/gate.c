@@ -24,10 +24,10 @@
 static bool is_error_row(const nt_result_rec *x) { return strcmp(x->r.metric, "error") == 0; }
 
 static int read_side(const char *what, const char *path, nt_results_set *s, const nt_result_rec ***kept, size_t *n,
-                     nt_err *err) {
+                     FILE *notes, nt_err *err) {
     const char *paths[1] = {path};
     if (nt_results_read(paths, 1, s, err)) return nt_fail(err, "%s: %s", what, err->msg);
-    *kept = nt_results_latest(s, nt_result_same_cell, is_error_row, stderr, "normtweak gate", n);
+    *kept = nt_results_latest(s, nt_result_same_cell, is_error_row, notes, "normtweak gate", n);
     if (!*kept) return nt_fail(err, "out of memory");
     return 0;
 }
@@ -39,6 +39,7 @@ int nt_gate(const char *base_path, const char *cand_path, const nt_gate_opts *o,
     memset(res, 0, sizeof(*res));
     double max_rise = o->max_ppl_rise, max_drop = o->max_acc_drop;
     bool require_all = o->require_all;
+    FILE *notes = o->notes ? o->notes : stderr;
     FILE *devnull = NULL;
     if (!out) out = devnull = fopen("/dev/null", "w");
     if (!out) return nt_fail(err, "/dev/null: cannot open");
@@ -46,8 +47,8 @@ int nt_gate(const char *base_path, const char *cand_path, const nt_gate_opts *o,
     const nt_result_rec **b = NULL, **k = NULL;
     size_t nb = 0, nc = 0;
     int rc = -1;
-    if (read_side("baseline", base_path, &bs, &b, &nb, err) ||
-        read_side("candidate", cand_path, &cs, &k, &nc, err)) goto done;
+    if (read_side("baseline", base_path, &bs, &b, &nb, notes, err) ||
+        read_side("candidate", cand_path, &cs, &k, &nc, notes, err)) goto done;
     fprintf(out, "gate: baseline %s, candidate %s; ppl may rise %g%% at most, acc may drop %g points at most\n", base_path,
            cand_path, max_rise, max_drop);
     size_t n_cmp = 0, n_fail = 0, n_missing = 0, n_ungated = 0, n_matched = 0;

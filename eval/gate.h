@@ -10,6 +10,7 @@ typedef struct {
     double max_ppl_rise; // percent of the baseline value a perplexity-like metric may rise (2)
     double max_acc_drop; // percentage points an accuracy (a fraction 0..1 in the CSV) may drop (0.5)
     bool require_all;    // a baseline row without a candidate row fails the gate
+    FILE *notes;         // notes on duplicate rows (NULL: stderr)
 } nt_gate_opts;
 nt_gate_opts nt_gate_opts_default(void);
 

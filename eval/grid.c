@@ -266,6 +266,7 @@ static int record_error(const grid *g, const conf *c, const char *task, const ch
 int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, nt_err *err) {
     memset(res, 0, sizeof(*res));
     bool dry = go->dry_run;
+    FILE *log = go->log ? go->log : stderr;
     grid g;
     if (grid_load(path, &g, err)) {
         err->kind = NT_ERR_USAGE;
@@ -337,7 +338,7 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
         }
         nt_results_set_free(&done);
         if (dry || n_todo == 0) continue;
-        fprintf(stderr, "normtweak run: [cells %zu-%zu of %zu] %s %s w%d g%d%s%s: %s\n", idx - g.tasks.n + 1, idx, n_cells, c->model, c->method,
+        fprintf(log, "normtweak run: [cells %zu-%zu of %zu] %s %s w%d g%d%s%s: %s\n", idx - g.tasks.n + 1, idx, n_cells, c->model, c->method,
                 c->wbits, c->group_size, c->options[0] ? " " : "", c->options, tasks);
         nt_eval_rows rows;
         double t0 = nt_time();
@@ -348,7 +349,7 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
             continue;
         }
         // the tasks without a row failed (those before the failure were appended as they finished)
-        fprintf(stderr, "normtweak run: cell failed: %s\n", cell_err.msg);
+        fprintf(log, "normtweak run: cell failed: %s\n", cell_err.msg);
         const char *msg = cell_err.msg;
         char *save = NULL;
         for (char *t = strtok_r(tasks, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -371,13 +372,14 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
         *res = (nt_grid_result){.cells = n_cells, .done_before = n_skip};
         goto done;
     }
-    fprintf(stderr, "normtweak run: %zu cells: %zu already done, %zu evaluated, %zu failed (rows with metric "
+    fprintf(log, "normtweak run: %zu cells: %zu already done, %zu evaluated, %zu failed (rows with metric "
                     "\"error\" in %s)\n", n_cells, n_skip, n_ok, n_failed, g.out);
     *res = (nt_grid_result){.cells = n_cells, .done_before = n_skip, .evaluated = n_ok, .failed = n_failed};
     if (go->table && nt_file_exists(g.out)) {
         fflush(stdout);
         const char *paths[1] = {g.out};
-        if (nt_table_write(paths, 1, NULL, go->table, NULL, err)) {
+        nt_table_opts to = {.md = go->table, .notes = log};
+        if (nt_table_write(paths, 1, &to, err)) {
             rc = -1;
             goto done;
         }

@@ -11,6 +11,7 @@ typedef struct {
     bool dry_run;       // list the cells (to listing) and whether each is done; evaluate nothing
     FILE *listing;      // where a dry run lists the cells (stdout)
     FILE *table;        // when not NULL, the table (table.h) of the whole CSV is printed here at the end
+    FILE *log;          // progress: the cells started, failed, the summary (NULL: stderr)
 } nt_grid_opts;
 
 typedef struct {

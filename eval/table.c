@@ -126,14 +126,14 @@ static size_t add_line(line_key *list, size_t *n, const nt_result_rec *rep, cons
     return (*n)++;
 }
 
-static int table_build(table *t, const nt_results_set *s, enum dim pivot, nt_err *err) {
+static int table_build(table *t, const nt_results_set *s, enum dim pivot, FILE *notes, nt_err *err) {
     memset(t, 0, sizeof(*t));
     t->pivot = pivot;
     g_pivot = pivot;
     size_t n_err = 0;
     for (size_t i = 0; i < s->n; i++) n_err += is_error_row(&s->recs[i]);
-    if (n_err) fprintf(stderr, "normtweak table: note: %zu rows with metric \"error\" (failed cells) left out\n", n_err);
-    t->cells = nt_results_latest(s, nt_result_same_cell, is_error_row, stderr, "normtweak table", &t->n_cells);
+    if (n_err) fprintf(notes, "normtweak table: note: %zu rows with metric \"error\" (failed cells) left out\n", n_err);
+    t->cells = nt_results_latest(s, nt_result_same_cell, is_error_row, notes, "normtweak table", &t->n_cells);
     if (!t->cells) return nt_fail(err, "out of memory");
     if (t->n_cells == 0) return nt_fail(err, "no result rows to tabulate");
     size_t n = t->n_cells;
@@ -457,14 +457,14 @@ static int write_outputs(const table *t, FILE *md, const char *csv_path, nt_err 
             rc = nt_fail(err, "out of memory");
             goto done;
         }
-        FILE *f = fopen(csv_path, "wb");
-        if (!f) {
-            rc = nt_fail(err, "%s: cannot write: %s", csv_path, strerror(errno));
+        nt_atomic_file af;
+        if (nt_atomic_open(&af, csv_path, err)) {
+            rc = -1;
             goto done;
         }
-        print_csv(f, &vals, 0);
-        print_csv(f, &dels, 1);
-        if (fclose(f) != 0) rc = nt_fail(err, "%s: write failed", csv_path);
+        print_csv(af.f, &vals, 0);
+        print_csv(af.f, &dels, 1);
+        rc = nt_atomic_close(&af, true, err);
     }
 done:
     strtab_free(&vals);
@@ -480,16 +480,15 @@ int nt_table_pivot_check(const char *pivot, nt_err *err) {
                          pivot);
 }
 
-int nt_table_write(const char *const *paths, size_t n_paths, const char *pivot_s, FILE *md, const char *out_csv,
-                   nt_err *err) {
-    int pivot = nt_table_pivot_check(pivot_s ? pivot_s : "task", err);
+int nt_table_write(const char *const *paths, size_t n_paths, const nt_table_opts *o, nt_err *err) {
+    int pivot = nt_table_pivot_check(o->pivot ? o->pivot : "task", err);
     if (pivot < 0) return -1;
     if (n_paths == 0) return nt_fail_usage(err, "no results CSV given");
     nt_results_set s;
     if (nt_results_read(paths, n_paths, &s, err)) return -1;
     table t;
-    int rc = table_build(&t, &s, (enum dim)pivot, err);
-    if (!rc) rc = write_outputs(&t, md, out_csv, err);
+    int rc = table_build(&t, &s, (enum dim)pivot, o->notes ? o->notes : stderr, err);
+    if (!rc) rc = write_outputs(&t, o->md, o->out_csv, err);
     table_free(&t);
     nt_results_set_free(&s);
     return rc;

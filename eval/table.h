@@ -11,9 +11,14 @@
 // -1 with a usage error.
 int nt_table_pivot_check(const char *pivot, nt_err *err);
 
-// Reads the results CSVs (later rows of a cell win, with a note on stderr; failed-cell rows are left out) and
-// writes the Markdown tables to md (NULL: none) and, when out_csv is not NULL, the same tables as CSV to that
-// file. pivot NULL is "task". Returns -1 with a message on a bad pivot (a usage error), an unreadable or
-// malformed CSV, no rows, or a write failure.
-int nt_table_write(const char *const *paths, size_t n_paths, const char *pivot, FILE *md, const char *out_csv,
-                   nt_err *err);
+typedef struct {
+    const char *pivot;   // the dimension that makes the columns; NULL: "task"
+    FILE *md;            // the Markdown tables (NULL: none)
+    const char *out_csv; // also the same tables as CSV into this file (NULL: none); written atomically
+    FILE *notes;         // notes on duplicate and failed-cell rows (NULL: stderr)
+} nt_table_opts;
+
+// Reads the results CSVs (later rows of a cell win, with a note; failed-cell rows are left out) and writes the
+// tables. Returns -1 with a message on a bad pivot (a usage error), an unreadable or malformed CSV, no rows, or a
+// write failure.
+int nt_table_write(const char *const *paths, size_t n_paths, const nt_table_opts *o, nt_err *err);
