@@ -5,6 +5,7 @@
 
 #include <csv.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <string.h>
 
@@ -141,6 +142,15 @@ void nt_csv_put(FILE *f, const char *s, bool last) {
     if (quote) csv_fwrite(f, s, len);
     else fputs(s, f);
     fputc(last ? '\n' : ',', f);
+}
+
+void nt_csv_putf(FILE *f, bool last, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    nt_csv_put(f, buf, last);
 }
 
 // ---- results CSVs ----

@@ -23,6 +23,8 @@ const char *nt_csv_cell(const nt_csv *c, size_t row, int col);
 
 // Writes one CSV field followed by ',' or (last) '\n'; quoted with libcsv's csv_fwrite only when needed.
 void nt_csv_put(FILE *f, const char *s, bool last);
+// The same for a printf-formatted field.
+void nt_csv_putf(FILE *f, bool last, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // One row of a results CSV. The strings point into the nt_results_set that read it.
 typedef struct {

@@ -1,10 +1,12 @@
-// plot.c: see plot.h; and `normtweak plot`. Each chart is a gnuplot script with its data inline (datablocks),
+// plot.c: see plot.h (the `normtweak plot` command is cli/cmd_plot.c). Each chart is a gnuplot script with its data inline (datablocks),
 // written to DIR/NAME.gp and run with `gnuplot DIR/NAME.gp`.
 #define _GNU_SOURCE
 #include "plot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,37 +14,44 @@
 
 #include "method.h"
 
+// Runs prog with args (argv[0] included), searching PATH as the shell does (posix_spawnp); quiet: its output to
+// /dev/null. *status gets its exit status (-1 when killed). Returns the spawn error (0 when it ran).
+static int spawn_wait(const char *prog, char *const *args, bool quiet, int *status) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (quiet) {
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    }
+    pid_t pid;
+    extern char **environ;
+    int e = posix_spawnp(&pid, prog, &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e) return e;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return errno;
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return 0;
+}
+
 int nt_gnuplot_find(char *path, size_t size, nt_err *err) {
     const char *name = getenv("NT_GNUPLOT");
     if (!name || !*name) name = "gnuplot";
-    if (strchr(name, '/')) {
-        snprintf(path, size, "%s", name);
-        if (access(path, X_OK) == 0) return 0;
-        return nt_fail(err, "gnuplot not found at %s (NT_GNUPLOT); install the Debian package gnuplot-nox", name);
-    }
-    const char *env = getenv("PATH");
-    char dirs[4096];
-    snprintf(dirs, sizeof(dirs), "%s", env ? env : "/usr/bin:/bin");
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        snprintf(path, size, "%s/%s", *d ? d : ".", name);
-        if (access(path, X_OK) == 0) return 0;
-    }
-    return nt_fail(err, "gnuplot not found on PATH: install the Debian package gnuplot-nox (or set NT_GNUPLOT)");
+    snprintf(path, size, "%s", name);
+    char *args[] = {path, "--version", NULL};
+    int st = -1;
+    if (spawn_wait(path, args, true, &st) == 0 && st == 0) return 0;
+    return nt_fail(err, "gnuplot not found %s%s: install the Debian package gnuplot-nox%s",
+                   strchr(name, '/') ? "at " : "on PATH", strchr(name, '/') ? name : "",
+                   strchr(name, '/') ? "" : " (or set NT_GNUPLOT)");
 }
 
 static int run_gnuplot(const char *gnuplot, const char *script, nt_err *err) {
-    pid_t pid = fork();
-    if (pid < 0) return nt_fail(err, "cannot start gnuplot: %s", strerror(errno));
-    if (pid == 0) {
-        execl(gnuplot, gnuplot, script, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) return nt_fail(err, "waiting for gnuplot: %s", strerror(errno));
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return nt_fail(err, "%s: gnuplot failed (exit %d); its messages are above", script,
-                       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    char *args[] = {(char *)gnuplot, (char *)script, NULL};
+    int st = -1, e = spawn_wait(gnuplot, args, false, &st);
+    if (e) return nt_fail(err, "cannot start %s: %s", gnuplot, strerror(e));
+    if (st != 0) return nt_fail(err, "%s: gnuplot failed (exit %d); its messages are above", script, st);
     return 0;
 }
 
