@@ -54,33 +54,15 @@ int nt_cmd_quantize(int argc, char **argv) {
         return 2;
     }
     nt_set_threads((int)threads);
-    nt_model *m = NULL;
-    nt_tokenizer *tok = NULL;
     nt_quant_stats stats = {0};
-    int status = 1;
-    if (nt_model_load(&m, model_dir, &err)) goto fail;
-    if (strcmp(m->quant.method, "fp") != 0) {
-        nt_fail(&err, "%s: already quantized (%s W%d)", model_dir, m->quant.method, m->quant.wbits);
-        goto fail;
-    }
-    if (nt_quant_opts_check(&q, m, &err)) {
+    nt_model_quant mq;
+    if (nt_quantize_checkpoint(model_dir, data_dir, &q, out, &mq, &stats, &err)) {
         fprintf(stderr, "normtweak quantize: %s\n", err.msg);
-        status = 2;
-        goto done;
+        return nt_err_exit_status(&err);
     }
-    // calibration text needs the tokenizer
-    if (nt_method_calibrates(nt_method_find(q.method)) && nt_tokenizer_load_dir(&tok, model_dir, &err)) goto fail;
-    if (nt_quantize_model(m, tok, data_dir, &q, &stats, &err) || nt_qcheckpoint_save(m, out, &err)) goto fail;
-    fprintf(stderr, "%s: %s W%d g%d%s%s in %.1f s (calibration %.1f s, quantizer %.1f s); wrote %s\n", m->name,
-            m->quant.method, m->quant.wbits, m->quant.group_size, m->quant.calib[0] ? ", calib " : "",
-            m->quant.calib, stats.seconds_total, stats.seconds_calib, stats.seconds_quantize, out);
-    status = 0;
-    goto done;
-fail:
-    fprintf(stderr, "normtweak quantize: %s\n", err.msg);
-done:
+    fprintf(stderr, "%s: %s W%d g%d%s%s in %.1f s (calibration %.1f s, quantizer %.1f s); wrote %s\n", model_dir,
+            mq.method, mq.wbits, mq.group_size, mq.calib[0] ? ", calib " : "", mq.calib, stats.seconds_total,
+            stats.seconds_calib, stats.seconds_quantize, out);
     nt_quant_stats_free(&stats);
-    nt_tokenizer_free(&tok);
-    nt_model_free(&m);
-    return status;
+    return 0;
 }

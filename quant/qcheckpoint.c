@@ -182,3 +182,31 @@ done:
     nt_st_close(&st);
     return rc;
 }
+
+int nt_quantize_checkpoint(const char *model_path, const char *data_dir, const nt_quant_opts *o, const char *out_dir,
+                           nt_model_quant *mq, nt_quant_stats *stats, nt_err *err) {
+    nt_model *m = NULL;
+    nt_tokenizer *tok = NULL;
+    nt_quant_stats st = {0};
+    int rc = -1;
+    if (nt_qcheckpoint_dir_usable(out_dir, err) || nt_model_load(&m, model_path, err)) goto done;
+    if (strcmp(m->quant.method, "fp") != 0) {
+        nt_fail(err, "%s: already quantized (%s W%d)", model_path, m->quant.method, m->quant.wbits);
+        goto done;
+    }
+    if (nt_quant_opts_check(o, m, err)) {
+        err->kind = NT_ERR_USAGE;
+        goto done;
+    }
+    // calibration text needs the tokenizer
+    if (nt_method_calibrates(nt_method_find(o->method)) && nt_tokenizer_load_dir(&tok, model_path, err)) goto done;
+    if (nt_quantize_model(m, tok, data_dir, o, &st, err) || nt_qcheckpoint_save(m, out_dir, err)) goto done;
+    if (mq) *mq = m->quant;
+    rc = 0;
+done:
+    if (stats && rc == 0) *stats = st;
+    else nt_quant_stats_free(&st);
+    nt_tokenizer_free(&tok);
+    nt_model_free(&m);
+    return rc;
+}

@@ -11,9 +11,16 @@
 //   tokenizer files        copied from the source
 // BLOOM's fused query_key_value is stored fused, as its checkpoint names it.
 #pragma once
+#include "quantize_model.h"
 #include "transformer.h"
 
 // Writes m (quantized, loaded from src_dir) to out_dir, which must not exist yet or be empty; built in a
 // temporary sibling directory and renamed into place, so a failure leaves nothing behind. Reading them back is
 // the model loader's (model/checkpoint.c, through codec/qtensors.h).
 int nt_qcheckpoint_save(const nt_model *m, const char *out_dir, nt_err *err);
+
+// `normtweak quantize`: loads the float model at model_path, checks o against it (a usage error when they do not
+// fit), loads its tokenizer when the method calibrates, quantizes it (calibration data from data_dir) and writes
+// the checkpoint to out_dir. *mq (if not NULL) gets what was done, *stats (if not NULL) the times.
+int nt_quantize_checkpoint(const char *model_path, const char *data_dir, const nt_quant_opts *o, const char *out_dir,
+                           nt_model_quant *mq, nt_quant_stats *stats, nt_err *err);
