@@ -157,7 +157,7 @@ static int read_gptq(reader *R, const nt_st_tensor *tw, const nt_qfmt_spec *s, i
         free(zeros);
         return nt_fail(err, "%s: quantized linear '%s': %s", R->file, R->base, e2.msg);
     }
-    memcpy(q->qweight, tw->data, tw->nbytes); // K % 32 == 0: the same words, rows and bits as quant.h's layout
+    memcpy(q->qweight, tw->data, tw->nbytes); // K % 32 == 0: the same words, rows and bits as qformat.h's layout
     memcpy(q->scales, ts->data, ts->nbytes);
     if (q->zeros) memcpy(q->zeros, zeros, (size_t)G * N);
     free(zeros);

@@ -9,7 +9,7 @@
 // ------------------------------------------------------------------------------------------------ the format
 // Per quantized linear NAME (its Hugging Face name without ".weight"; W (out=N, in=K)), as AutoGPTQ's QuantLinear
 // holds it:
-//   NAME.qweight  I32 (K/32*bits, N)         codes packed along K: exactly quant.h's qweight (2/4/8 bits: 32/bits
+//   NAME.qweight  I32 (K/32*bits, N)         codes packed along K: exactly qformat.h's qweight (2/4/8 bits: 32/bits
 //                                             codes per word; 3 bits: the stream of 32 codes in 3 words). K % 32 == 0.
 //   NAME.qzeros   I32 (n_groups, N/32*bits)  zero points packed along N: row g is one little-endian bit stream in
 //                                             which the field of channel n sits at bit bits*n (for 2/4/8 bits no field

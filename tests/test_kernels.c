@@ -1,4 +1,4 @@
-// test_kernels.c: the quantized matrix-product kernels of kernels/ (GEMV and tensor-core MMA over quant.h's packed
+// test_kernels.c: the quantized matrix-product kernels of kernels/ (GEMV and tensor-core MMA over qformat.h's packed
 // format) and the cuBLASLt baseline against their scalar CPU references, over awkward shapes: M from 1 to 1024,
 // K not a multiple of the 32-value pack or of 8, odd N and N not a multiple of the 128-channel tile, every bit
 // width and group size, symmetric and asymmetric, act-order and arbitrary g_idx.
@@ -375,7 +375,7 @@ Test(gpu, gemv_refuses_more_than_8_rows) {
     nt_gpu_ctx_free(&ctx);
 }
 
-// The dense weights the baseline multiplies: exactly quant.h's dequantization rounded to fp16, in the original
+// The dense weights the baseline multiplies: exactly qformat.h's dequantization rounded to fp16, in the original
 // column order (act-order and arbitrary g_idx included).
 Test(gpu, dequantize_matches_reference) {
     nt_gpu_ctx *ctx = tu_need_gpu();

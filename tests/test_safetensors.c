@@ -1,4 +1,4 @@
-// test_safetensors.c: the safetensors reader/writer (model/safetensors.c): the shared fixture models against
+// test_safetensors.c: the safetensors reader/writer (base/safetensors.c): the shared fixture models against
 // their config.json, bit-exact write/read round trips, fp16/bf16 conversion, sharded checkpoints, and one test
 // per kind of bad input (each must fail with -1 and a one-line message naming the file and the problem).
 #define _POSIX_C_SOURCE 200809L
