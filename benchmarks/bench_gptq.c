@@ -23,11 +23,15 @@
 // Output: CSV lines impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,cpu_seconds,ptb_ppl
 // (cpu_seconds and ptb_ppl only on the total row; ptb_ppl when --ppl-windows is given).
 #define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "csv_read.h"
+#include "nt.h"
 #include "perplexity.h"
 #include "quantize_model.h"
 
@@ -63,28 +67,36 @@ static bool parse_int(const char *s, long lo, long hi, long *v) {
 
 int main(int argc, char **argv) {
     prefer_passive_openmp(argv);
-    if (argc < 3) return usage(argv[0]);
-    const char *model_dir = argv[1], *data_dir = argv[2];
     long wbits = 4, group = 128, nsamples = 128, seqlen = 0, threads = 0, ppl_windows = 0;
     bool act_order = false, fp16_scales = false, header = false;
-    for (int a = 3; a < argc; a++) {
-        const char *o = argv[a], *v = a + 1 < argc ? argv[a + 1] : "";
+    static const struct option opts[] = {
+        {"act-order", no_argument, 0, 'a'},       {"fp16-scales", no_argument, 0, 'f'},
+        {"header", no_argument, 0, 'H'},          {"wbits", required_argument, 0, 'w'},
+        {"group", required_argument, 0, 'g'},     {"nsamples", required_argument, 0, 'n'},
+        {"seqlen", required_argument, 0, 's'},    {"threads", required_argument, 0, 'j'},
+        {"ppl-windows", required_argument, 0, 'p'}, {0, 0, 0, 0}};
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         bool ok = true;
-        if (strcmp(o, "--act-order") == 0) act_order = true;
-        else if (strcmp(o, "--fp16-scales") == 0) fp16_scales = true;
-        else if (strcmp(o, "--header") == 0) header = true;
-        else if (strcmp(o, "--wbits") == 0) ok = parse_int(v, 2, 8, &wbits), a++;
-        else if (strcmp(o, "--group") == 0) ok = parse_int(v, -1, 1 << 20, &group), a++;
-        else if (strcmp(o, "--nsamples") == 0) ok = parse_int(v, 1, 1 << 20, &nsamples), a++;
-        else if (strcmp(o, "--seqlen") == 0) ok = parse_int(v, 2, 1 << 20, &seqlen), a++;
-        else if (strcmp(o, "--threads") == 0) ok = parse_int(v, 1, 4096, &threads), a++;
-        else if (strcmp(o, "--ppl-windows") == 0) ok = parse_int(v, 0, 1 << 20, &ppl_windows), a++;
-        else ok = false;
+        switch (c) {
+        case 'a': act_order = true; break;
+        case 'f': fp16_scales = true; break;
+        case 'H': header = true; break;
+        case 'w': ok = parse_int(optarg, 2, 8, &wbits); break;
+        case 'g': ok = parse_int(optarg, -1, 1 << 20, &group); break;
+        case 'n': ok = parse_int(optarg, 1, 1 << 20, &nsamples); break;
+        case 's': ok = parse_int(optarg, 2, 1 << 20, &seqlen); break;
+        case 'j': ok = parse_int(optarg, 1, 4096, &threads); break;
+        case 'p': ok = parse_int(optarg, 0, 1 << 20, &ppl_windows); break;
+        default: return usage(argv[0]);
+        }
         if (!ok) {
-            fprintf(stderr, "bench_gptq: bad option '%s %s'\n", o, v);
+            fprintf(stderr, "bench_gptq: bad value '%s' for --%s\n", optarg, opts[idx].name);
             return usage(argv[0]);
         }
     }
+    if (argc - optind != 2) return usage(argv[0]);
+    const char *model_dir = argv[optind], *data_dir = argv[optind + 1];
     nt_set_threads((int)threads);
 
     nt_err err = {0};
@@ -113,18 +125,30 @@ int main(int argc, char **argv) {
         ppl = pr.ppl;
     }
 
-    const char *name = strrchr(model_dir, '/');
-    name = name && name[1] ? name + 1 : model_dir;
-    char pre[512];
-    snprintf(pre, sizeof(pre), "normtweak,%s,%ld,%ld,%d,%ld,%d,%d", name, wbits, group, (int)act_order, nsamples, T,
-             threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    char name[256];
+    nt_path_basename(model_dir, name, sizeof(name));
+    int n_threads = threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (header) printf("impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,cpu_seconds,ptb_ppl\n");
-    for (int l = 0; l < m->cfg.n_layers; l++) printf("%s,%d,%.6f,,\n", pre, l, st.seconds_per_layer[l]);
-    printf("%s,quantizer,%.6f,,\n", pre, st.seconds_quantize);
-    printf("%s,windows,%.6f,,\n", pre, st.seconds_calib);
-    printf("%s,total,%.6f,%.6f,", pre, st.seconds_total - st.seconds_calib, cpu_s);
-    if (ppl_windows > 0) printf("%.6f", ppl);
-    printf("\n");
+    for (int l = 0; l < m->cfg.n_layers + 3; l++) { // the layers, then the quantizer, the windows, the total
+        nt_csv_put(stdout, "normtweak", false);
+        nt_csv_put(stdout, name, false);
+        nt_csv_putf(stdout, false, "%ld", wbits);
+        nt_csv_putf(stdout, false, "%ld", group);
+        nt_csv_putf(stdout, false, "%d", (int)act_order);
+        nt_csv_putf(stdout, false, "%ld", nsamples);
+        nt_csv_putf(stdout, false, "%d", T);
+        nt_csv_putf(stdout, false, "%d", n_threads);
+        int extra = l - m->cfg.n_layers;
+        if (extra < 0) nt_csv_putf(stdout, false, "%d", l);
+        else nt_csv_put(stdout, extra == 0 ? "quantizer" : extra == 1 ? "windows" : "total", false);
+        double sec = extra < 0 ? st.seconds_per_layer[l] : extra == 0 ? st.seconds_quantize
+                               : extra == 1 ? st.seconds_calib : st.seconds_total - st.seconds_calib;
+        nt_csv_putf(stdout, false, "%.6f", sec);
+        if (extra == 2) nt_csv_putf(stdout, false, "%.6f", cpu_s);
+        else nt_csv_put(stdout, "", false);
+        if (extra == 2 && ppl_windows > 0) nt_csv_putf(stdout, true, "%.6f", ppl);
+        else nt_csv_put(stdout, "", true);
+    }
     rc = 0;
 done:
     if (rc) fprintf(stderr, "bench_gptq: %s\n", err.msg);

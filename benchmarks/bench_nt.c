@@ -5,39 +5,55 @@
 //             seconds_total,loss_before,loss_after,lr,commit
 // (layer = "total" for the sum; seconds_gptq_quantizer is only reported in the total row). Run from the
 // repository root; timings are wall-clock on this machine, so run it on an otherwise idle one.
+#define _GNU_SOURCE
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv_read.h"
+#include "evaluate.h"
 #include "quantize_model.h"
 
+static int usage(void) {
+    fprintf(stderr, "usage: bench_nt [--model DIR] [--calib SPEC] [--wbits B] [--group G] [--iters N] [--data-dir DIR]\n");
+    return 2;
+}
+
 int main(int argc, char **argv) {
-    const char *model = "../shared/models/tiny-opt", *calib = "c4", *data = "../shared/datasets";
-    int wbits = 3, group = 128, iters = 1;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
-        else if (!strcmp(argv[i], "--calib")) calib = argv[i + 1];
-        else if (!strcmp(argv[i], "--data-dir")) data = argv[i + 1];
-        else if (!strcmp(argv[i], "--wbits")) wbits = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--group")) group = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
-        else {
-            fprintf(stderr, "bench_nt: unknown option %s\n", argv[i]);
-            return 2;
+    const char *model = NT_DEFAULT_MODEL, *calib = "c4", *data = NT_DEFAULT_DATA;
+    const char *wbits = "3", *group = "128", *iters = "1";
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"calib", required_argument, 0, 'c'},
+                                         {"data-dir", required_argument, 0, 'd'}, {"wbits", required_argument, 0, 'w'},
+                                         {"group", required_argument, 0, 'g'}, {"iters", required_argument, 0, 'i'},
+                                         {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'c': calib = optarg; break;
+        case 'd': data = optarg; break;
+        case 'w': wbits = optarg; break;
+        case 'g': group = optarg; break;
+        case 'i': iters = optarg; break;
+        default: return usage();
         }
     }
+    if (optind < argc) return usage();
     nt_err err = {0};
+    nt_quant_opts o = nt_quant_opts_make("gptq+nt", 3, 128);
+    // the same option parsing as `normtweak quantize`
+    if (nt_quant_opts_set(&o, "wbits", wbits, &err) || nt_quant_opts_set(&o, "group", group, &err) ||
+        nt_quant_opts_set(&o, "nt-iters", iters, &err) || nt_quant_opts_set_calib(&o, calib, &err)) {
+        fprintf(stderr, "bench_nt: %s\n", err.msg);
+        return 2;
+    }
     nt_model *m = NULL;
     nt_tokenizer *tok = NULL;
     if (nt_model_load(&m, model, &err) || nt_tokenizer_load_dir(&tok, model, &err)) {
         fprintf(stderr, "bench_nt: %s\n", err.msg);
+        nt_model_free(&m);
         return 1;
-    }
-    nt_quant_opts o = nt_quant_opts_make("gptq+nt", wbits, group);
-    o.nt_iters = iters;
-    if (nt_quant_opts_set_calib(&o, calib, &err)) {
-        fprintf(stderr, "bench_nt: %s\n", err.msg);
-        return 2;
     }
     nt_quant_stats st = {0};
     if (nt_quantize_model(m, tok, data, &o, &st, &err)) {
@@ -46,12 +62,32 @@ int main(int argc, char **argv) {
     }
     printf("model,method,wbits,group_size,calib,layer,seconds_block,seconds_tweak,seconds_gptq_quantizer,"
            "seconds_total,loss_before,loss_after,lr,commit\n");
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        printf("%s,gptq+nt,%d,%d,%s,%d,%.3f,%.3f,,,%.6g,%.6g,%g,%s\n", m->name, wbits, group, m->quant.calib, l,
-               st.seconds_per_layer[l], st.nt_seconds[l], st.nt_loss_before[l], st.nt_loss_after[l],
-               st.nt_lr_used[l], nt_build_commit());
-    printf("%s,gptq+nt,%d,%d,%s,total,,%.3f,%.3f,%.3f,,,,%s\n", m->name, wbits, group, m->quant.calib,
-           st.seconds_tweak, st.seconds_quantize, st.seconds_total, nt_build_commit());
+    for (int l = 0; l <= m->cfg.n_layers; l++) {
+        bool total = l == m->cfg.n_layers;
+        nt_csv_put(stdout, m->name, false);
+        nt_csv_put(stdout, "gptq+nt", false);
+        nt_csv_putf(stdout, false, "%d", o.wbits);
+        nt_csv_putf(stdout, false, "%d", o.group_size);
+        nt_csv_put(stdout, m->quant.calib, false);
+        if (total) {
+            nt_csv_put(stdout, "total", false);
+            nt_csv_put(stdout, "", false);
+            nt_csv_putf(stdout, false, "%.3f", st.seconds_tweak);
+            nt_csv_putf(stdout, false, "%.3f", st.seconds_quantize);
+            nt_csv_putf(stdout, false, "%.3f", st.seconds_total);
+            for (int k = 0; k < 3; k++) nt_csv_put(stdout, "", false);
+        } else {
+            nt_csv_putf(stdout, false, "%d", l);
+            nt_csv_putf(stdout, false, "%.3f", st.seconds_per_layer[l]);
+            nt_csv_putf(stdout, false, "%.3f", st.nt_seconds[l]);
+            nt_csv_put(stdout, "", false);
+            nt_csv_put(stdout, "", false);
+            nt_csv_putf(stdout, false, "%.6g", st.nt_loss_before[l]);
+            nt_csv_putf(stdout, false, "%.6g", st.nt_loss_after[l]);
+            nt_csv_putf(stdout, false, "%g", st.nt_lr_used[l]);
+        }
+        nt_csv_put(stdout, nt_build_commit(), true);
+    }
     nt_quant_stats_free(&st);
     nt_tokenizer_free(&tok);
     nt_model_free(&m);

@@ -2,41 +2,54 @@
 // first N items of each task, to set beside benchmarks/zeroshot_torch.py (the PyTorch reference on the same
 // items). Times tokenizing + forward passes + scoring, not loading the model or reading the task file.
 //
-// usage: bench_zeroshot MODEL_DIR DATA_DIR [--limit N] [--dump] TASK...
+// usage: bench_zeroshot [--limit N] [--dump] MODEL_DIR DATA_DIR TASK...
 //   --dump: also print every request's loglik and greedy flag (item line, choice, loglik, greedy).
 // Output: one line per task: task, items, requests, seconds, items/s, and the metrics.
+#define _GNU_SOURCE
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "zeroshot.h"
 
 int main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL_DIR DATA_DIR [--limit N] [--dump] TASK...\n", argv[0]);
-        return 2;
-    }
     long limit = 0;
     bool dump = false;
+    static const struct option opts[] = {{"limit", required_argument, 0, 'l'}, {"dump", no_argument, 0, 'd'},
+                                         {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'l':
+            limit = strtol(optarg, &end, 10);
+            if (!*optarg || *end || limit < 0) {
+                fprintf(stderr, "bench_zeroshot: --limit needs a non-negative integer, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'd': dump = true; break;
+        default: return 2;
+        }
+    }
+    if (argc - optind < 3) {
+        fprintf(stderr, "usage: %s [--limit N] [--dump] MODEL_DIR DATA_DIR TASK...\n", argv[0]);
+        return 2;
+    }
+    const char *model_dir = argv[optind], *data_dir = argv[optind + 1];
     nt_err err;
     nt_model *m = NULL;
     nt_tokenizer *tok = NULL;
-    if (nt_model_load(&m, argv[1], &err) || nt_tokenizer_load_dir(&tok, argv[1], &err)) {
+    if (nt_model_load(&m, model_dir, &err) || nt_tokenizer_load_dir(&tok, model_dir, &err)) {
         fprintf(stderr, "bench_zeroshot: %s\n", err.msg);
         nt_model_free(&m);
         return 1;
     }
     int rc = 0;
-    for (int a = 3; a < argc && rc == 0; a++) {
-        if (strcmp(argv[a], "--limit") == 0 && a + 1 < argc) {
-            limit = atol(argv[++a]);
-            continue;
-        }
-        if (strcmp(argv[a], "--dump") == 0) {
-            dump = true;
-            continue;
-        }
+    for (int a = optind + 2; a < argc && rc == 0; a++) {
         nt_zs_result res;
-        if (nt_zeroshot_eval(m, tok, argv[a], argv[2], limit, false, &res, &err)) {
+        if (nt_zeroshot_eval(m, tok, argv[a], data_dir, limit, false, &res, &err)) {
             fprintf(stderr, "bench_zeroshot: %s\n", err.msg);
             rc = 1;
             break;

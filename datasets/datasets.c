@@ -388,7 +388,7 @@ static int windows_alloc(nt_windows *out, size_t n_windows, size_t seqlen, const
 
 static int tokenize(const nt_tokenizer *tok, const char *path, const char *text, size_t len, int32_t **ids,
                     size_t *n, nt_err *err) {
-    nt_err e = {{0}};
+    nt_err e = {0};
     if (nt_tokenizer_encode(tok, text, len, true, ids, n, &e) != 0)
         return nt_fail(err, "%s: tokenizing failed: %s", path, e.msg);
     return 0;

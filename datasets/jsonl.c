@@ -32,7 +32,7 @@ int nt_jsonl_foreach(const char *path, nt_jsonl_fn fn, void *ctx, size_t *n_objs
             break;
         }
         count++;
-        nt_err cb_err = {{0}};
+        nt_err cb_err = {0};
         int r = fn(obj, lineno, ctx, &cb_err);
         cJSON_Delete(obj);
         if (r < 0) {

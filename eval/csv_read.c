@@ -5,6 +5,7 @@
 
 #include <csv.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <string.h>
 
@@ -143,6 +144,15 @@ void nt_csv_put(FILE *f, const char *s, bool last) {
     fputc(last ? '\n' : ',', f);
 }
 
+void nt_csv_putf(FILE *f, bool last, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    nt_csv_put(f, buf, last);
+}
+
 // ---- results CSVs ----
 
 enum { C_MODEL, C_METHOD, C_WBITS, C_GROUP, C_TASK, C_METRIC, C_VALUE, C_STDERR, C_N, C_SEQLEN, C_SECONDS,
@@ -202,6 +212,7 @@ static int read_one(nt_csv *c, nt_results_set *s, nt_err *err) {
             .commit = STR(C_COMMIT), .timestamp = STR(C_TIMESTAMP), .file = c->path, .line = (long)i + 1,
             .order = s->n};
 #undef STR
+        nt_cell_of_row(&x->r, &x->cell);
         s->n++;
     }
     return 0;
@@ -235,10 +246,7 @@ bool nt_result_rec_newer(const nt_result_rec *a, const nt_result_rec *b) {
 }
 
 void nt_result_rec_describe(const nt_result_rec *x, bool with_run, char *buf, size_t size) {
-    int k = snprintf(buf, size, "%s %s w%d g%d %s %s", x->r.model, x->r.method, x->r.wbits, x->r.group_size,
-                     x->r.task, x->r.metric);
-    if (with_run && k >= 0 && (size_t)k < size)
-        snprintf(buf + k, size - (size_t)k, " seqlen=%d calib=%s", x->r.seqlen, x->r.calib[0] ? x->r.calib : "-");
+    nt_cell_describe(&x->cell, with_run, buf, size);
 }
 
 const nt_result_rec **nt_results_latest(const nt_results_set *s,
@@ -278,6 +286,8 @@ const nt_result_rec **nt_results_latest(const nt_results_set *s,
     *n_out = n;
     return kept;
 }
+
+bool nt_result_same_cell(const nt_result_rec *a, const nt_result_rec *b) { return nt_cell_same(&a->cell, &b->cell); }
 
 bool nt_metric_is_ppl(const char *metric) { return strcmp(metric, "ppl") == 0 || strncmp(metric, "ppl_", 4) == 0; }
 bool nt_metric_is_acc(const char *metric) { return strncmp(metric, "acc", 3) == 0; }

@@ -2,6 +2,7 @@
 // (results/README.md) as typed rows. `table`, `gate`, `plot` and `run` all read through here, so a
 // malformed file gives the same one-line error everywhere. Reference code: files are small.
 #pragma once
+#include "cell.h"
 #include "results.h"
 
 // A whole CSV file: the header and the rows as NUL-terminated strings. Every row has n_cols fields
@@ -22,6 +23,8 @@ const char *nt_csv_cell(const nt_csv *c, size_t row, int col);
 
 // Writes one CSV field followed by ',' or (last) '\n'; quoted with libcsv's csv_fwrite only when needed.
 void nt_csv_put(FILE *f, const char *s, bool last);
+// The same for a printf-formatted field.
+void nt_csv_putf(FILE *f, bool last, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // One row of a results CSV. The strings point into the nt_results_set that read it.
 typedef struct {
@@ -31,6 +34,7 @@ typedef struct {
     const char *file;      // the CSV it came from
     long line;             // its data row in that file (1 = the first row after the header)
     size_t order;          // position across all files read, in reading order
+    nt_cell cell;          // which cell the row is a value of (cell.h)
 } nt_result_rec;
 
 typedef struct {
@@ -58,8 +62,11 @@ const nt_result_rec **nt_results_latest(const nt_results_set *s,
                                         bool (*same)(const nt_result_rec *, const nt_result_rec *),
                                         bool (*skip)(const nt_result_rec *), FILE *note, const char *who,
                                         size_t *n_out);
-// "model method wWBITS gGROUP task metric" (plus " seqlen=N calib=C" when with_run is true) into buf.
+// nt_cell_describe of the row's cell.
 void nt_result_rec_describe(const nt_result_rec *x, bool with_run, char *buf, size_t size);
+
+// Whether two rows are values of the same cell (nt_cell_same).
+bool nt_result_same_cell(const nt_result_rec *a, const nt_result_rec *b);
 
 // Metric kinds: perplexity-like (lower is better) and accuracy-like (fractions 0..1, higher is better).
 bool nt_metric_is_ppl(const char *metric);

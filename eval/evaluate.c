@@ -79,7 +79,7 @@ static int parse_device(const char *d) {
 int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     memset(out, 0, sizeof(*out));
     const int gpu = parse_device(o->device);
-    if (gpu == -2) return nt_fail(err, "usage: unknown device '%s' (expected cpu, cuda or cuda:N)", o->device);
+    if (gpu == -2) return nt_fail_usage(err, "unknown device '%s' (expected cpu, cuda or cuda:N)", o->device);
     nt_gpu_ctx *ctx = NULL;
     nt_gpu_model *gm = NULL;
     char device_name[300] = "cpu";
@@ -96,19 +96,19 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     for (char *save = NULL, *t = strtok_r(tasks_copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         bool zero_shot = nt_zeroshot_task_known(t);
         if (zero_shot && gpu >= 0) {
-            nt_fail(err, "usage: --device %s: zero-shot tasks such as '%s' run on the CPU only (evaluate them "
+            nt_fail_usage(err, "--device %s: zero-shot tasks such as '%s' run on the CPU only (evaluate them "
                          "without --device)", o->device, t);
             goto done;
         }
         if (!zero_shot && !nt_ppl_task_known(t)) {
-            nt_fail(err,
-                    "usage: unknown task '%s' (expected wikitext2, ptb, ptb-new, c4, c4-new, a .txt file, lambada_openai, "
+            nt_fail_usage(err,
+                    "unknown task '%s' (expected wikitext2, ptb, ptb-new, c4, c4-new, a .txt file, lambada_openai, "
                     "hellaswag, piqa, arc_easy, arc_challenge, winogrande, boolq or openbookqa)",
                     t);
             goto done;
         }
         if (n_tasks == MAX_TASKS) {
-            nt_fail(err, "usage: too many tasks (at most %d)", MAX_TASKS);
+            nt_fail_usage(err, "too many tasks (at most %d)", MAX_TASKS);
             goto done;
         }
         memset(&w[n_tasks], 0, sizeof(nt_windows));
@@ -117,7 +117,7 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
         names[n_tasks++] = t;
     }
     if (n_tasks == 0) {
-        nt_fail(err, "usage: no tasks given");
+        nt_fail_usage(err, "no tasks given");
         goto done;
     }
     out->rows = calloc(3 * n_tasks, sizeof(nt_result_row)); // up to 3 metrics a task
@@ -134,7 +134,7 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
         goto done;
     }
     if (seqlen < 2) {
-        nt_fail(err, "usage: --seqlen must be at least 2");
+        nt_fail_usage(err, "--seqlen must be at least 2");
         goto done;
     }
     // every task's windows first: bad data fails before any compute and before any row is written

@@ -5,6 +5,10 @@
 #include "quantize_model.h"
 #include "results.h"
 
+// The defaults of every front end (eval, quantize, run): the model evaluated when none is named, and the datasets.
+#define NT_DEFAULT_MODEL "../shared/models/tiny-opt"
+#define NT_DEFAULT_DATA "../shared/datasets"
+
 typedef struct {
     const char *model_dir; // Hugging Face model directory
     const char *tasks;     // comma-separated task names: perplexity (datasets.h) and zero-shot (zeroshot.h)

@@ -3,6 +3,7 @@
 #pragma once
 #include "datasets.h"
 #include "gpu.h"
+#include "nll.h"
 #include "transformer.h"
 
 typedef struct {
@@ -23,6 +24,3 @@ int nt_perplexity(const nt_model *m, const nt_windows *w, size_t max_windows, co
 // The same on the device: g uploaded with max_tokens >= the windows' seqlen (eval --device cuda).
 int nt_perplexity_gpu(nt_gpu_ctx *ctx, nt_gpu_model *g, const nt_windows *w, size_t max_windows, const char *label,
                       nt_ppl_result *res, nt_err *err);
-
-// Per-position NLL of tokens[1..n-1] from logits (n, vocab): nll[t] = -log softmax(logits[t])[tokens[t+1]].
-void nt_nll_from_logits(const float *logits, const int32_t *tokens, int n, int vocab, double *nll);

@@ -1,49 +1,57 @@
-// plot.c: see plot.h; and `normtweak plot`. Each chart is a gnuplot script with its data inline (datablocks),
+// plot.c: see plot.h (the `normtweak plot` command is cli/cmd_plot.c). Each chart is a gnuplot script with its data inline (datablocks),
 // written to DIR/NAME.gp and run with `gnuplot DIR/NAME.gp`.
 #define _GNU_SOURCE
 #include "plot.h"
 
 #include <errno.h>
-#include <getopt.h>
+#include <fcntl.h>
 #include <math.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "method.h"
+
+// Runs prog with args (argv[0] included), searching PATH as the shell does (posix_spawnp); quiet: its output to
+// /dev/null. *status gets its exit status (-1 when killed). Returns the spawn error (0 when it ran).
+static int spawn_wait(const char *prog, char *const *args, bool quiet, int *status) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (quiet) {
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    }
+    pid_t pid;
+    extern char **environ;
+    int e = posix_spawnp(&pid, prog, &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e) return e;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return errno;
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return 0;
+}
 
 int nt_gnuplot_find(char *path, size_t size, nt_err *err) {
     const char *name = getenv("NT_GNUPLOT");
     if (!name || !*name) name = "gnuplot";
-    if (strchr(name, '/')) {
-        snprintf(path, size, "%s", name);
-        if (access(path, X_OK) == 0) return 0;
-        return nt_fail(err, "gnuplot not found at %s (NT_GNUPLOT); install the Debian package gnuplot-nox", name);
-    }
-    const char *env = getenv("PATH");
-    char dirs[4096];
-    snprintf(dirs, sizeof(dirs), "%s", env ? env : "/usr/bin:/bin");
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        snprintf(path, size, "%s/%s", *d ? d : ".", name);
-        if (access(path, X_OK) == 0) return 0;
-    }
-    return nt_fail(err, "gnuplot not found on PATH: install the Debian package gnuplot-nox (or set NT_GNUPLOT)");
+    snprintf(path, size, "%s", name);
+    char *args[] = {path, "--version", NULL};
+    int st = -1;
+    if (spawn_wait(path, args, true, &st) == 0 && st == 0) return 0;
+    return nt_fail(err, "gnuplot not found %s%s: install the Debian package gnuplot-nox%s",
+                   strchr(name, '/') ? "at " : "on PATH", strchr(name, '/') ? name : "",
+                   strchr(name, '/') ? "" : " (or set NT_GNUPLOT)");
 }
 
 static int run_gnuplot(const char *gnuplot, const char *script, nt_err *err) {
-    pid_t pid = fork();
-    if (pid < 0) return nt_fail(err, "cannot start gnuplot: %s", strerror(errno));
-    if (pid == 0) {
-        execl(gnuplot, gnuplot, script, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) return nt_fail(err, "waiting for gnuplot: %s", strerror(errno));
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return nt_fail(err, "%s: gnuplot failed (exit %d); its messages are above", script,
-                       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    char *args[] = {(char *)gnuplot, (char *)script, NULL};
+    int st = -1, e = spawn_wait(gnuplot, args, false, &st);
+    if (e) return nt_fail(err, "cannot start %s: %s", gnuplot, strerror(e));
+    if (st != 0) return nt_fail(err, "%s: gnuplot failed (exit %d); its messages are above", script, st);
     return 0;
 }
 
@@ -118,43 +126,47 @@ static int make_dir(const char *dir, nt_err *err) {
 // ---- quality vs bits ----
 
 static bool is_error_row(const nt_result_rec *x) { return strcmp(x->r.metric, "error") == 0; }
-static bool same_cell(const nt_result_rec *a, const nt_result_rec *b) {
-    return strcmp(a->r.model, b->r.model) == 0 && strcmp(a->r.method, b->r.method) == 0 &&
-           a->r.wbits == b->r.wbits && a->r.group_size == b->r.group_size && strcmp(a->r.task, b->r.task) == 0 &&
-           strcmp(a->r.metric, b->r.metric) == 0;
-}
+// A chart per model x task x metric x seqlen; a series per the rest of the cell but the bits (method, group,
+// options, calibration), so every cell (cell.h) is a point of its own.
 static bool same_chart(const nt_result_rec *a, const nt_result_rec *b) {
     return strcmp(a->r.model, b->r.model) == 0 && strcmp(a->r.task, b->r.task) == 0 &&
-           strcmp(a->r.metric, b->r.metric) == 0;
+           strcmp(a->r.metric, b->r.metric) == 0 && a->r.seqlen == b->r.seqlen;
 }
 static bool same_series(const nt_result_rec *a, const nt_result_rec *b) {
-    return strcmp(a->r.method, b->r.method) == 0 && a->r.group_size == b->r.group_size;
+    return strcmp(a->r.method, b->r.method) == 0 && a->r.group_size == b->r.group_size &&
+           strcmp(a->cell.options, b->cell.options) == 0 && strcmp(a->r.calib, b->r.calib) == 0;
 }
-static size_t base_len(const char *m) {
-    size_t n = strlen(m);
-    return n > 3 && strcmp(m + n - 3, "+nt") == 0 ? n - 3 : n;
+// The method table's row of a method (its base for a tweak), for ordering and colors; unknown methods last.
+static size_t method_rank(const char *name) {
+    const nt_method *m = nt_method_find(name);
+    const char *base = m && m->tweak ? m->base : name;
+    for (size_t i = 0; i < nt_method_count(); i++)
+        if (strcmp(nt_method_at(i)->name, base) == 0) return i;
+    return nt_method_count();
 }
-static bool is_nt(const char *m) { return base_len(m) != strlen(m); }
+static bool is_nt(const char *name) {
+    const nt_method *m = nt_method_find(name);
+    return m && m->tweak;
+}
+static bool same_base(const nt_result_rec *a, const nt_result_rec *b) {
+    size_t ra = method_rank(a->r.method);
+    return ra == method_rank(b->r.method) && (ra < nt_method_count() || strcmp(a->r.method, b->r.method) == 0);
+}
 
-// rtn, rtn+nt, gptq, gptq+nt, then others; per method, groups per-channel first then large to small.
+// Methods in table order (each tweak right after its base), then unknown ones by name; per method, groups
+// per-channel first then large to small; then options and calibration as text.
 static int series_cmp(const nt_result_rec *a, const nt_result_rec *b) {
-    static const char *const order[] = {"rtn", "gptq"};
-    size_t la = base_len(a->r.method), lb = base_len(b->r.method);
-    int ra = 2, rb = 2;
-    for (int i = 0; i < 2; i++) {
-        if (la == strlen(order[i]) && strncmp(a->r.method, order[i], la) == 0) ra = i;
-        if (lb == strlen(order[i]) && strncmp(b->r.method, order[i], lb) == 0) rb = i;
-    }
-    if (ra != rb) return ra - rb;
-    int c = strncmp(a->r.method, b->r.method, la < lb ? la : lb);
-    if (c || la != lb) return c ? c : (la < lb ? -1 : 1);
+    size_t ra = method_rank(a->r.method), rb = method_rank(b->r.method);
+    if (ra != rb) return ra < rb ? -1 : 1;
+    if (!same_base(a, b)) return strcmp(a->r.method, b->r.method);
     if (a->r.group_size != b->r.group_size) {
-        long ka = a->r.group_size == -1 ? -1 : -(long)a->r.group_size, kb = b->r.group_size == -1 ? -1 : -(long)b->r.group_size;
-        if (a->r.group_size == -1) ka = -(1L << 40);
-        if (b->r.group_size == -1) kb = -(1L << 40);
+        long ka = a->r.group_size == -1 ? -(1L << 40) : -(long)a->r.group_size;
+        long kb = b->r.group_size == -1 ? -(1L << 40) : -(long)b->r.group_size;
         return ka < kb ? -1 : 1;
     }
-    return (int)is_nt(a->r.method) - (int)is_nt(b->r.method);
+    if (is_nt(a->r.method) != is_nt(b->r.method)) return (int)is_nt(a->r.method) - (int)is_nt(b->r.method);
+    int c = strcmp(a->cell.options, b->cell.options);
+    return c ? c : strcmp(a->r.calib, b->r.calib);
 }
 
 static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_rec *first, const char *gnuplot,
@@ -197,7 +209,12 @@ static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_
     safe_name(first->r.model, m, sizeof(m));
     safe_name(first->r.task, t, sizeof(t));
     safe_name(first->r.metric, me, sizeof(me));
-    snprintf(base, sizeof(base), "%s_%s_%s", m, t, me);
+    bool several_seqlens = false; // charts of one model x task x metric at other seqlens: the name says which
+    for (size_t i = 0; i < n; i++)
+        several_seqlens |= strcmp(cells[i]->r.model, first->r.model) == 0 && strcmp(cells[i]->r.task, first->r.task) == 0 &&
+                           strcmp(cells[i]->r.metric, first->r.metric) == 0 && cells[i]->r.seqlen != first->r.seqlen;
+    if (several_seqlens) snprintf(base, sizeof(base), "%s_%s_%s_seqlen%d", m, t, me, first->r.seqlen);
+    else snprintf(base, sizeof(base), "%s_%s_%s", m, t, me);
     FILE *f = open_script(out_dir, base, format, script, image, sizeof(script), err);
     if (!f) {
         free(series);
@@ -229,14 +246,12 @@ static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_
     size_t color = 0;
     for (size_t s = 0; s < n_series; s++) {
         const nt_result_rec *x = series[s];
-        if (s > 0 && !(base_len(x->r.method) == base_len(series[s - 1]->r.method) &&
-                       strncmp(x->r.method, series[s - 1]->r.method, base_len(x->r.method)) == 0 &&
-                       x->r.group_size == series[s - 1]->r.group_size))
+        if (s > 0 && !(same_base(x, series[s - 1]) && x->r.group_size == series[s - 1]->r.group_size))
             color++;
-        char label[300], g[32];
+        char label[900], g[32];
         if (x->r.group_size == -1) snprintf(g, sizeof(g), "per-channel");
         else snprintf(g, sizeof(g), "g%d", x->r.group_size);
-        snprintf(label, sizeof(label), "%s %s", x->r.method, g);
+        snprintf(label, sizeof(label), "%s %s%s%s", x->r.method, g, x->cell.options[0] ? " " : "", x->cell.options);
         fprintf(f, "%s$s%zu using 1:2 with linespoints lw 2 pt %d ps 1.3 lc %zu dt %d title ", s ? ", \\\n     " : "", s,
                 is_nt(x->r.method) ? 7 : 6, color + 1, is_nt(x->r.method) ? 1 : 2);
         put_quoted(f, label);
@@ -254,7 +269,7 @@ int nt_plot_quality(const nt_results_set *s, const char *out_dir, const char *fo
     char gnuplot[4096];
     if (nt_gnuplot_find(gnuplot, sizeof(gnuplot), err) || make_dir(out_dir, err)) return -1;
     size_t n = 0;
-    const nt_result_rec **cells = nt_results_latest(s, same_cell, is_error_row, stderr, "normtweak plot", &n);
+    const nt_result_rec **cells = nt_results_latest(s, nt_result_same_cell, is_error_row, stderr, "normtweak plot", &n);
     if (!cells) return nt_fail(err, "out of memory");
     int rc = n ? 0 : nt_fail(err, "no result rows to plot");
     for (size_t i = 0; !rc && i < n; i++) {
@@ -405,89 +420,3 @@ int nt_plot_speedup(const nt_csv *c, const nt_plot_columns *cols, const char *ou
     return rc;
 }
 
-// ---- the command ----
-
-static void plot_usage(FILE *f) {
-    fprintf(f,
-            "usage: normtweak plot CSV... --out-dir DIR [--kind quality|speedup] [--format png|svg]\n"
-            "                      [--x COL] [--y COL] [--series COLS] [--panel COL]\n"
-            "  --kind quality  (default) results CSVs: metric vs weight bits per method, one chart per model x task\n"
-            "  --kind speedup  a kernel benchmark CSV: --y (speedup) vs --x (M), a line per --series (bits,group_size),\n"
-            "                  one chart per --panel value (default: the column layer, else shape, if present)\n"
-            "  --out-dir DIR   created if absent; the images and their gnuplot scripts (NAME.gp) go there\n"
-            "needs gnuplot (Debian: gnuplot-nox); NT_GNUPLOT=PATH picks another binary\n");
-}
-
-int nt_cmd_plot(int argc, char **argv) {
-    const char *out_dir = NULL, *kind = "quality", *format = "png";
-    nt_plot_columns cols = {.x = "M", .y = "speedup", .series = "bits,group_size", .panel = NULL};
-    bool panel_set = false;
-    static const struct option opts[] = {
-        {"out-dir", required_argument, 0, 'o'}, {"kind", required_argument, 0, 'k'},
-        {"format", required_argument, 0, 'f'},  {"x", required_argument, 0, 'x'},
-        {"y", required_argument, 0, 'y'},       {"series", required_argument, 0, 's'},
-        {"panel", required_argument, 0, 'p'},   {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    optind = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': out_dir = optarg; break;
-        case 'k': kind = optarg; break;
-        case 'f': format = optarg; break;
-        case 'x': cols.x = optarg; break;
-        case 'y': cols.y = optarg; break;
-        case 's': cols.series = optarg; break;
-        case 'p': cols.panel = optarg, panel_set = true; break;
-        case 'h': plot_usage(stdout); return 0;
-        default: plot_usage(stderr); return 2;
-        }
-    }
-    bool quality = strcmp(kind, "quality") == 0;
-    if (!quality && strcmp(kind, "speedup") != 0) {
-        fprintf(stderr, "normtweak plot: --kind %s: expected quality or speedup\n", kind);
-        return 2;
-    }
-    if (strcmp(format, "png") != 0 && strcmp(format, "svg") != 0) {
-        fprintf(stderr, "normtweak plot: --format %s: expected png or svg\n", format);
-        return 2;
-    }
-    if (!out_dir || optind >= argc || (!quality && argc - optind != 1)) {
-        fprintf(stderr, "normtweak plot: needs %s and --out-dir DIR\n",
-                quality ? "one or more results CSVs" : "one kernel benchmark CSV");
-        plot_usage(stderr);
-        return 2;
-    }
-    nt_err err = {0};
-    char gp[4096];
-    if (nt_gnuplot_find(gp, sizeof(gp), &err)) { // before reading anything: the commonest failure
-        fprintf(stderr, "normtweak plot: %s\n", err.msg);
-        return 1;
-    }
-    char **files = NULL;
-    size_t n_files = 0;
-    int rc;
-    if (quality) {
-        nt_results_set s;
-        rc = nt_results_read((const char *const *)argv + optind, (size_t)(argc - optind), &s, &err);
-        if (!rc) {
-            rc = nt_plot_quality(&s, out_dir, format, &files, &n_files, &err);
-            nt_results_set_free(&s);
-        }
-    } else {
-        nt_csv csv;
-        rc = nt_csv_read(argv[optind], &csv, &err);
-        if (!rc) {
-            if (!panel_set) cols.panel = nt_csv_col(&csv, "layer") >= 0 ? "layer" : nt_csv_col(&csv, "shape") >= 0 ? "shape" : NULL;
-            rc = nt_plot_speedup(&csv, &cols, out_dir, format, &files, &n_files, &err);
-            nt_csv_free(&csv);
-        }
-    }
-    for (size_t i = 0; i < n_files; i++) printf("%s\n", files[i]);
-    nt_plot_files_free(&files, &n_files);
-    if (rc) {
-        fprintf(stderr, "normtweak plot: %s\n", err.msg);
-        return 1;
-    }
-    return 0;
-}

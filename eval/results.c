@@ -62,17 +62,8 @@ int nt_results_append(const char *path, const nt_result_row *rows, size_t n, nt_
             return nt_fail(err, "%s: last line is incomplete; not appending", path);
         }
     }
-    size_t tl = strlen(path) + 32;
-    char *tmp = malloc(tl);
-    if (!tmp) {
-        free(old);
-        return nt_fail(err, "%s: out of memory", path);
-    }
-    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        nt_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
-        free(tmp);
+    nt_atomic_file af;
+    if (nt_atomic_open(&af, path, err)) {
         free(old);
         return -1;
     }
@@ -81,20 +72,11 @@ int nt_results_append(const char *path, const nt_result_row *rows, size_t n, nt_
     struct tm tmv;
     gmtime_r(&now, &tmv);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tmv);
-    if (old_len > 0) fwrite(old, 1, old_len, f);
-    else fputs(NT_RESULTS_HEADER "\n", f);
+    if (old_len > 0) fwrite(old, 1, old_len, af.f);
+    else fputs(NT_RESULTS_HEADER "\n", af.f);
     free(old);
-    for (size_t i = 0; i < n; i++) write_row(f, &rows[i], stamp);
-    bool ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        nt_fail(err, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    return 0;
+    for (size_t i = 0; i < n; i++) write_row(af.f, &rows[i], stamp);
+    return nt_atomic_close(&af, true, err);
 }
 
 void nt_results_print(FILE *f, const nt_result_row *rows, size_t n) {

@@ -8,7 +8,7 @@
 // CUDA". kernels/kernels_ref.c holds the scalar CPU references and the load-time layout (plain C, built in both
 // cases). The tests also build every .cu file for kernels/cuda_emu.h, a CPU emulator, under nt_emu_* names.
 //
-// The interchange format is quant.h's nt_qlinear, read as it is. At upload the layout step
+// The interchange format is qformat.h's nt_qlinear, read as it is. At upload the layout step
 // (nt_qgemm_layout_make) may reorder the K dimension once, so that every 32-value pack of K lies in one group:
 //   - g_idx trivial (k / group_size, or all 0 per channel; also act-order with static groups): nothing moves;
 //     the qweight is uploaded as is, and the kernels read X columns directly.
@@ -17,7 +17,7 @@
 //     order (same packed format, columns reordered), and kmap[k'] gives the original column of each kernel
 //     column k' (-1 for padding). The kernels gather X by kmap (GEMV: while staging X in shared memory; MMA: one
 //     gather pass into a scratch copy of X). So act-order costs a gather of X, never a per-k scale lookup.
-// Dequantization is quant.h's W[n][k] = scale_fp16[g][n] * (q - zero) in fp32 (zero = zeros[g][n], or 2^(bits-1)
+// Dequantization is qformat.h's W[n][k] = scale_fp16[g][n] * (q - zero) in fp32 (zero = zeros[g][n], or 2^(bits-1)
 // when symmetric); the GEMV kernel keeps it in fp32, the tensor-core kernel rounds it to fp16 for the MMA
 // (nt_ref_qgemm's w_f16 flag reproduces that rounding). Both accumulate in fp32 and write fp16 Y.
 #pragma once
@@ -46,7 +46,7 @@ typedef struct {
     int group_size;          // as in the nt_qlinear (-1: per channel)
     int n_groups;
     int sym_zero;            // 2^(bits-1): the zero point when zeros == NULL
-    const uint32_t *qweight; // (npacks*bits, N) quant.h's packing, K in kernel order (q's own array or owned)
+    const uint32_t *qweight; // (npacks*bits, N) qformat.h's packing, K in kernel order (q's own array or owned)
     const uint16_t *scales;  // (n_groups, N) fp16, borrowed from the nt_qlinear
     const uint8_t *zeros;    // (n_groups, N) or NULL (symmetric), borrowed
     int32_t *pack_group;     // (npacks) owned: the group of each pack
@@ -140,7 +140,7 @@ int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int reps, double *gbps, nt_e
 
 // ------------------------------------------------------------------------- C-only: the nt_qlinear entry points
 #ifndef __cplusplus
-#include "quant.h"
+#include "qformat.h"
 
 // The layout of q (see the top of this file); q must stay alive while the layout is used (scales and zeros are
 // borrowed, and so is qweight when nothing moved).
@@ -149,7 +149,7 @@ int nt_qgemm_layout_make(nt_qgemm_layout *lay, const nt_qlinear *q, nt_err *err)
 int nt_gpu_qlinear_upload(nt_gpu_qlinear **d, const nt_qlinear *q, nt_err *err);
 
 // ------------------------------------------------------------------------------ scalar CPU references
-// Y (M, N) fp32 = X (M, K) . W^T, W dequantized from q's arrays by a scalar bit-stream read of quant.h's layout
+// Y (M, N) fp32 = X (M, K) . W^T, W dequantized from q's arrays by a scalar bit-stream read of qformat.h's layout
 // (independent of pack.c), accumulated in double. w_f16: round each dequantized weight to fp16 first (what the
 // tensor-core kernel feeds the MMA); off: fp32 weights (what the GEMV kernel uses).
 void nt_ref_qgemm(const nt_qlinear *q, const uint16_t *X /*(M, K) fp16*/, int M, bool w_f16, float *Y /*(M, N)*/);

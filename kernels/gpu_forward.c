@@ -6,7 +6,7 @@
 // gpu_none.c stands in without CUDA.
 #include "gpu.h"
 #include "gpu_ops.h"
-#include "perplexity.h"
+#include "nll.h"
 
 #if defined(NT_HAVE_CUDA) || defined(NT_CUDA_EMU)
 #include <string.h>

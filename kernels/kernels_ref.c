@@ -7,7 +7,7 @@
 #include "gpu.h"
 
 // ------------------------------------------------------------------------------------------ scalar reads
-// Code of column n, input k, read straight from quant.h's description: pack c = k / 32 of column n is the bit
+// Code of column n, input k, read straight from qformat.h's description: pack c = k / 32 of column n is the bit
 // stream qweight[c*bits + 0][n] | qweight[c*bits + 1][n] << 32 | ..., value j = k % 32 at bit bits*j.
 static int ref_code(const uint32_t *qweight, int N, int bits, int n, int k) {
     int c = k / NT_QPACK, j = k % NT_QPACK, bit = bits * j, w = bit / 32, off = bit % 32;
@@ -20,7 +20,7 @@ static float ref_weight(const nt_qlinear *q, int n, int k, int sym_zero) {
     size_t gi = (size_t)q->g_idx[k] * q->out + n;
     float zero = q->zeros ? (float)q->zeros[gi] : (float)sym_zero;
     float scale = nt_f16_to_f32(q->scales[gi]);
-    return scale * ((float)ref_code(q->qweight, q->out, q->bits, n, k) - zero); // quant.h's formula, in fp32
+    return scale * ((float)ref_code(q->qweight, q->out, q->bits, n, k) - zero); // qformat.h's formula, in fp32
 }
 
 void nt_ref_qgemm_f32(const nt_qlinear *q, const float *X, int M, bool w_f16, float *Y) {

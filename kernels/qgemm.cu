@@ -1,4 +1,4 @@
-// qgemm.cu: the fast versions of Y (M, N) fp16 = X (M, K) fp16 . dequant(W)^T over quant.h's packed format
+// qgemm.cu: the fast versions of Y (M, N) fp16 = X (M, K) fp16 . dequant(W)^T over codec/qformat.h's packed format
 // (references: nt_ref_qgemm and nt_ref_qgemm_layout in kernels_ref.c). Two kernels, each instantiated once per
 // bit width (2, 3, 4, 8), plus small helpers (split-K reduction, X gather, dequantization to dense fp16).
 //

@@ -12,7 +12,7 @@
 // Usage per sample:
 //   nt_block_grad_init(&g, m, max_T, &err);            once (max_T tokens at most)
 //   nt_block_train_forward(m, g, l, x, T, y, &err);    y = block_l(x), activations saved in g
-//   loss gradient dL/dy (e.g. nt_loss_eval in quant/nt_loss.h)
+//   loss gradient dL/dy (e.g. nt_loss_eval in quant/normtweak.h)
 //   nt_block_backward(m, g, dy, &grads, dx, &err);      grads += dL/d(norm params); dx = dL/dx (or NULL)
 //   nt_block_grad_free(&g);
 #pragma once

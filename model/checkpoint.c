@@ -7,56 +7,13 @@
 #include <string.h>
 
 #include "gguf_model.h"
-#include "gptq_format.h"
-#include "qcheckpoint.h"
+#include "json.h"
+#include "qtensors.h"
 #include "safetensors.h"
 #include "transformer.h"
 
 // ----------------------------------------------------------------------------
 // config.json
-
-static const cJSON *cfg_item(const cJSON *root, const char *key) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    return (it && !cJSON_IsNull(it)) ? it : NULL;
-}
-
-// An integer field: the first of the given keys that is present, else def (def < 0: required).
-static int cfg_int(const cJSON *root, const char *path, const char *const *keys, int def, int *out, nt_err *err) {
-    for (int i = 0; keys[i]; i++) {
-        const cJSON *it = cfg_item(root, keys[i]);
-        if (!it) continue;
-        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < 0 ||
-            it->valuedouble > 1e9)
-            return nt_fail(err, "%s: '%s' must be a non-negative integer", path, keys[i]);
-        *out = (int)it->valuedouble;
-        return 0;
-    }
-    if (def < 0) return nt_fail(err, "%s: missing '%s'", path, keys[0]);
-    *out = def;
-    return 0;
-}
-
-static int cfg_float(const cJSON *root, const char *path, const char *key, double def, float *out, nt_err *err) {
-    const cJSON *it = cfg_item(root, key);
-    if (!it) {
-        *out = (float)def;
-        return 0;
-    }
-    if (!cJSON_IsNumber(it)) return nt_fail(err, "%s: '%s' must be a number", path, key);
-    *out = (float)it->valuedouble;
-    return 0;
-}
-
-static int cfg_bool(const cJSON *root, const char *path, const char *key, bool def, bool *out, nt_err *err) {
-    const cJSON *it = cfg_item(root, key);
-    if (!it) {
-        *out = def;
-        return 0;
-    }
-    if (!cJSON_IsBool(it)) return nt_fail(err, "%s: '%s' must be true or false", path, key);
-    *out = cJSON_IsTrue(it);
-    return 0;
-}
 
 static int parse_act(const char *name, const char *path, nt_act *act, nt_err *err) {
     if (strcmp(name, "relu") == 0) *act = NT_ACT_RELU;
@@ -70,30 +27,30 @@ static int parse_act(const char *name, const char *path, nt_act *act, nt_err *er
 static int config_from_json(nt_config *c, const cJSON *root, const char *path, nt_err *err) {
     memset(c, 0, sizeof(*c));
     if (!cJSON_IsObject(root)) return nt_fail(err, "%s: not a JSON object", path);
-    const cJSON *mt = cfg_item(root, "model_type");
+    const cJSON *mt = nt_json_item(root, "model_type");
     if (!mt || !cJSON_IsString(mt)) return nt_fail(err, "%s: missing 'model_type'", path);
     snprintf(c->model_type, sizeof(c->model_type), "%s", mt->valuestring);
     const char *type = mt->valuestring;
     bool ok = true;
     if (strcmp(type, "opt") == 0) {
         c->arch = NT_ARCH_OPT;
-        ok = cfg_int(root, path, (const char *[]){"vocab_size", NULL}, -1, &c->vocab, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"hidden_size", NULL}, -1, &c->dim, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"num_hidden_layers", NULL}, -1, &c->n_layers, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"num_attention_heads", NULL}, -1, &c->n_heads, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"ffn_dim", NULL}, -1, &c->ffn_dim, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"max_position_embeddings", NULL}, -1, &c->max_pos, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"word_embed_proj_dim", NULL}, 0, &c->emb_dim, err) == 0 &&
-             cfg_bool(root, path, "do_layer_norm_before", true, &c->pre_norm, err) == 0 &&
-             cfg_bool(root, path, "tie_word_embeddings", true, &c->tied, err) == 0;
+        ok = nt_json_int(root, path, (const char *[]){"vocab_size", NULL}, -1, &c->vocab, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"hidden_size", NULL}, -1, &c->dim, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"num_hidden_layers", NULL}, -1, &c->n_layers, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"num_attention_heads", NULL}, -1, &c->n_heads, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"ffn_dim", NULL}, -1, &c->ffn_dim, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"max_position_embeddings", NULL}, -1, &c->max_pos, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"word_embed_proj_dim", NULL}, 0, &c->emb_dim, err) == 0 &&
+             nt_json_bool(root, path, "do_layer_norm_before", true, &c->pre_norm, err) == 0 &&
+             nt_json_bool(root, path, "tie_word_embeddings", true, &c->tied, err) == 0;
         if (!ok) return -1;
         bool remove_final = false, affine = true, bias = true;
-        if (cfg_bool(root, path, "_remove_final_layer_norm", false, &remove_final, err) ||
-            cfg_bool(root, path, "layer_norm_elementwise_affine", true, &affine, err) ||
-            cfg_bool(root, path, "enable_bias", true, &bias, err))
+        if (nt_json_bool(root, path, "_remove_final_layer_norm", false, &remove_final, err) ||
+            nt_json_bool(root, path, "layer_norm_elementwise_affine", true, &affine, err) ||
+            nt_json_bool(root, path, "enable_bias", true, &bias, err))
             return -1;
         if (!affine || !bias) return nt_fail(err, "%s: OPT without LayerNorm affine or linear biases is not supported", path);
-        const cJSON *act = cfg_item(root, "activation_function");
+        const cJSON *act = nt_json_item(root, "activation_function");
         if (parse_act(act && cJSON_IsString(act) ? act->valuestring : "relu", path, &c->act, err)) return -1;
         if (c->emb_dim == 0) c->emb_dim = c->dim;
         c->n_kv_heads = c->n_heads;
@@ -104,27 +61,27 @@ static int config_from_json(nt_config *c, const cJSON *root, const char *path, n
     } else if (strcmp(type, "llama") == 0 || strcmp(type, "qwen2") == 0) {
         c->arch = NT_ARCH_LLAMA;
         bool qwen = strcmp(type, "qwen2") == 0;
-        ok = cfg_int(root, path, (const char *[]){"vocab_size", NULL}, -1, &c->vocab, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"hidden_size", NULL}, -1, &c->dim, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"num_hidden_layers", NULL}, -1, &c->n_layers, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"num_attention_heads", NULL}, -1, &c->n_heads, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"num_key_value_heads", NULL}, 0, &c->n_kv_heads, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"intermediate_size", NULL}, -1, &c->ffn_dim, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"max_position_embeddings", NULL}, 2048, &c->max_pos, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"head_dim", NULL}, 0, &c->head_dim, err) == 0 &&
-             cfg_float(root, path, "rms_norm_eps", 1e-6, &c->norm_eps, err) == 0 &&
-             cfg_float(root, path, "rope_theta", 10000.0, &c->rope_theta, err) == 0 &&
-             cfg_bool(root, path, "tie_word_embeddings", false, &c->tied, err) == 0;
+        ok = nt_json_int(root, path, (const char *[]){"vocab_size", NULL}, -1, &c->vocab, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"hidden_size", NULL}, -1, &c->dim, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"num_hidden_layers", NULL}, -1, &c->n_layers, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"num_attention_heads", NULL}, -1, &c->n_heads, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"num_key_value_heads", NULL}, 0, &c->n_kv_heads, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"intermediate_size", NULL}, -1, &c->ffn_dim, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"max_position_embeddings", NULL}, 2048, &c->max_pos, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"head_dim", NULL}, 0, &c->head_dim, err) == 0 &&
+             nt_json_float(root, path, "rms_norm_eps", 1e-6, &c->norm_eps, err) == 0 &&
+             nt_json_float(root, path, "rope_theta", 10000.0, &c->rope_theta, err) == 0 &&
+             nt_json_bool(root, path, "tie_word_embeddings", false, &c->tied, err) == 0;
         if (!ok) return -1;
-        const cJSON *act = cfg_item(root, "hidden_act");
+        const cJSON *act = nt_json_item(root, "hidden_act");
         if (parse_act(act && cJSON_IsString(act) ? act->valuestring : "silu", path, &c->act, err)) return -1;
         if (c->act != NT_ACT_SILU) return nt_fail(err, "%s: LLaMA-family models with hidden_act other than silu are not supported", path);
-        const cJSON *rs = cfg_item(root, "rope_scaling");
+        const cJSON *rs = nt_json_item(root, "rope_scaling");
         if (rs) return nt_fail(err, "%s: 'rope_scaling' is not supported yet", path);
         if (c->n_kv_heads == 0) c->n_kv_heads = c->n_heads;
         bool attn_bias = false;
-        if (cfg_bool(root, path, "attention_bias", false, &attn_bias, err) ||
-            cfg_bool(root, path, "mlp_bias", false, &c->mlp_bias, err))
+        if (nt_json_bool(root, path, "attention_bias", false, &attn_bias, err) ||
+            nt_json_bool(root, path, "mlp_bias", false, &c->mlp_bias, err))
             return -1;
         c->qkv_bias = qwen || attn_bias; // Qwen2: q/k/v biases, no o bias
         c->o_bias = !qwen && attn_bias;
@@ -134,14 +91,14 @@ static int config_from_json(nt_config *c, const cJSON *root, const char *path, n
         c->final_norm = true;
     } else if (strcmp(type, "bloom") == 0) {
         c->arch = NT_ARCH_BLOOM;
-        ok = cfg_int(root, path, (const char *[]){"vocab_size", NULL}, -1, &c->vocab, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"hidden_size", "n_embed", NULL}, -1, &c->dim, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"n_layer", "num_hidden_layers", NULL}, -1, &c->n_layers, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"n_head", "num_attention_heads", NULL}, -1, &c->n_heads, err) == 0 &&
-             cfg_int(root, path, (const char *[]){"seq_length", "max_position_embeddings", NULL}, 2048, &c->max_pos, err) == 0 &&
-             cfg_float(root, path, "layer_norm_epsilon", 1e-5, &c->norm_eps, err) == 0 &&
-             cfg_bool(root, path, "apply_residual_connection_post_layernorm", false, &c->residual_post_norm, err) == 0 &&
-             cfg_bool(root, path, "tie_word_embeddings", true, &c->tied, err) == 0;
+        ok = nt_json_int(root, path, (const char *[]){"vocab_size", NULL}, -1, &c->vocab, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"hidden_size", "n_embed", NULL}, -1, &c->dim, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"n_layer", "num_hidden_layers", NULL}, -1, &c->n_layers, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"n_head", "num_attention_heads", NULL}, -1, &c->n_heads, err) == 0 &&
+             nt_json_int(root, path, (const char *[]){"seq_length", "max_position_embeddings", NULL}, 2048, &c->max_pos, err) == 0 &&
+             nt_json_float(root, path, "layer_norm_epsilon", 1e-5, &c->norm_eps, err) == 0 &&
+             nt_json_bool(root, path, "apply_residual_connection_post_layernorm", false, &c->residual_post_norm, err) == 0 &&
+             nt_json_bool(root, path, "tie_word_embeddings", true, &c->tied, err) == 0;
         if (!ok) return -1;
         c->n_kv_heads = c->n_heads;
         c->ffn_dim = 4 * c->dim;
@@ -168,11 +125,8 @@ static int config_from_json(nt_config *c, const cJSON *root, const char *path, n
 }
 
 int nt_config_load(nt_config *cfg, const char *path, nt_err *err) {
-    char *text = nt_read_file(path, NULL, err);
-    if (!text) return -1;
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    if (!root) return nt_fail(err, "%s: malformed JSON", path);
+    cJSON *root = nt_json_read_file(path, err);
+    if (!root) return -1;
     int rc = config_from_json(cfg, root, path, err);
     cJSON_Delete(root);
     return rc;
@@ -186,58 +140,16 @@ typedef struct {
     const char *prefix; // "model." / "" / "transformer." as the checkpoint spells it
     char *cfg_path;
     const nt_model_quant *quant; // a quantized checkpoint's format (method "fp" otherwise)
-    nt_qfmt qfmt;                // its tensors' layout: normtweak's, or GPTQ's (gptq_format.h)
+    nt_qfmt qfmt;                // its tensors' layout: normtweak's, or GPTQ's (codec/qtensors.h)
 } loader;
 
-// Reads NAME.qweight/.scales/.zeros/.g_idx/.perm of a quantized checkpoint into a new nt_qlinear.
+// Reads the quantized linear NAME (its tensors in the checkpoint's format, codec/qtensors.h) into a new nt_qlinear.
 static int load_qlinear(loader *L, const char *name, int out_dim, int in_dim, nt_qlinear **out, nt_err *err) {
     const nt_model_quant *mq = L->quant;
+    nt_qfmt_spec spec = {L->qfmt, mq->wbits, mq->group_size, mq->sym, mq->act_order};
     char full[300];
-    if (L->qfmt != NT_QFMT_NORMTWEAK) { // GPTQ's qweight/qzeros/scales/g_idx
-        nt_qfmt_spec spec = {L->qfmt, mq->wbits, mq->group_size, mq->sym, mq->act_order};
-        snprintf(full, sizeof(full), "%s%s", L->prefix, name);
-        return nt_qfmt_read_qlinear(L->st, full, &spec, out_dim, in_dim, out, err);
-    }
-    snprintf(full, sizeof(full), "%s%s.perm", L->prefix, name);
-    bool act = nt_st_find(L->st, full) != NULL;
-    nt_qlinear *q = NULL;
-    nt_err e2;
-    if (nt_qlinear_alloc(&q, out_dim, in_dim, mq->wbits, mq->group_size, mq->sym, act, &e2))
-        return nt_fail(err, "%s: %s: %s", L->cfg_path, name, e2.msg);
-    struct {
-        const char *suffix;
-        void *dst;
-        nt_dtype dt;
-        int64_t d0, d1;
-        int ndim;
-    } parts[5] = {{"qweight", q->qweight, NT_DT_I32, (int64_t)nt_qpacks(in_dim) * mq->wbits, out_dim, 2},
-                  {"scales", q->scales, NT_DT_F16, q->n_groups, out_dim, 2},
-                  {"zeros", q->zeros, NT_DT_U8, q->n_groups, out_dim, 2},
-                  {"g_idx", q->g_idx, NT_DT_I32, in_dim, 0, 1},
-                  {"perm", q->perm, NT_DT_I32, in_dim, 0, 1}};
-    for (int i = 0; i < 5; i++) {
-        if (!parts[i].dst) continue;
-        snprintf(full, sizeof(full), "%s%s.%s", L->prefix, name, parts[i].suffix);
-        const nt_st_tensor *t = nt_st_find(L->st, full);
-        if (!t) {
-            nt_qlinear_free(&q);
-            return nt_fail(err, "%s: quantized tensor '%s' not found", L->cfg_path, full);
-        }
-        bool shape_ok = t->ndim == parts[i].ndim && t->shape[0] == parts[i].d0 && (parts[i].ndim == 1 || t->shape[1] == parts[i].d1);
-        if (t->dtype != parts[i].dt || !shape_ok) {
-            nt_qlinear_free(&q);
-            return nt_fail(err, "%s: tensor '%s' is %s with %d dims, quantize_config.json implies %s [%lld, %lld]",
-                           t->file, full, nt_dtype_name(t->dtype), t->ndim, nt_dtype_name(parts[i].dt),
-                           (long long)parts[i].d0, (long long)parts[i].d1);
-        }
-        memcpy(parts[i].dst, t->data, t->nbytes);
-    }
-    if (nt_qlinear_validate(q, &e2)) {
-        nt_qlinear_free(&q);
-        return nt_fail(err, "%s: %s: %s", L->cfg_path, name, e2.msg);
-    }
-    *out = q;
-    return 0;
+    snprintf(full, sizeof(full), "%s%s", L->prefix, name);
+    return nt_qfmt_read_qlinear(L->st, full, &spec, out_dim, in_dim, out, err);
 }
 
 // A quantized linear's dequantized weights, which the CPU forward pass uses.
@@ -437,71 +349,6 @@ static int load_weights(nt_model *m, loader *L, nt_err *err) {
     return 0;
 }
 
-// A quantized checkpoint's quantize_config.json (absent: a float checkpoint, m->quant stays "fp").
-// source_name (source_cap bytes) gets the name of the float model it was made from, for result rows.
-static int read_quantize_config(const char *dir, nt_model_quant *mq, nt_qfmt *qfmt, char *source_name,
-                                size_t source_cap, nt_err *err) {
-    char *path = nt_path_join(dir, "quantize_config.json");
-    bool hf = !nt_file_exists(path); // transformers' GPTQ checkpoints: config.json's quantization_config only
-    if (hf) {
-        free(path);
-        path = nt_path_join(dir, "config.json");
-    }
-    char *text = nt_read_file(path, NULL, err);
-    cJSON *root = NULL;
-    int rc = -1;
-    if (!text) goto done;
-    root = cJSON_Parse(text);
-    free(text);
-    if (!root) {
-        nt_fail(err, "%s: malformed JSON", path);
-        goto done;
-    }
-    if (hf) {
-        cJSON *qc = cJSON_DetachItemFromObjectCaseSensitive(root, "quantization_config");
-        cJSON_Delete(root);
-        root = qc;
-        rc = root ? -1 : 0; // none: a float checkpoint
-        if (!root) goto done;
-    }
-    if (nt_qfmt_from_json(root, path, qfmt, err)) goto done; // normtweak's, or GPTQ's (v1, v2)
-    int bits = 0, group = 0;
-    bool sym = false, act = false, stat = false;
-    if (cfg_int(root, path, (const char *[]){"bits", NULL}, -1, &bits, err)) goto done;
-    const cJSON *g = cfg_item(root, "group_size");
-    if (!g || !cJSON_IsNumber(g) || (g->valueint != -1 && g->valueint <= 0)) {
-        nt_fail(err, "%s: 'group_size' must be -1 or a positive integer", path);
-        goto done;
-    }
-    group = g->valueint;
-    bool sym_default = *qfmt != NT_QFMT_NORMTWEAK; // AutoGPTQ's default is sym
-    if (cfg_bool(root, path, "sym", sym_default, &sym, err) || cfg_bool(root, path, "desc_act", false, &act, err) ||
-        cfg_bool(root, path, "static_groups", false, &stat, err))
-        goto done;
-    nt_err e2;
-    if (nt_qformat_check(32, 32 * (group > 0 ? group : 1), bits, group, &e2)) {
-        nt_fail(err, "%s: %s", path, e2.msg);
-        goto done;
-    }
-    const cJSON *method = cfg_item(root, "method"), *calib = cfg_item(root, "calib"), *opts = cfg_item(root, "options");
-    snprintf(mq->method, sizeof(mq->method), "%s", method && cJSON_IsString(method) ? method->valuestring : "gptq");
-    snprintf(mq->calib, sizeof(mq->calib), "%s", calib && cJSON_IsString(calib) ? calib->valuestring : "");
-    snprintf(mq->options, sizeof(mq->options), "%s", opts && cJSON_IsString(opts) ? opts->valuestring : "");
-    const cJSON *source = cfg_item(root, "source");
-    if (source && cJSON_IsString(source) && source->valuestring[0] && !strchr(source->valuestring, '/'))
-        snprintf(source_name, source_cap, "%s", source->valuestring);
-    mq->wbits = bits;
-    mq->group_size = group;
-    mq->sym = sym;
-    mq->act_order = act;
-    mq->static_groups = stat;
-    rc = 0;
-done:
-    cJSON_Delete(root);
-    free(path);
-    return rc;
-}
-
 // The prefix under which this checkpoint stores the base model's tensors.
 static const char *find_prefix(const nt_safetensors *st, const nt_config *c) {
     const char *probe = c->arch == NT_ARCH_OPT ? "decoder.embed_tokens.weight"
@@ -531,29 +378,21 @@ int nt_model_load(nt_model **out, const char *dir, nt_err *err) {
         nt_fail(err, "%s: out of memory", dir);
         goto done;
     }
-    { // the name is the directory's last component
-        size_t k = strlen(m->name);
-        while (k > 1 && m->name[k - 1] == '/') m->name[--k] = '\0';
-        char *slash = strrchr(m->name, '/');
-        if (slash && slash[1]) memmove(m->name, slash + 1, strlen(slash + 1) + 1);
-    }
+    nt_path_basename(dir, m->name, strlen(m->name) + 1); // the name is the directory's last component
     L.cfg_path = nt_path_join(dir, "config.json");
-    char *text = nt_read_file(L.cfg_path, NULL, err);
-    if (!text) goto done;
-    root = cJSON_Parse(text);
-    free(text);
-    if (!root) {
-        nt_fail(err, "%s: malformed JSON", L.cfg_path);
-        goto done;
-    }
-    if (config_from_json(&m->cfg, root, L.cfg_path, err)) goto done;
-    snprintf(m->quant.method, sizeof(m->quant.method), "fp");
-    m->quant.wbits = 16;
-    char source[128] = "";
-    if (read_quantize_config(dir, &m->quant, &L.qfmt, source, sizeof(source), err)) goto done;
-    if (source[0]) { // rows of a quantized checkpoint name the model it was made from
+    root = nt_json_read_file(L.cfg_path, err);
+    if (!root || config_from_json(&m->cfg, root, L.cfg_path, err)) goto done;
+    nt_qcheckpoint_info info;
+    if (nt_qcheckpoint_info_read(dir, &info, err)) goto done;
+    m->quant = info.q;
+    L.qfmt = info.fmt;
+    if (info.source[0]) { // rows of a quantized checkpoint name the model it was made from
         free(m->name);
-        m->name = strdup(source);
+        m->name = strdup(info.source);
+        if (!m->name) {
+            nt_fail(err, "%s: out of memory", dir);
+            goto done;
+        }
     }
     L.quant = &m->quant;
     if (nt_st_open_dir(&st, dir, err)) goto done;

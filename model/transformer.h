@@ -3,7 +3,8 @@
 // (ALiBi, embedding LayerNorm). One forward serves batched prefill and KV-cached decoding.
 #pragma once
 #include "nt.h"
-#include "quant.h"
+#include "qconfig.h"
+#include "qformat.h"
 
 typedef enum { NT_ARCH_OPT, NT_ARCH_LLAMA, NT_ARCH_BLOOM } nt_arch;
 typedef enum { NT_ACT_RELU, NT_ACT_SILU, NT_ACT_GELU, NT_ACT_GELU_TANH } nt_act;
@@ -58,15 +59,6 @@ typedef struct {
     nt_linear down; // OPT fc2, LLaMA down_proj, BLOOM dense_4h_to_h
 } nt_layer;
 
-// What a model's block linears went through; carried into result rows and quantized checkpoints.
-typedef struct {
-    char method[32];   // "fp", "rtn", "gptq", "rtn+nt", "gptq+nt"
-    int wbits;         // 16 for fp
-    int group_size;    // -1 per channel, 0 for fp
-    bool sym, act_order, static_groups;
-    char calib[320];   // calibration spec, "" when none was used
-    char options[256]; // other settings, key=value;key=value
-} nt_model_quant;
 
 typedef struct {
     nt_config cfg;

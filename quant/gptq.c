@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "method.h"
 #include "quant.h"
 
 // LAPACK from libopenblas (Debian ships no lapacke.h with it): the Fortran interface, column-major, with the hidden
@@ -261,3 +262,28 @@ done:
     *out_q = q;
     return rc;
 }
+
+// ------------------------------------------------------------------------------------------ as a quantizer
+static int gptq_quantize(nt_qlinear **q, float *Wq, const float *W, int out, int in, const float *H,
+                         const nt_quant_opts *o, nt_err *err) {
+    if (!H) return nt_fail(err, "GPTQ needs the input Hessian of the linear");
+    nt_gptq_config gc = nt_gptq_config_make(o->wbits, o->group_size, o->sym);
+    gc.quant = nt_qconfig_of_opts(o);
+    gc.percdamp = o->percdamp;
+    gc.blocksize = o->blocksize;
+    gc.act_order = o->act_order;
+    gc.static_groups = o->static_groups;
+    return nt_gptq_quantize(q, Wq, NULL, W, out, in, H, &gc, err);
+}
+
+static void gptq_describe(const nt_quant_opts *o, char *buf, size_t cap) {
+    if (o->sym) nt_opts_append(buf, cap, "sym");
+    if (o->mse) nt_opts_append(buf, cap, "mse");
+    if (o->act_order) nt_opts_append(buf, cap, "act_order");
+    if (o->static_groups) nt_opts_append(buf, cap, "static_groups");
+    if (!o->true_sequential) nt_opts_append(buf, cap, "true_sequential=0");
+    if (o->percdamp != 0.01f) nt_opts_append(buf, cap, "percdamp=%g", o->percdamp);
+    if (o->fp32_scales) nt_opts_append(buf, cap, "fp32_scales");
+}
+
+const nt_quantizer nt_quantizer_gptq = {"gptq", true, true, gptq_quantize, gptq_describe};

@@ -3,6 +3,7 @@
 // Reference code; rows are independent and run in parallel.
 #include <string.h>
 
+#include "method.h"
 #include "quant.h"
 
 int nt_rtn_quantize(nt_qlinear **out_q, float *Wq, const float *W, int out, int in, const nt_qconfig *c,
@@ -46,3 +47,27 @@ done:
     *out_q = q;
     return rc;
 }
+
+// ------------------------------------------------------------------------------------------ as a quantizer
+// The quantizer's config from the method options (shared with GPTQ, which uses the same Quantizer).
+nt_qconfig nt_qconfig_of_opts(const nt_quant_opts *o) {
+    nt_qconfig qc = nt_qconfig_make(o->wbits, o->group_size, o->sym);
+    qc.mse = o->mse;
+    qc.scale_f16 = !o->fp32_scales;
+    return qc;
+}
+
+static int rtn_quantize(nt_qlinear **q, float *Wq, const float *W, int out, int in, const float *H,
+                        const nt_quant_opts *o, nt_err *err) {
+    (void)H;
+    nt_qconfig qc = nt_qconfig_of_opts(o);
+    return nt_rtn_quantize(q, Wq, W, out, in, &qc, err);
+}
+
+static void rtn_describe(const nt_quant_opts *o, char *buf, size_t cap) {
+    if (o->sym) nt_opts_append(buf, cap, "sym");
+    if (o->mse) nt_opts_append(buf, cap, "mse");
+    if (o->fp32_scales) nt_opts_append(buf, cap, "fp32_scales");
+}
+
+const nt_quantizer nt_quantizer_rtn = {"rtn", false, false, rtn_quantize, rtn_describe};

@@ -1,5 +1,5 @@
-// test_block_grad.c: the norm-tweaking backward (model/block_grad.h), losses (quant/nt_loss.h) and Adam
-// (quant/adam.h).
+// test_block_grad.c: the norm-tweaking backward (model/block_grad.h), losses and Adam (quant/normtweak.h)
+//
 // - Training forward == nt_block_forward for every architecture fixture (OPT pre/post-LN, LLaMA GQA,
 //   LLaMA with attention biases, Qwen2, BLOOM, BLOOM with apply_residual_connection_post_layernorm, OPT
 //   with GELU-erf) and the shared tiny-llama / tiny-opt: max |diff| <= 1e-5 * max(1, max |y|).
@@ -20,9 +20,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "adam.h"
+#include "normtweak.h"
 #include "block_grad.h"
-#include "nt_loss.h"
 #include "testutil.h"
 #include "transformer.h"
 

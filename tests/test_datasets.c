@@ -137,7 +137,7 @@ static void expect_text(const char *task, size_t want_bytes, size_t want_chars, 
     char *dir = tu_shared("datasets");
     char *text = NULL;
     size_t len = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     int rc = nt_ppl_text(task, dir, &text, &len, &err);
     cr_assert_eq(rc, 0, "%s: %s", task, err.msg);
     cr_expect_eq(len, strlen(text), "%s: no NUL inside", task);
@@ -160,7 +160,7 @@ Test(texts, wikitext2_starts_like_hf) {
     char *dir = tu_shared("datasets");
     char *text = NULL;
     size_t len = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_ppl_text("wikitext2", dir, &text, &len, &err), 0, "%s", err.msg);
     // rows "", " = Robert Boulter = \n", "", ... joined with "\n\n"
     const char *want = "\n\n = Robert Boulter = \n\n\n\n\n";
@@ -176,7 +176,7 @@ Test(texts, text_file_is_its_bytes) {
     cr_assert_eq(tu_write_file(path, body, sizeof(body) - 1), 0);
     char *text = NULL;
     size_t len = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert(nt_ppl_task_known(path));
     cr_assert_eq(nt_ppl_text(path, "/nonexistent", &text, &len, &err), 0, "%s", err.msg);
     cr_expect_eq(len, sizeof(body) - 1);
@@ -198,7 +198,7 @@ Test(texts, ptb_rows_are_python_stripped) {
     cr_assert_eq(tu_write_file(path, body, sizeof(body) - 1), 0);
     char *text = NULL;
     size_t len = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_ppl_text("ptb", tmp, &text, &len, &err), 0, "%s", err.msg);
     // python3: "\n\n".join(l.strip() for l in open(p, encoding="utf-8"))
     const char want[] = "a b\n\n\n\nc\n\nd\n\ne \xc3\xa9";
@@ -218,7 +218,7 @@ Test(texts, wikitext2_rows) {
     put_file(tmp, "wikitext2", "wiki.test.raw", body, sizeof(body) - 1);
     char *text = NULL;
     size_t len = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_ppl_text("wikitext2", tmp, &text, &len, &err), 0, "%s", err.msg);
     // python3: "\n\n".join("" if not l.strip() else l for l in open(p, encoding="utf-8"))
     const char want[] = " a b \n\n\n\n\n\xc2\xa0 c\xe3\x80\x80\n\n\nd\n\n\ne \xc3\xa9";
@@ -238,7 +238,7 @@ Test(texts, wikitext2_rows) {
 // Errors: each one line, naming the file (and line).
 
 Test(errors, unknown_task) {
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *text = NULL;
     size_t len = 0;
     cr_expect(!nt_ppl_task_known("wikitext"));
@@ -256,7 +256,7 @@ Test(errors, unknown_task) {
 
 Test(errors, missing_file) {
     char *tmp = tu_tmpdir();
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *text = NULL;
     size_t len = 0;
     const char *tasks[] = {"wikitext2", "ptb", "ptb-new", "c4-new"};
@@ -285,7 +285,7 @@ Test(errors, empty_files) {
     put_file(tmp, "c4", "c4_validation_2k.jsonl", "\n  \n", 4);
     char *txt = nt_path_join(tmp, "empty.txt");
     cr_assert_eq(tu_write_file(txt, "", 0), 0);
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *text = NULL;
     size_t len = 0;
     char want[512];
@@ -307,7 +307,7 @@ Test(errors, malformed_jsonl) {
     char *tmp = tu_tmpdir();
     const char bad[] = "{\"text\": \"ok\"}\n\n{\"text\": \"broken}\n{\"text\": \"x\"}\n";
     put_file(tmp, "c4", "c4_validation_2k.jsonl", bad, sizeof(bad) - 1);
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *text = NULL;
     size_t len = 0;
     char want[512];
@@ -364,7 +364,7 @@ Test(jsonl, line_numbers_blank_lines_and_early_stop) {
     cr_assert_eq(tu_write_file(p, body, sizeof(body) - 1), 0);
     seen_lines s = {.stop_after = 0};
     size_t n = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_jsonl_foreach(p, record_line, &s, &n, &err), 0, "%s", err.msg);
     cr_expect_eq(n, 3);
     cr_expect(s.n == 3 && s.lines[0] == 1 && s.lines[1] == 4 && s.lines[2] == 5);
@@ -390,7 +390,7 @@ Test(jsonl, line_numbers_blank_lines_and_early_stop) {
 static nt_tokenizer *load_tiny_opt(void) {
     char *dir = tu_shared("models/tiny-opt");
     nt_tokenizer *tok = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     int rc = nt_tokenizer_load_dir(&tok, dir, &err);
     free(dir);
     cr_assert_eq(rc, 0, "tokenizer: %s", err.msg);
@@ -399,7 +399,7 @@ static nt_tokenizer *load_tiny_opt(void) {
 
 static cJSON *load_golden(void) {
     char *path = tu_source("tests/golden/c4_windows_tiny-opt_256.json");
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *s = nt_read_file(path, NULL, &err);
     free(path);
     cr_assert_not_null(s, "%s", err.msg);
@@ -437,7 +437,7 @@ Test(windows, c4_matches_gptq_transcription) {
     char *dir = tu_shared("datasets");
     nt_windows w;
     nt_doc_pick picks[256];
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_ppl_c4_windows(dir, tok, 256, &w, picks, &err), 0, "%s", err.msg);
     cr_expect_eq(w.n_windows, 256);
     cr_expect_eq(w.seqlen, 256);
@@ -474,7 +474,7 @@ Test(windows, text_tasks_match_hf) {
     const cJSON *e;
     cJSON_ArrayForEach(e, tw) {
         nt_windows w;
-        nt_err err = {{0}};
+        nt_err err = {0};
         cr_assert_eq(nt_ppl_windows(e->string, dir, tok, 256, &w, &err), 0, "%s", err.msg);
         uint64_t h = 0xcbf29ce484222325ull;
         for (size_t k = 0; k < w.n_windows * w.seqlen; k++) h = (h ^ (uint32_t)w.ids[k]) * 0x100000001b3ull;
@@ -499,7 +499,7 @@ Test(windows, text_file_cut_into_windows) {
     cr_assert_eq(tu_write_file(path, body, sizeof(body) - 1), 0);
     int32_t *ids = NULL;
     size_t n = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_tokenizer_encode(tok, body, sizeof(body) - 1, true, &ids, &n, &err), 0, "%s", err.msg);
     cr_assert_gt(n, 10);
     nt_windows w;
@@ -541,7 +541,7 @@ Test(windows, c4_short_documents) {
     const char body[] = "{\"text\": \"one two\"}\n{\"text\": \"three four five six seven eight\"}\n";
     put_file(tmp, "c4", "c4_validation_2k.jsonl", body, sizeof(body) - 1);
     nt_windows w;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_expect_eq(nt_ppl_windows("c4", tmp, tok, 64, &w, &err), -1);
     char want[600];
     snprintf(want, sizeof(want), "%s/c4/c4_validation_2k.jsonl: no document has more than 64 tokens", tmp);

@@ -122,7 +122,7 @@ static void check_all_types(uint32_t version) {
     build_all_types(&b, version);
     char *path = write_tmp(dir, "all", &b);
     nt_gguf *g = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_gguf_open(&g, path, &err), 0, "%s", err.msg);
     cr_expect_eq(nt_gguf_version(g), version);
     cr_expect_eq(nt_gguf_alignment(g), 64);
@@ -269,7 +269,7 @@ Test(gguf, no_tensors_no_data_section) {
     std_head(&b, 0, 1);
     char *path = write_tmp(dir, "empty", &b);
     nt_gguf *g = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_gguf_open(&g, path, &err), 0, "%s", err.msg);
     cr_expect(nt_gguf_tensor_count(g) == 0 && nt_gguf_alignment(g) == 32 && nt_gguf_kv_count(g) == 1);
     cr_expect(nt_gguf_is_gguf(path));
@@ -291,7 +291,7 @@ Test(gguf, known_type_without_dequantizer) {
     data(&b, 32, 74);
     char *path = write_tmp(dir, "iq", &b);
     nt_gguf *g = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_gguf_open(&g, path, &err), 0, "%s", err.msg);
     float out[256];
     cr_expect_eq(nt_gguf_dequantize_rows(nt_gguf_tensor_at(g, 0), 0, 1, out, &err), -1);
@@ -666,7 +666,7 @@ Test(gguf, malformed_files_library) {
         bad_cases[i].build(&b);
         char *path = write_tmp(dir, bad_cases[i].name, &b);
         nt_gguf *g = (nt_gguf *)&b; // must come back NULL
-        nt_err err = {{0}};
+        nt_err err = {0};
         int rc = nt_gguf_open(&g, path, &err);
         cr_expect_eq(rc, -1, "%s: opened", bad_cases[i].name);
         cr_expect_null(g, "%s: handle not NULL on failure", bad_cases[i].name);
@@ -718,7 +718,7 @@ Test(gguf, every_truncation_and_byte_flip) {
     tu_buf b = {0};
     build_all_types(&b, 3);
     char *path = nt_path_join(dir, "cut.gguf");
-    nt_err err = {{0}};
+    nt_err err = {0};
     nt_gguf *g = NULL;
     // the last tensor ends exactly at the file's end, so every proper prefix is missing something
     for (size_t n = 0; n < b.n; n++) {
@@ -764,7 +764,7 @@ Test(gguf, every_truncation_and_byte_flip) {
 Test(gguf, not_a_file) {
     char *dir = tu_tmpdir();
     nt_gguf *g = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_expect_eq(nt_gguf_open(&g, dir, &err), -1);
     cr_expect(strstr(err.msg, "not a regular file"), "%s", err.msg);
     char *missing = nt_path_join(dir, "missing.gguf");
@@ -799,7 +799,7 @@ Test(gguf, dequantize_synthetic_every_type_vs_gguf_py) {
     float *want = tu_read_golden("gguf", "synthetic.f32", (size_t)n_types * rows * cols * sizeof(float), hint);
     char *path = tu_source("tests/golden/gguf/synthetic.gguf");
     nt_gguf *g = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_gguf_open(&g, path, &err), 0, "%s (rerun %s)", err.msg, hint);
 
     const char *s = NULL;

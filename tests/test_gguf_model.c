@@ -156,7 +156,7 @@ static void convert(const char *fixture, const char *path, const spoil *sp, conv
     snprintf(rel, sizeof(rel), "tests/fixtures/%s", fixture);
     char *dir = tu_source(rel), *cfg_path = nt_path_join(dir, "config.json");
     nt_config c;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_config_load(&c, cfg_path, &err), 0, "%s", err.msg);
     cr_assert_eq(nt_st_open_dir(&cs->st, dir, &err), 0, "%s", err.msg);
     const char *arch = sp->arch ? sp->arch : c.model_type;
@@ -272,7 +272,7 @@ static void check_fixture(const char *fixture) {
     snprintf(rel, sizeof(rel), "tests/fixtures/%s", fixture);
     char *dir = tu_source(rel);
     nt_model *a = NULL, *b = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_model_load(&a, dir, &err), 0, "%s", err.msg);
     cr_assert_eq(nt_model_load(&b, path, &err), 0, "%s", err.msg);
     cr_expect_str_eq(b->name, fixture, "the name is the file name without .gguf");
@@ -340,7 +340,7 @@ Test(gguf_model, unpermuted_q_k_would_differ) {
     conv_done(&cs);
     char *dir = tu_source("tests/fixtures/tiny-random-llama");
     nt_model *a = NULL, *b = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_model_load(&a, dir, &err), 0, "%s", err.msg);
     cr_assert_eq(nt_model_load(&b, path, &err), 0, "%s", err.msg);
     size_t nq = (size_t)a->layers[0].q.in * a->layers[0].q.out;
@@ -417,7 +417,7 @@ Test(gguf_model, bad_configs_library) {
         char *path;
         write_bad_model(tmp, &bad_models[i], &path);
         nt_model *m = (nt_model *)&path;
-        nt_err err = {{0}};
+        nt_err err = {0};
         int rc = nt_model_load(&m, path, &err);
         cr_expect_eq(rc, -1, "%s: loaded", bad_models[i].name);
         cr_expect_null(m, "%s", bad_models[i].name);
@@ -503,7 +503,7 @@ Test(gguf_model, smollm2_every_tensor_vs_gguf_py) {
     char *path = smollm2_path();
     cJSON *j = read_json_golden("smollm2_tensors.json", hint);
     nt_gguf *g = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_gguf_open(&g, path, &err), 0, "%s", err.msg);
     const cJSON *ts = cJSON_GetObjectItem(j, "tensors");
     cr_assert_eq(nt_gguf_tensor_count(g), (size_t)cJSON_GetArraySize(ts));
@@ -555,7 +555,7 @@ Test(gguf_model, smollm2_every_tensor_vs_gguf_py) {
 Test(gguf_model, smollm2_config_and_unpermuted_q_k) {
     char *path = smollm2_path();
     nt_model *m = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     double t0 = nt_time();
     cr_assert_eq(nt_model_load(&m, path, &err), 0, "%s", err.msg);
     fprintf(stderr, "SmolLM2-135M-Instruct Q4_1: loaded and dequantized in %.2f s\n", nt_time() - t0);
@@ -607,7 +607,7 @@ Test(gguf_model, smollm2_logprobs_vs_transformers) {
     float *want_rows = tu_read_golden("gguf", "smollm2_rowlogp.f32", (size_t)R * K * sizeof(float), hint);
     nt_model *m = NULL;
     nt_run *r = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_model_load(&m, path, &err), 0, "%s", err.msg);
     cr_assert_eq(nt_run_init(&r, m, T, T, &err), 0, "%s", err.msg);
     const int V = m->cfg.vocab, chunk = 128;

@@ -95,7 +95,7 @@ static double x_error(const float *W, const float *Wq, int out, int in, const fl
 
 static int run_gptq(nt_qlinear **q, float *Wq, double *loss, const float *W, int out, int in, const float *H,
                     const nt_gptq_config *c) {
-    nt_err err = {{0}};
+    nt_err err = {0};
     int rc = nt_gptq_quantize(q, Wq, loss, W, out, in, H, c, &err);
     cr_assert_eq(rc, 0, "%s", err.msg);
     return rc;
@@ -113,7 +113,7 @@ Test(hessian, matches_add_batch) {
     cJSON_ArrayForEach(b, jget(h, "batches")) {
         const int seqs = jint(b, "seqs");
         float *X = read_golden(jstr(b, "file"), (size_t)seqs * tokens * in * 4);
-        nt_err err = {{0}};
+        nt_err err = {0};
         cr_assert_eq(nt_gptq_hessian_add(H, in, &ns, X, (long)seqs * tokens, seqs, &err), 0, "%s", err.msg);
         free(X);
     }
@@ -135,7 +135,7 @@ Test(hessian, matches_add_batch) {
 Test(hessian, bad_sizes_fail) {
     float H[4], X[4] = {0};
     long ns = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_gptq_hessian_add(H, 2, &ns, X, 2, 0, &err), -1);
     cr_assert(strstr(err.msg, "bad sizes") != NULL, "%s", err.msg);
     cr_assert_eq(nt_gptq_hessian_add(H, 0, &ns, X, 2, 1, &err), -1);
@@ -204,7 +204,7 @@ Test(gptq, matches_pytorch_transcription) {
         cr_assert(fabs(loss - ref_loss) <= 1e-3 * fabs(ref_loss), "%s: loss %.8g vs %.8g", name, loss, ref_loss);
         if (c.act_order) {
             cr_assert_not_null(q->perm);
-            nt_err err = {{0}};
+            nt_err err = {0};
             cr_assert_eq(nt_qlinear_validate(q, &err), 0, "%s: %s", name, err.msg);
         } else {
             cr_assert_null(q->perm);
@@ -243,7 +243,7 @@ Test(gptq, beats_rtn_on_golden_layers) {
                     nt_qlinear *q = NULL;
                     run_gptq(&q, Wg, NULL, W, N, K, H, &c);
                     nt_qlinear_free(&q);
-                    nt_err err = {{0}};
+                    nt_err err = {0};
                     cr_assert_eq(nt_rtn_quantize(&q, Wr, W, N, K, &c.quant, &err), 0, "%s", err.msg);
                     nt_qlinear_free(&q);
                     double eg = h_error(W, Wg, N, K, H), er = h_error(W, Wr, N, K, H);
@@ -271,7 +271,7 @@ Test(gptq, beats_rtn_on_calibration_x) {
     float *W = random_w(N, K), *H = malloc((size_t)K * K * 4);
     float *X = correlated_x(seqs * tokens, K);
     long ns = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     for (int s = 0; s < seqs; s += 2) // two sequences per call, as a calibration loop would feed it
         cr_assert_eq(nt_gptq_hessian_add(H, K, &ns, X + (size_t)s * tokens * K, 2L * tokens, 2, &err), 0, "%s",
                      err.msg);
@@ -310,7 +310,7 @@ Test(gptq, blocksize_does_not_change_per_channel_result) {
     const int N = 40, K = 256;
     float *W = random_w(N, K), *X = correlated_x(512, K), *H = malloc((size_t)K * K * 4);
     long ns = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_gptq_hessian_add(H, K, &ns, X, 512, 4, &err), 0, "%s", err.msg);
     uint8_t *c0 = malloc((size_t)N * K), *c1 = malloc((size_t)N * K);
     const int sizes[] = {128, 1, 37, 256, 1000};
@@ -347,7 +347,7 @@ Test(gptq, dead_columns_and_act_order_metadata) {
     for (int r = 0; r < 400; r++)
         for (int d = 0; d < 3; d++) X[(size_t)r * K + dead[d]] = 0.0f;
     long ns = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_gptq_hessian_add(H, K, &ns, X, 400, 1, &err), 0, "%s", err.msg);
     float *Wq = malloc((size_t)N * K * 4);
     for (int mode = 0; mode < 3; mode++) { // act-order on the fly, act-order static, no act-order
@@ -384,7 +384,7 @@ Test(gptq, packed_model_dequantizes_to_the_result) {
     const int N = 33, K = 160;
     float *W = random_w(N, K), *X = correlated_x(300, K), *H = malloc((size_t)K * K * 4);
     long ns = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_gptq_hessian_add(H, K, &ns, X, 300, 3, &err), 0, "%s", err.msg);
     float *Wq = malloc((size_t)N * K * 4), *Wd = malloc((size_t)N * K * 4);
     const int bits[] = {2, 3, 4, 8}, groups[] = {-1, 32};
@@ -420,7 +420,7 @@ Test(gptq, packed_model_dequantizes_to_the_result) {
 
 static void expect_gptq_fail(const float *W, int N, int K, const float *H, const nt_gptq_config *c, const char *msg) {
     nt_qlinear *q = (nt_qlinear *)1;
-    nt_err err = {{0}};
+    nt_err err = {0};
     double loss = -1.0;
     cr_assert_eq(nt_gptq_quantize(&q, NULL, &loss, W, N, K, H, c, &err), -1, "accepted; expected \"%s\"", msg);
     cr_assert_null(q);

@@ -1,4 +1,4 @@
-// test_gptq_format.c: GPTQ-format export and import (quant/gptq_format.h), against goldens made by transformers
+// test_gptq_format.c: GPTQ-format export and import (quant/gptq_export.h, codec/qtensors.h), against goldens made by transformers
 // (optimum + AutoGPTQ) from tests/golden/make_gptq_format_goldens.py:
 // - export: our RTN checkpoints (OPT 2/3/4/8 bits, grouped, per channel, sym; BLOOM's fused query_key_value)
 //   exported to GPTQ and loaded by transformers give our logits (1e-4 in log-softmax); export -> import gives
@@ -17,8 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gptq_format.h"
+#include "gptq_export.h"
 #include "qcheckpoint.h"
+#include "qtensors.h"
 #include "quantize_model.h"
 #include "safetensors.h"
 #include "testutil.h"

@@ -29,7 +29,7 @@
 // Compares the device's and the CPU's log-probabilities for n tokens; returns the largest difference.
 static double compare(const char *what, nt_gpu_ctx *ctx, nt_gpu_model *g, const nt_model *m, const int32_t *ids,
                       int n) {
-    nt_err err = {{0}};
+    nt_err err = {0};
     const int V = m->cfg.vocab;
     float *ref = malloc((size_t)n * V * sizeof *ref), *dev = malloc((size_t)n * V * sizeof *dev);
     double *a = malloc((size_t)V * sizeof *a), *b = malloc((size_t)V * sizeof *b);
@@ -71,7 +71,7 @@ static int32_t *random_ids(int n, int vocab, uint64_t seed) {
 
 static nt_model *load(const char *dir) {
     nt_model *m = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert(nt_model_load(&m, dir, &err) == 0, "%s", err.msg);
     return m;
 }
@@ -81,7 +81,7 @@ static nt_model *load(const char *dir) {
 // of nothing: float linears go through cuBLASLt) and one longer one.
 Test(gpu_forward, float_models_match_cpu, .timeout = 1200) {
     nt_gpu_ctx *ctx = tu_need_gpu();
-    nt_err err = {{0}};
+    nt_err err = {0};
     const char *fixtures[] = {"tests/fixtures/tiny-random-opt",   "tests/fixtures/tiny-random-opt-postln",
                               "tests/fixtures/tiny-random-llama", "tests/fixtures/tiny-random-llama-tied-bias",
                               "tests/fixtures/tiny-random-qwen2", "tests/fixtures/tiny-random-bloom",
@@ -108,7 +108,7 @@ Test(gpu_forward, float_models_match_cpu, .timeout = 1200) {
 // kernels' regrouped-K path), on the shared tiny-opt (GPTQ calibrates on 8 C4 windows of 128 tokens).
 Test(gpu_forward, quantized_models_match_cpu, .timeout = 1200) {
     nt_gpu_ctx *ctx = tu_need_gpu();
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *dir = tu_shared("models/tiny-opt"), *data = tu_shared("datasets");
     struct {
         const char *method;
@@ -148,7 +148,7 @@ Test(gpu_forward, quantized_models_match_cpu, .timeout = 1200) {
 // RTN 4-bit. On the emulator one window per model (each CUDA thread is a fiber there), on a device sixteen.
 static void check_ppl(const char *model, const char *method) {
     nt_gpu_ctx *ctx = tu_need_gpu();
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *dir = tu_shared(model), *data = tu_shared("datasets");
     nt_model *m = load(dir);
     nt_tokenizer *tok = NULL;
@@ -201,7 +201,7 @@ Test(gpu_forward, perplexity_tiny_llama, .timeout = 1200) {
 
 Test(gpu_forward, bad_calls_are_errors) {
     nt_gpu_ctx *ctx = tu_need_gpu();
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *dir = tu_source("tests/fixtures/tiny-random-llama");
     nt_model *m = load(dir);
     nt_gpu_model *g = NULL;
@@ -228,7 +228,7 @@ Test(gpu_forward, eval_device_cuda_without_a_device) {
 #ifdef NT_CUDA_EMU
     cr_skip_test("the CLI links the real library: tested by test_gpu_forward");
 #endif
-    nt_err err = {{0}};
+    nt_err err = {0};
     if (nt_gpu_device_count(&err) > 0) cr_skip_test("a CUDA device is present: the no-device path is not exercised");
     char *model = tu_shared("models/tiny-opt"), *data = tu_shared("datasets"), args[2048];
     snprintf(args, sizeof args, "eval --model '%s' --data-dir '%s' --seqlen 32 --device cuda --limit 1", model, data);

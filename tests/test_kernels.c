@@ -1,4 +1,4 @@
-// test_kernels.c: the quantized matrix-product kernels of kernels/ (GEMV and tensor-core MMA over quant.h's packed
+// test_kernels.c: the quantized matrix-product kernels of kernels/ (GEMV and tensor-core MMA over qformat.h's packed
 // format) and the cuBLASLt baseline against their scalar CPU references, over awkward shapes: M from 1 to 1024,
 // K not a multiple of the 32-value pack or of 8, odd N and N not a multiple of the 128-channel tile, every bit
 // width and group size, symmetric and asymmetric, act-order and arbitrary g_idx.
@@ -43,7 +43,7 @@ static void shuffle(int32_t *a, int n) {
 // A random quantized linear: random codes, fp16 scales in [0.005, 0.02), random zero points (asymmetric).
 static nt_qlinear *make_q(int N, int K, int bits, int gs, bool sym, enum order order) {
     nt_qlinear *q = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     bool act = order == ORDER_ACT || order == ORDER_STATIC;
     cr_assert(nt_qlinear_alloc(&q, N, K, bits, gs, sym, act, &err) == 0, "%s", err.msg);
     if (order == ORDER_ACT || order == ORDER_STATIC) shuffle(q->perm, K);
@@ -186,7 +186,7 @@ Test(layout, kernel_arithmetic_matches_reference) {
             const shape *sh = &g_cpu_shapes[s];
             nt_qlinear *q = make_q(sh->N, sh->K, g_bits[b], sh->gs, sh->sym, sh->order);
             nt_qgemm_layout lay;
-            nt_err err = {{0}};
+            nt_err err = {0};
             cr_assert(nt_qgemm_layout_make(&lay, q, &err) == 0, "%s", err.msg);
             // structure: packs of 32, each inside one group; kmap a permutation of 0..K-1 plus padding
             cr_assert(lay.Kp % 32 == 0 && lay.npacks * 32 == lay.Kp && lay.Kp >= sh->K);
@@ -225,7 +225,7 @@ Test(layout, rejects_invalid_linear) {
     nt_qlinear *q = make_q(8, 64, 4, 32, false, ORDER_NONE);
     q->g_idx[5] = 7; // outside 0..1
     nt_qgemm_layout lay;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert(nt_qgemm_layout_make(&lay, q, &err) != 0);
     cr_assert(strstr(err.msg, "g_idx") != NULL, "%s", err.msg);
     nt_qlinear_free(&q);
@@ -237,7 +237,7 @@ Test(gpu, no_device_is_reported) {
 #ifdef NT_CUDA_EMU
     cr_skip_test("the CPU emulator is a device: the no-device path is tested by test_kernels");
 #endif
-    nt_err err = {{0}};
+    nt_err err = {0};
     int n = nt_gpu_device_count(&err);
     if (n > 0) cr_skip_test("a CUDA device is present: the no-device path is not exercised");
     cr_assert(n < 0 && err.msg[0], "no device must come with a reason");
@@ -271,7 +271,7 @@ static const shape g_gpu_shapes[] = {
 // Runs the kernel on the device for M rows of X and returns Y as fp32 (Y poisoned with NaN before the run).
 static void run_qgemm(nt_gpu_ctx *ctx, nt_gpu_qlinear *dw, const uint16_t *dX, uint16_t *dY, int M, int N,
                       nt_qkernel kernel, float *Y) {
-    nt_err err = {{0}};
+    nt_err err = {0};
     size_t ny = (size_t)M * N;
     cr_assert(nt_gpu_memset(dY, 0xff, ny * 2, &err) == 0, "%s", err.msg); // 0xffff: an fp16 NaN
     cr_assert(nt_gpu_qgemm(ctx, dw, dX, dY, M, kernel, &err) == 0, "%s", err.msg);
@@ -284,7 +284,7 @@ static void run_qgemm(nt_gpu_ctx *ctx, nt_gpu_qlinear *dw, const uint16_t *dX, u
 
 static void check_kernel(nt_qkernel kernel) {
     nt_gpu_ctx *ctx = tu_need_gpu();
-    nt_err err = {{0}};
+    nt_err err = {0};
     for (int b = 0; b < 4; b++)
         for (size_t s = 0; s < sizeof g_gpu_shapes / sizeof g_gpu_shapes[0]; s++) {
             const shape *sh = &g_gpu_shapes[s];
@@ -326,7 +326,7 @@ Test(gpu, mma_matches_reference, .timeout = 900) { check_kernel(NT_QKERNEL_MMA);
 // AUTO picks GEMV up to 8 rows and MMA above; both sides of the switch on one real-sized layer.
 Test(gpu, auto_on_a_llama_shape, .timeout = 600) {
     nt_gpu_ctx *ctx = tu_need_gpu();
-    nt_err err = {{0}};
+    nt_err err = {0};
     const int N = 4096, K = 4096, ms[] = {1, 8, 9, 64};
     cr_assert_eq(nt_qkernel_pick(8), NT_QKERNEL_GEMV);
     cr_assert_eq(nt_qkernel_pick(9), NT_QKERNEL_MMA);
@@ -360,7 +360,7 @@ Test(gpu, auto_on_a_llama_shape, .timeout = 600) {
 
 Test(gpu, gemv_refuses_more_than_8_rows) {
     nt_gpu_ctx *ctx = tu_need_gpu();
-    nt_err err = {{0}};
+    nt_err err = {0};
     nt_qlinear *q = make_q(64, 64, 4, 32, true, ORDER_NONE);
     nt_gpu_qlinear *dw = NULL;
     void *dX = NULL, *dY = NULL;
@@ -375,11 +375,11 @@ Test(gpu, gemv_refuses_more_than_8_rows) {
     nt_gpu_ctx_free(&ctx);
 }
 
-// The dense weights the baseline multiplies: exactly quant.h's dequantization rounded to fp16, in the original
+// The dense weights the baseline multiplies: exactly qformat.h's dequantization rounded to fp16, in the original
 // column order (act-order and arbitrary g_idx included).
 Test(gpu, dequantize_matches_reference) {
     nt_gpu_ctx *ctx = tu_need_gpu();
-    nt_err err = {{0}};
+    nt_err err = {0};
     for (int b = 0; b < 4; b++)
         for (size_t s = 0; s < sizeof g_gpu_shapes / sizeof g_gpu_shapes[0]; s++) {
             const shape *sh = &g_gpu_shapes[s];
@@ -412,7 +412,7 @@ Test(gpu, cublaslt_matches_cpu_gemm, .timeout = 600) {
     cr_skip_test("cuBLASLt is not emulated (cublaslt_emu.cc computes on the host): tested on a device only");
 #endif
     nt_gpu_ctx *ctx = tu_need_gpu();
-    nt_err err = {{0}};
+    nt_err err = {0};
     const int shapes[][3] = {{1, 200, 688}, {7, 129, 100}, {9, 37, 4128}, {33, 520, 1024}, {256, 512, 1024},
                              {1024, 384, 512}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {

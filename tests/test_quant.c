@@ -106,7 +106,7 @@ Test(traits, strided_pack_touches_only_its_words) {
 // --------------------------------------------------------------------------------------- format errors
 
 static void expect_format_error(int out, int in, int bits, int gs, const char *msg) {
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_qformat_check(out, in, bits, gs, &err), -1, "%d x %d, %d bits, g%d accepted", out, in, bits, gs);
     cr_assert(strstr(err.msg, msg) != NULL, "message \"%s\" lacks \"%s\"", err.msg, msg);
     nt_qlinear *q = (nt_qlinear *)1;
@@ -135,7 +135,7 @@ Test(format, rtn_rejects_non_finite_weights) {
     W[37] = NAN;
     nt_qconfig c = nt_qconfig_make(4, 32, false);
     nt_qlinear *q = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_rtn_quantize(&q, NULL, W, 2, 32, &c, &err), -1);
     cr_assert(strstr(err.msg, "weight (1, 5)") != NULL, "%s", err.msg);
     cr_assert_null(q);
@@ -143,7 +143,7 @@ Test(format, rtn_rejects_non_finite_weights) {
 
 Test(format, validate_and_set_params_catch_bad_contents) {
     nt_qlinear *q = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_qlinear_alloc(&q, 4, 64, 3, 32, false, true, &err), 0, "%s", err.msg);
     float scale[8], zero[8];
     for (int i = 0; i < 8; i++) scale[i] = 0.01f, zero[i] = 3.0f;
@@ -191,7 +191,7 @@ Test(roundtrip, all_formats) {
                         for (int act = 0; act < 2; act++) {
                             const int b = bits[bi], gs = groups[gi], K = Ks[ki], N = Ns[ni];
                             nt_qlinear *q = NULL;
-                            nt_err err = {{0}};
+                            nt_err err = {0};
                             if (gs > 0 && K % gs != 0) {
                                 cr_assert_eq(nt_qlinear_alloc(&q, N, K, b, gs, sym, act, &err), -1);
                                 char expect[128];
@@ -320,7 +320,7 @@ Test(rtn, matches_pytorch_transcription) {
         nt_qconfig c = nt_qconfig_make(bits, gs, sym);
         c.mse = jbool(cs, "mse");
         nt_qlinear *q = NULL;
-        nt_err err = {{0}};
+        nt_err err = {0};
         cr_assert_eq(nt_rtn_quantize(&q, Wq, W, N, K, &c, &err), 0, "%s: %s", name, err.msg);
         cr_assert_eq(q->n_groups, ng, "%s", name);
         nt_qlinear_unpack(q, codes);
@@ -381,7 +381,7 @@ Test(rtn, scale_f16_makes_packed_and_fp32_identical) {
                 c.mse = m & 2;
                 c.scale_f16 = true;
                 nt_qlinear *q = NULL;
-                nt_err err = {{0}};
+                nt_err err = {0};
                 cr_assert_eq(nt_rtn_quantize(&q, Wq, W, N, K, &c, &err), 0, "%s", err.msg);
                 nt_qlinear_dequantize(q, Wd);
                 cr_assert(memcmp(Wq, Wd, (size_t)N * K * 4) == 0, "%d bits g%d mode %d", bits[bi], groups[gi], m);
@@ -405,7 +405,7 @@ Test(rtn, error_shrinks_with_bits_and_groups) {
         for (int gi = 0; gi < 4; gi++) {
             nt_qconfig c = nt_qconfig_make(b, groups[gi], false);
             nt_qlinear *q = NULL;
-            nt_err err = {{0}};
+            nt_err err = {0};
             cr_assert_eq(nt_rtn_quantize(&q, Wq, W, N, K, &c, &err), 0, "%s", err.msg);
             double e = 0.0;
             for (size_t i = 0; i < (size_t)N * K; i++) e += (double)(W[i] - Wq[i]) * (W[i] - Wq[i]);

@@ -1,4 +1,5 @@
-// test_run.c: `normtweak run EXPERIMENT.json`: a small grid on the shared tiny models (ptb and ptb-new, 2
+// test_run.c: experiment grids (nt_grid_run, eval/grid.h, called as a function; the kill and the exit statuses
+// through the `normtweak run` binary): a small grid on the shared tiny models (ptb and ptb-new, 2
 // windows each) run straight through, then run again into another CSV, killed with SIGKILL after its first
 // row, and resumed: the resumed CSV has the same cells, each once, with the same values. Also failed cells
 // (an unknown method: an "error" row, the run goes on, exit 1) and unusable experiment files (exit 2).
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "csv_read.h"
+#include "grid.h"
 #include "testutil.h"
 
 typedef struct {
@@ -40,11 +42,30 @@ static void free_grid(grid_env *g) {
     free(g->json);
 }
 
-// `normtweak run GRID --out DIR/OUT --threads 1 --no-table`, stderr into *err; returns the exit status.
-static int run_grid(const grid_env *g, const char *out, const char *more, char **err) {
-    char args[4096];
-    snprintf(args, sizeof(args), "run '%s' --out '%s/%s' --threads 1 --no-table %s", g->json, g->dir, out, more);
-    return tu_run_cli(args, err);
+static char *read_stream(FILE *f) {
+    fflush(f);
+    long n = ftell(f);
+    char *t = calloc((size_t)(n > 0 ? n : 0) + 1, 1);
+    rewind(f);
+    if (n > 0) cr_assert_eq(fread(t, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return t;
+}
+
+// nt_grid_run(GRID) into DIR/OUT on one thread, no table; its log (and error message) into *log; returns the exit
+// status `normtweak run` gives (0 all done, 1 a cell failed, 2 unusable file).
+static int run_grid(const grid_env *g, const char *out, nt_grid_result *res, char **log) {
+    char path[2048];
+    snprintf(path, sizeof(path), "%s/%s", g->dir, out ? out : "");
+    FILE *lf = tmpfile();
+    cr_assert(lf);
+    nt_grid_opts o = {.out = out ? path : NULL, .listing = lf, .log = lf}; // out NULL: the file's "out"
+    nt_set_threads(1);
+    nt_err err = {0};
+    int rc = nt_grid_run(g->json, &o, res, &err);
+    if (rc) fprintf(lf, "%s\n", err.msg);
+    *log = read_stream(lf);
+    return rc ? nt_err_exit_status(&err) : res->failed ? 1 : 0;
 }
 
 static size_t count_rows(const char *path) {
@@ -97,9 +118,11 @@ static char *cells_of(const char *path) {
 Test(run, resume_after_kill_gives_the_same_cells) {
     grid_env g = make_grid("");
     char *err = NULL;
+    nt_grid_result res;
     // A: straight through
-    int st = run_grid(&g, "A.csv", "", &err);
+    int st = run_grid(&g, "A.csv", &res, &err);
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    cr_assert(res.cells == 4 && res.done_before == 0 && res.evaluated == 4 && res.failed == 0, "%s", err);
     free(err);
     char *a_path = nt_path_join(g.dir, "A.csv"), *b_path = nt_path_join(g.dir, "B.csv");
     cr_assert_eq(count_rows(a_path), 4, "2 models x 2 tasks");
@@ -133,8 +156,9 @@ Test(run, resume_after_kill_gives_the_same_cells) {
     cr_assert(n_killed >= 1 && n_killed < 4, "killed run left %zu rows, want 1..3", n_killed);
 
     // resumed: the done cells are skipped, the rest evaluated
-    st = run_grid(&g, "B.csv", "", &err);
+    st = run_grid(&g, "B.csv", &res, &err);
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    cr_assert(res.cells == 4 && res.done_before == n_killed && res.evaluated == 4 - n_killed && res.failed == 0);
     char expect[128];
     snprintf(expect, sizeof(expect), "4 cells: %zu already done, %zu evaluated, 0 failed", n_killed, 4 - n_killed);
     cr_assert(strstr(err, expect), "stderr lacks '%s':\n%s", expect, err);
@@ -146,8 +170,9 @@ Test(run, resume_after_kill_gives_the_same_cells) {
     free(b);
 
     // a third run has nothing to do
-    st = run_grid(&g, "B.csv", "", &err);
+    st = run_grid(&g, "B.csv", &res, &err);
     cr_assert_eq(st, 0);
+    cr_assert(res.done_before == 4 && res.evaluated == 0);
     cr_assert(strstr(err, "4 cells: 4 already done, 0 evaluated, 0 failed"), "%s", err);
     free(err);
     cr_assert_eq(count_rows(b_path), 4);
@@ -159,7 +184,8 @@ Test(run, resume_after_kill_gives_the_same_cells) {
 Test(run, failed_cell_recorded_and_run_goes_on) {
     grid_env g = make_grid(", \"nosuch\"");
     char *err = NULL;
-    int st = run_grid(&g, "R.csv", "", &err);
+    nt_grid_result res;
+    int st = run_grid(&g, "R.csv", &res, &err);
     cr_assert_eq(st, 1, "exit %d (want 1: a cell failed): %s", st, err);
     cr_assert(strstr(err, "8 cells: 0 already done, 4 evaluated, 4 failed"), "%s", err);
     free(err);
@@ -185,8 +211,9 @@ Test(run, failed_cell_recorded_and_run_goes_on) {
     cr_assert_eq(n_ppl, 4);
     nt_results_set_free(&s);
     // a rerun skips the done cells and retries the failed ones
-    st = run_grid(&g, "R.csv", "", &err);
+    st = run_grid(&g, "R.csv", &res, &err);
     cr_assert_eq(st, 1);
+    cr_assert(res.cells == 8 && res.done_before == 4 && res.failed == 4);
     cr_assert(strstr(err, "8 cells: 4 already done, 0 evaluated, 4 failed"), "%s", err);
     free(err);
     free(p);
@@ -228,22 +255,22 @@ Test(run, unusable_experiment_files) {
         {"{\"tasks\": [\"ptb\"]}", "no \"out\" results CSV"},
         {"{\"methods\": [\"rtn\"], \"options\": [\"colour=red\"], \"out\": \"o.csv\"}", "option 'colour'"},
         {"[1, 2]", "not a JSON object"},
-        {"{\"out\": ", "not a JSON object"},
+        {"{\"out\": ", "malformed JSON"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *p = nt_path_join(d, "g.json");
         cr_assert_eq(tu_write_file(p, cases[i].json, strlen(cases[i].json)), 0);
-        char args[2048];
-        snprintf(args, sizeof(args), "run '%s'", p);
+        grid_env g = {.dir = d, .json = p};
         char *err = NULL;
-        int st = tu_run_cli(args, &err);
+        nt_grid_result res;
+        int st = run_grid(&g, NULL, &res, &err);
         cr_expect_eq(st, 2, "%s: exit %d: %s", cases[i].json, st, err);
         cr_expect(err && strstr(err, cases[i].needle), "%s: stderr '%s' lacks '%s'", cases[i].json, err, cases[i].needle);
         free(err);
         free(p);
     }
     char *err = NULL;
-    cr_expect_eq(tu_run_cli("run /nonexistent/g.json", &err), 2);
+    cr_expect_eq(tu_run_cli("run /nonexistent/g.json", &err), 2); // the command's exit status for it
     cr_expect(err && strstr(err, "/nonexistent/g.json"));
     free(err);
     tu_rmtree(d);

@@ -1,4 +1,4 @@
-// test_safetensors.c: the safetensors reader/writer (model/safetensors.c): the shared fixture models against
+// test_safetensors.c: the safetensors reader/writer (base/safetensors.c): the shared fixture models against
 // their config.json, bit-exact write/read round trips, fp16/bf16 conversion, sharded checkpoints, and one test
 // per kind of bad input (each must fail with -1 and a one-line message naming the file and the problem).
 #define _POSIX_C_SOURCE 200809L
@@ -53,7 +53,7 @@ static char *write_header(const char *name, const char *hdr, size_t data_len) {
 // Opening `path` must fail, leave *out NULL, and say which file and (via `word`) what is wrong.
 static void expect_open_fail(const char *path, const char *word) {
     nt_safetensors *st = (nt_safetensors *)1;
-    nt_err err = {{0}};
+    nt_err err = {0};
     int rc = nt_st_open_file(&st, path, &err);
     cr_assert_eq(rc, -1, "%s opened but should not have", path);
     cr_assert(st == NULL);
@@ -64,7 +64,7 @@ static void expect_open_fail(const char *path, const char *word) {
 
 static void expect_dir_fail(const char *dir, const char *name_in_msg, const char *word) {
     nt_safetensors *st = (nt_safetensors *)1;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_st_open_dir(&st, dir, &err), -1, "%s opened but should not have", dir);
     cr_assert(st == NULL);
     cr_assert(strstr(err.msg, name_in_msg) != NULL, "message does not name %s: %s", name_in_msg, err.msg);

@@ -1,4 +1,5 @@
-// test_table.c: `normtweak table` on small results CSVs written here: the paper layout (float row first,
+// test_table.c: the comparison tables (nt_table_write, eval/table.h, called as a function; the command line's
+// options and exit statuses through the binary) on small results CSVs written here: the paper layout (float row first,
 // norm tweaking beside its base, deltas vs fp and vs the base), exact Markdown and CSV text, the pivot, duplicate
 // rows (latest wins, with a note), missing cells, bad input; and `normtweak plot` when gnuplot is installed.
 #define _POSIX_C_SOURCE 200809L
@@ -7,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "table.h"
 #include "testutil.h"
 
 #define HEADER "model,method,wbits,group_size,task,metric,value,stderr,n,seqlen,seconds,calib,options,device,commit,timestamp\n"
@@ -83,6 +85,38 @@ static int run_in(const char *dir, const char *args, char **out, char **err) {
     return (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
 }
 
+static char *read_stream(FILE *f) {
+    fflush(f);
+    long n = ftell(f);
+    char *s = calloc((size_t)(n > 0 ? n : 0) + 1, 1);
+    rewind(f);
+    if (n > 0) cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return s;
+}
+
+// nt_table_write in dir on the n CSVs paths (relative names, as a user gives them): the Markdown into *out, the
+// notes and the error message into *err (either may be NULL); returns the exit status `normtweak table` gives.
+static int table_in(const char *dir, const char *pivot, const char *const *paths, size_t n, const char *out_csv,
+                    char **out, char **err) {
+    char cwd[4096];
+    cr_assert(getcwd(cwd, sizeof(cwd)));
+    cr_assert_eq(chdir(dir), 0);
+    FILE *md = tmpfile(), *notes = tmpfile();
+    cr_assert(md && notes);
+    nt_table_opts o = {.pivot = pivot, .md = md, .out_csv = out_csv, .notes = notes};
+    nt_err e = {0};
+    int rc = nt_table_write(paths, n, &o, &e);
+    cr_assert_eq(chdir(cwd), 0);
+    if (rc) fprintf(notes, "%s\n", e.msg);
+    char *m = read_stream(md), *t = read_stream(notes);
+    if (out) *out = m;
+    else free(m);
+    if (err) *err = t;
+    else free(t);
+    return rc ? nt_err_exit_status(&e) : 0;
+}
+
 static char *put(const char *dir, const char *name, const char *text) {
     char *p = nt_path_join(dir, name);
     cr_assert_eq(tu_write_file(p, text, strlen(text)), 0);
@@ -101,7 +135,8 @@ Test(table, paper_layout_markdown_and_csv) {
     char *d = tu_tmpdir();
     free(put(d, "r.csv", fixture));
     char *out = NULL, *err = NULL;
-    int st = run_in(d, "table r.csv --out-csv t.csv", &out, &err);
+    const char *r_csv[] = {"r.csv"};
+    int st = table_in(d, NULL, r_csv, 1, "t.csv", &out, &err);
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
     cr_assert_str_eq(out, expected_md);
     char *csv = slurp(d, "t.csv");
@@ -133,7 +168,8 @@ Test(table, pivot_wbits) {
                          "m,rtn,4,128,ptb,ppl,20,,1,256,1,,,cpu,x,t\n"
                          "m,rtn+nt,4,128,ptb,ppl,15,,1,256,1,,,cpu,x,t\n"));
     char *out = NULL;
-    int st = run_in(d, "table --pivot wbits r.csv --out-csv t.csv", &out, NULL);
+    const char *r_csv[] = {"r.csv"};
+    int st = table_in(d, "wbits", r_csv, 1, "t.csv", &out, NULL);
     cr_assert_eq(st, 0);
     cr_assert_str_eq(out,
                      "| model | task | metric | group_size | method |   W16 |    W4 |    W3 |\n"
@@ -174,7 +210,8 @@ Test(table, two_files_quoted_fields_and_options) {
     free(put(d, "a.csv", HEADER "\"m, one\",fp,16,0,ptb,ppl,10,,1,256,1,,,cpu,x,t\n"));
     free(put(d, "b.csv", HEADER "\"m, one\",rtn,4,-1,ptb,ppl,12.5,,1,256,1,,\"a=1;b=2\",cpu,x,t\r\n"));
     char *out = NULL;
-    cr_assert_eq(run_in(d, "table a.csv b.csv --out-csv t.csv", &out, NULL), 0);
+    const char *ab[] = {"a.csv", "b.csv"};
+    cr_assert_eq(table_in(d, NULL, ab, 2, "t.csv", &out, NULL), 0);
     cr_assert(strstr(out, "| model  | wbits | group_size  | method | options |   ptb |\n"
                           "|--------|------:|-------------|--------|---------|------:|\n"
                           "| m, one |    16 | n/a         | fp     |         | 10.00 |\n"
@@ -213,7 +250,9 @@ Test(table, bad_input) {
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *err = NULL;
-        int st = run_in(d, cases[i].args, NULL, &err);
+        // the two usage errors are the command line's; the rest the library's, called as the command calls it
+        const char *file = strncmp(cases[i].args, "table ", 6) == 0 && !strstr(cases[i].args, "--") ? cases[i].args + 6 : NULL;
+        int st = file ? table_in(d, NULL, &file, 1, NULL, NULL, &err) : run_in(d, cases[i].args, NULL, &err);
         cr_expect_eq(st, cases[i].status, "%s: exit %d, want %d", cases[i].args, st, cases[i].status);
         cr_expect(err && strstr(err, cases[i].needle), "%s: stderr '%s' lacks '%s'", cases[i].args, err, cases[i].needle);
         free(err);

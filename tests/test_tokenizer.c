@@ -35,7 +35,7 @@ static char *golden_path(const char *name) {
 }
 
 static cJSON *read_json(const char *path) {
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *txt = nt_read_file(path, NULL, &err);
     cr_assert(txt != NULL, "%s", err.msg);
     cJSON *j = cJSON_Parse(txt);
@@ -61,7 +61,7 @@ static void check_golden(const nt_tokenizer *tok, const char *name) {
     char file[128];
     snprintf(file, sizeof(file), "%s.jsonl", name);
     char *path = golden_path(file);
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *all = nt_read_file(path, NULL, &err);
     cr_assert(all != NULL, "%s", err.msg);
     int lines = 0, bad = 0;
@@ -107,7 +107,7 @@ static void check_golden(const nt_tokenizer *tok, const char *name) {
 
 static nt_tokenizer *load_dir(const char *dir) {
     nt_tokenizer *tok = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_tokenizer_load_dir(&tok, dir, &err), 0, "%s", err.msg);
     return tok;
 }
@@ -131,7 +131,7 @@ static nt_tokenizer *load_variant(const char *name) {
     char *out = nt_path_join(g_dir, "tokenizer.json");
     cr_assert_eq(tu_write_file(out, txt, strlen(txt)), 0);
     nt_tokenizer *tok = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_tokenizer_load_json(&tok, out, &err), 0, "%s", err.msg);
     free(txt);
     free(out);
@@ -143,7 +143,7 @@ static nt_tokenizer *load_variant(const char *name) {
 }
 
 static void copy_file(const char *from, const char *dir, const char *name) {
-    nt_err err = {{0}};
+    nt_err err = {0};
     size_t n;
     char *data = nt_read_file(from, &n, &err);
     cr_assert(data != NULL, "%s", err.msg);
@@ -158,7 +158,7 @@ static void copy_file(const char *from, const char *dir, const char *name) {
 Test(tok, gpt2_bpe_files) {
     char *v = tu_shared("tokenizers/gpt2-bpe/encoder.json"), *m = tu_shared("tokenizers/gpt2-bpe/vocab.bpe");
     nt_tokenizer *tok = NULL;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_tokenizer_load_bpe_files(&tok, v, m, &err), 0, "%s", err.msg);
     cr_assert_eq(nt_tokenizer_vocab_size(tok), 50257);
     cr_assert_eq(nt_tokenizer_bos_id(tok), 50256);
@@ -241,7 +241,7 @@ Test(tok, wikitext2_whole_file) {
     char *gpath = golden_path("wikitext2-gptq.json");
     cJSON *g = read_json(gpath);
     char *raw_path = tu_shared("datasets/wikitext2/wiki.test.raw");
-    nt_err err = {{0}};
+    nt_err err = {0};
     size_t raw_n;
     char *raw = nt_read_file(raw_path, &raw_n, &err);
     cr_assert(raw != NULL, "%s", err.msg);
@@ -308,7 +308,7 @@ Test(tok, invalid_utf8_is_safe) {
     for (int k = 0; k < 2; k++) {
         int32_t *ids = NULL;
         size_t n = 0;
-        nt_err err = {{0}};
+        nt_err err = {0};
         cr_assert_eq(nt_tokenizer_encode(toks[k], bad, sizeof(bad) - 1, true, &ids, &n, &err), 0, "%s", err.msg);
         cr_assert(n > 5);
         char *text = NULL;
@@ -341,7 +341,7 @@ static void expect_load_fail(int rc, nt_tokenizer *tok, const nt_err *err, const
 
 Test(tok, missing_dir) {
     nt_tokenizer *tok = (nt_tokenizer *)1;
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *dir = nt_path_join(g_dir, "nope");
     int rc = nt_tokenizer_load_dir(&tok, dir, &err);
     expect_load_fail(rc, tok, &err, dir, "no tokenizer file");
@@ -350,7 +350,7 @@ Test(tok, missing_dir) {
 
 Test(tok, missing_merges_file) {
     nt_tokenizer *tok = (nt_tokenizer *)1;
-    nt_err err = {{0}};
+    nt_err err = {0};
     char *v = tu_shared("tokenizers/gpt2-bpe/encoder.json");
     char *m = nt_path_join(g_dir, "merges.txt");
     int rc = nt_tokenizer_load_bpe_files(&tok, v, m, &err);
@@ -368,7 +368,7 @@ static void write_tokenizer_json(const char *text) {
 Test(tok, malformed_json) {
     write_tokenizer_json("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0,, }");
     nt_tokenizer *tok = (nt_tokenizer *)1;
-    nt_err err = {{0}};
+    nt_err err = {0};
     int rc = nt_tokenizer_load_dir(&tok, g_dir, &err);
     char *p = nt_path_join(g_dir, "tokenizer.json");
     expect_load_fail(rc, tok, &err, p, "malformed JSON");
@@ -382,7 +382,7 @@ Test(tok, unsupported_model_type) {
         snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"%s\", \"vocab\": [[\"a\", 0.0]]}}", types[i]);
         write_tokenizer_json(buf);
         nt_tokenizer *tok = (nt_tokenizer *)1;
-        nt_err err = {{0}};
+        nt_err err = {0};
         int rc = nt_tokenizer_load_dir(&tok, g_dir, &err);
         char *p = nt_path_join(g_dir, "tokenizer.json");
         snprintf(buf, sizeof(buf), "unsupported tokenizer model type '%s'", types[i]);
@@ -393,7 +393,7 @@ Test(tok, unsupported_model_type) {
 
 Test(tok, bad_merge_and_pretokenizer) {
     nt_tokenizer *tok = (nt_tokenizer *)1;
-    nt_err err = {{0}};
+    nt_err err = {0};
     int rc;
     char *p = nt_path_join(g_dir, "tokenizer.json");
     write_tokenizer_json("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}");
@@ -430,7 +430,7 @@ Test(tok, minimal_unk_and_config_rules) {
     nt_tokenizer *tok = load_dir(g_dir);
     int32_t *ids = NULL;
     size_t n = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_assert_eq(nt_tokenizer_encode(tok, "abbxyab<e>a", 11, true, &ids, &n, &err), 0, "%s", err.msg);
     int32_t want[] = {5, 4, 0, 3, 6, 1, 6}; // <b> abb <u:xy fused> ab <e> a <e>
     cr_assert_eq(n, 7);

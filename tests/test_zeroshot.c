@@ -258,7 +258,7 @@ static void put(const char *dir, const char *rel, const char *body) {
 // n_good items and skip n_bad.
 static void expect_bad(const char *dir, const char *task, const char *want, size_t n_good, size_t n_bad) {
     nt_zs_task t;
-    nt_err err = {{0}};
+    nt_err err = {0};
     cr_expect_eq(nt_zs_task_load(task, dir, 0, false, &t, &err), -1, "%s: a malformed item must fail", task);
     cr_expect(strstr(err.msg, want) != NULL, "%s: error \"%s\" lacks \"%s\"", task, err.msg, want);
     cr_expect(strchr(err.msg, '\n') == NULL, "one-line error: %s", err.msg);

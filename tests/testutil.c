@@ -74,7 +74,7 @@ void *tu_read_golden(const char *dir, const char *name, size_t expect_len, const
     snprintf(rel, sizeof rel, "tests/golden/%s/%s", dir, name);
     char *path = tu_source(rel);
     size_t len = 0;
-    nt_err err = {{0}};
+    nt_err err = {0};
     void *buf = nt_read_file(path, &len, &err);
     cr_assert(buf != NULL, "%s (rerun %s)", err.msg, hint);
     cr_assert(expect_len == 0 || len == expect_len, "%s: %zu bytes, expected %zu", path, len, expect_len);
@@ -104,7 +104,7 @@ void tu_log_softmax_row(const float *logits, int vocab, double *out) {
 }
 
 nt_gpu_ctx *tu_need_gpu(void) {
-    nt_err err = {{0}};
+    nt_err err = {0};
     if (nt_gpu_device_count(&err) <= 0) cr_skip_test("no CUDA device: %s", err.msg);
     nt_gpu_ctx *ctx = NULL;
     cr_assert(nt_gpu_ctx_create(&ctx, 0, &err) == 0, "%s", err.msg);

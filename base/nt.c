@@ -2,7 +2,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "nt.h"
 
+#include <cblas.h>
 #include <errno.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,21 +13,38 @@
 
 extern const char *nt_git_commit; // build/nt_commit.c, written at every build (cmake/git_commit.cmake)
 
+static void set_msg(nt_err *err, const char *fmt, va_list ap) {
+    // formatted aside first: callers may pass err->msg itself as an argument, to prefix it with context
+    char msg[sizeof(err->msg)];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    memcpy(err->msg, msg, sizeof(msg));
+    // one line: a message must never spill over several lines of a log
+    for (char *c = err->msg; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+}
+
 int nt_fail(nt_err *err, const char *fmt, ...) {
     if (err) {
-        // formatted aside first: callers may pass err->msg itself as an argument, to prefix it with context
-        char msg[sizeof(err->msg)];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        set_msg(err, fmt, ap);
         va_end(ap);
-        memcpy(err->msg, msg, sizeof(msg));
-        // one line: a message must never spill over several lines of a log
-        for (char *c = err->msg; *c; c++)
-            if (*c == '\n' || *c == '\r') *c = ' ';
     }
     return -1;
 }
+
+int nt_fail_usage(nt_err *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        set_msg(err, fmt, ap);
+        va_end(ap);
+        err->kind = NT_ERR_USAGE;
+    }
+    return -1;
+}
+
+int nt_err_exit_status(const nt_err *err) { return err->kind == NT_ERR_USAGE ? 2 : 1; }
 
 char *nt_read_file(const char *path, size_t *len, nt_err *err) {
     FILE *f = fopen(path, "rb");
@@ -57,6 +76,52 @@ char *nt_read_file(const char *path, size_t *len, nt_err *err) {
     buf[n] = '\0';
     if (len) *len = n;
     return buf;
+}
+
+int nt_atomic_open(nt_atomic_file *a, const char *path, nt_err *err) {
+    memset(a, 0, sizeof(*a));
+    size_t tl = strlen(path) + 32;
+    a->path = strdup(path);
+    a->tmp = malloc(tl);
+    if (!a->path || !a->tmp) {
+        free(a->path), free(a->tmp);
+        memset(a, 0, sizeof(*a));
+        return nt_fail(err, "%s: out of memory", path);
+    }
+    snprintf(a->tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) {
+        nt_fail(err, "%s: cannot write: %s", a->tmp, strerror(errno));
+        free(a->path), free(a->tmp);
+        memset(a, 0, sizeof(*a));
+        return -1;
+    }
+    return 0;
+}
+
+int nt_atomic_close(nt_atomic_file *a, bool ok, nt_err *err) {
+    if (!a->f) return -1;
+    bool wrote = fflush(a->f) == 0 && !ferror(a->f) && fsync(fileno(a->f)) == 0;
+    wrote = fclose(a->f) == 0 && wrote;
+    int rc = 0;
+    if (!ok || !wrote || rename(a->tmp, a->path) != 0) {
+        if (ok) nt_fail(err, "%s: write failed: %s", a->path, strerror(errno));
+        unlink(a->tmp);
+        rc = -1;
+    }
+    free(a->path);
+    free(a->tmp);
+    memset(a, 0, sizeof(*a));
+    return rc;
+}
+
+void nt_path_basename(const char *path, char *buf, size_t size) {
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/') end--;
+    size_t start = end;
+    while (start > 0 && path[start - 1] != '/') start--;
+    if (start == end && end > 0) start = 0; // "/" stays "/"
+    snprintf(buf, size, "%.*s", (int)(end - start), path + start);
 }
 
 char *nt_path_join(const char *dir, const char *name) {
@@ -167,3 +232,9 @@ uint16_t nt_f32_to_bf16(float f) {
 }
 
 const char *nt_build_commit(void) { return nt_git_commit; }
+
+void nt_set_threads(int n) {
+    if (n <= 0) return;
+    openblas_set_num_threads(n);
+    omp_set_num_threads(n);
+}

@@ -3,7 +3,7 @@
 // dequantization. Scalar and plain; the CUDA kernels are the fast readers of this layout.
 #include <string.h>
 
-#include "quant.h"
+#include "qformat.h"
 
 // ----------------------------------------------------------------------------------------- one pack of 32
 // Value j of a pack sits at bit bits*j of the little-endian stream w[0] | w[stride] << 32 | ...; with bits a

@@ -1,11 +1,15 @@
-// gptq_format.h: interoperability with the GPTQ checkpoint format that transformers (through optimum and
-// AutoGPTQ), AutoGPTQ / GPTQModel and vLLM load: export of normtweak checkpoints (qcheckpoint.h) to it, and import
-// of it by the model loader (model/checkpoint.c). Reference code: plain format conversion, no speed tricks.
+// qtensors.h: the tensors of a quantized linear in a checkpoint, in normtweak's format (qformat.h, named below)
+// and in GPTQ's: the one reader of both (the model loader and the GPTQ export use it), the conversion to GPTQ's
+// tensors, and the tensor-list writers. Reference code: plain format conversion, no speed tricks.
+//
+// normtweak's format, per quantized linear NAME (its Hugging Face name without ".weight"): NAME.qweight I32
+// (ceil(in/32)*bits, out), NAME.scales F16 (n_groups, out), NAME.zeros U8 (n_groups, out; asymmetric only),
+// NAME.g_idx I32 (in), NAME.perm I32 (in; act-order only); NAME.bias as in the source.
 //
 // ------------------------------------------------------------------------------------------------ the format
 // Per quantized linear NAME (its Hugging Face name without ".weight"; W (out=N, in=K)), as AutoGPTQ's QuantLinear
 // holds it:
-//   NAME.qweight  I32 (K/32*bits, N)         codes packed along K: exactly quant.h's qweight (2/4/8 bits: 32/bits
+//   NAME.qweight  I32 (K/32*bits, N)         codes packed along K: exactly qformat.h's qweight (2/4/8 bits: 32/bits
 //                                             codes per word; 3 bits: the stream of 32 codes in 3 words). K % 32 == 0.
 //   NAME.qzeros   I32 (n_groups, N/32*bits)  zero points packed along N: row g is one little-endian bit stream in
 //                                             which the field of channel n sits at bit bits*n (for 2/4/8 bits no field
@@ -32,22 +36,9 @@
 // a group). It may differ from the quantizer's original order within a group, but dequantization, which reads only
 // g_idx, is identical, so export -> import gives bit-identical dequantized weights.
 #pragma once
-#include <cjson/cJSON.h>
-
-#include "quant.h"
+#include "qconfig.h"
+#include "qformat.h"
 #include "safetensors.h"
-
-typedef enum {
-    NT_QFMT_NORMTWEAK, // quant.h's format: zeros uint8 (n_groups, N), asymmetric only; perm stored
-    NT_QFMT_GPTQ,      // GPTQ v1: qzeros hold zero-1
-    NT_QFMT_GPTQ_V2,   // GPTQModel's v2: qzeros hold the zero itself
-} nt_qfmt;
-
-const char *nt_qfmt_name(nt_qfmt fmt); // "normtweak", "gptq", "gptq_v2"
-// The format a quantize_config.json (root, read from path) names: its "checkpoint_format", or "gptq" when it has
-// none but "quant_method": "gptq" (AutoGPTQ <= 0.7 writes no checkpoint_format). Other formats (marlin, awq,
-// is_marlin_format) fail with a message naming path.
-int nt_qfmt_from_json(const cJSON *root, const char *path, nt_qfmt *fmt, nt_err *err);
 
 // What quantize_config.json says the tensors of every quantized linear hold.
 typedef struct {
@@ -65,6 +56,9 @@ typedef struct {
 int nt_qfmt_read_qlinear(const nt_safetensors *st, const char *base, const nt_qfmt_spec *spec, int out, int in,
                          nt_qlinear **q, nt_err *err);
 
+// Whether name is base.SUFFIX of a quantized linear (base.qweight exists in st) other than the qweight itself.
+bool nt_qtensor_is_part(const nt_safetensors *st, const char *name);
+
 // A quantized linear's tensors in GPTQ format (NT_QFMT_GPTQ or NT_QFMT_GPTQ_V2).
 typedef struct {
     int out, in, bits, n_groups;
@@ -79,7 +73,13 @@ typedef struct {
 int nt_gptq_from_qlinear(nt_gptq_linear *g, const nt_qlinear *q, nt_qfmt fmt, nt_err *err);
 void nt_gptq_linear_free(nt_gptq_linear *g);
 
-// Exports the quantized checkpoint qdir (normtweak's, or GPTQ's of either version) to out_dir (must not exist, or
-// be empty) in GPTQ format fmt: model.safetensors, config.json with "quantization_config", quantize_config.json
-// (which also keeps normtweak's "method", "calib", "options", "source"), tokenizer files copied.
-int nt_gptq_export(const char *qdir, const char *out_dir, nt_qfmt fmt, nt_err *err);
+// Appends the tensors of q under base (normtweak's format), or of g (GPTQ's), to a tensor list; the list points
+// into q's / g's buffers, which must outlive it.
+int nt_qlinear_list_add(nt_st_list *L, const char *base, const nt_qlinear *q);
+int nt_gptq_list_add(nt_st_list *L, const char *base, const nt_gptq_linear *g);
+
+// Gathers output channels from several quantized linears of the same input into a new one: channel i of
+// the result is channel rows[i] of srcs[src[i]]. All sources must share bits, group size, symmetry, g_idx
+// and perm (true for linears quantized from one Hessian). Used to fuse/split BLOOM's query_key_value.
+int nt_qlinear_gather(nt_qlinear **out, const nt_qlinear *const *srcs, const int *src, const int *rows, int n,
+                      nt_err *err);

@@ -1,7 +1,8 @@
-// cmd_run.c: `normtweak run EXPERIMENT.json`: an experiment grid, evaluated cell by cell into one results CSV.
+// grid.c: an experiment grid (grid.h; `normtweak run EXPERIMENT.json`), evaluated cell by cell into one
+// results CSV.
 //
 // The JSON (every key optional except out, which --out may give instead; unknown keys are errors):
-//   "models":      ["../shared/models/tiny-opt"]   model directories
+//   "models":      [NT_DEFAULT_MODEL]               model directories or .gguf files (evaluate.h)
 //   "methods":     ["fp"]                          fp, rtn, gptq, rtn+nt, gptq+nt, ...
 //   "wbits":       [4]                             weight bits of the quantized methods
 //   "group_sizes": [128]                           -1: per channel
@@ -18,29 +19,27 @@
 // one nt_evaluate call (one load and one quantization for all their tasks), each task's row appended to the
 // CSV as it finishes (atomically), so a killed run loses at most the task in progress.
 //
-// Resume: a cell whose row is already in the CSV is skipped. The check is on the cell key: model (directory
-// name), method, wbits, group_size, task, seqlen (when the grid sets one), calib (when set) and options
-// compared as sets after normalization (lower case, '-' and '_' alike, "k=1" as "k", "no-k" as "k=0"; the
-// "limit=N" that evaluation adds is matched against the grid's limit).
+// Resume: a cell whose row is already in the CSV is skipped. The check is nt_cell_matches (cell.h), the one
+// definition of a cell with the fields the grid leaves open: model (directory name), method, wbits, group_size,
+// task, seqlen (when the grid sets one), calib (when set) and the normalized options (the "limit=N" that
+// evaluation adds is matched against the grid's limit).
 // A failed cell (e.g. a method nt_evaluate does not know) is recorded as a row with metric "error", no value,
 // and the message as the last option "error=MESSAGE" (';' in it replaced by ','); the run goes on. Error rows
 // never count as done, so a rerun retries failed cells (older error rows stay as a log; `table` and `gate`
-// ignore them). The run ends by printing `normtweak table` of the CSV; its exit status is 1 when any cell
-// failed in this run, 2 for an unusable experiment file.
-#define _GNU_SOURCE
+// ignore them). The run ends by printing the table (table.h) of the CSV.
+#define _POSIX_C_SOURCE 200809L
+#include "grid.h"
+
 #include <cjson/cJSON.h>
 #include <ctype.h>
-#include <getopt.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "csv_read.h"
 #include "evaluate.h"
-#include "quant_cli.h"
-
-#define DEFAULT_MODEL "../shared/models/tiny-opt"
-#define DEFAULT_DATA "../shared/datasets"
+#include "json.h"
+#include "table.h"
 
 typedef struct {
     char **s;
@@ -152,11 +151,9 @@ static int get_num(const cJSON *root, const char *key, long max, long *out, cons
 
 static int grid_load(const char *path, grid *g, nt_err *err) {
     memset(g, 0, sizeof(*g));
-    char *text = nt_read_file(path, NULL, err);
-    if (!text) return -1;
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    if (!root || !cJSON_IsObject(root)) {
+    cJSON *root = nt_json_read_file(path, err);
+    if (!root) return -1;
+    if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return nt_fail(err, "%s: not a JSON object", path);
     }
@@ -175,13 +172,13 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
     }
     long seqlen = 0;
     if (!rc)
-        rc = get_strs(root, "models", DEFAULT_MODEL, false, &g->models, path, err) ||
+        rc = get_strs(root, "models", NT_DEFAULT_MODEL, false, &g->models, path, err) ||
              get_strs(root, "methods", "fp", false, &g->methods, path, err) ||
              get_ints(root, "wbits", 4, &g->wbits, path, err) || get_ints(root, "group_sizes", 128, &g->groups, path, err) ||
              get_strs(root, "tasks", "wikitext2", false, &g->tasks, path, err) ||
              get_strs(root, "options", "", true, &g->options, path, err) ||
              get_str(root, "calib", "", &g->calib, path, err) ||
-             get_str(root, "data_dir", DEFAULT_DATA, &g->data_dir, path, err) ||
+             get_str(root, "data_dir", NT_DEFAULT_DATA, &g->data_dir, path, err) ||
              get_str(root, "out", "", &g->out, path, err) || get_num(root, "seqlen", 1L << 20, &seqlen, path, err) ||
              get_num(root, "limit", 1L << 30, &g->limit, path, err);
     g->seqlen = (int)seqlen;
@@ -195,63 +192,21 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
 
 static bool is_fp_method(const char *m) { return strcmp(m, "fp") == 0; }
 
-// Options as a canonical set: "Act-Order; sym=1;no-true-sequential" -> "act_order;sym;true_sequential=0".
-// The "limit=N" evaluation adds is taken out into *limit (0 when absent); "error=..." is dropped.
-static void normalize_options(const char *in, char *out, size_t size, long *limit) {
-    char buf[1024], *tok[64];
-    size_t n = 0;
-    snprintf(buf, sizeof(buf), "%s", in ? in : "");
-    if (limit) *limit = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ";", &save); t && n < 64; t = strtok_r(NULL, ";", &save)) {
-        while (isspace((unsigned char)*t)) t++;
-        size_t len = strlen(t);
-        while (len && isspace((unsigned char)t[len - 1])) t[--len] = '\0';
-        if (!len || strncmp(t, "error=", 6) == 0) continue;
-        char *eq = strchr(t, '=');
-        for (char *p = t; *p && p != eq; p++) *p = *p == '-' ? '_' : (char)tolower((unsigned char)*p);
-        if (strncmp(t, "limit=", 6) == 0) {
-            if (limit) *limit = strtol(t + 6, NULL, 10);
-            continue;
-        }
-        if (eq && (strcmp(eq, "=1") == 0 || strcmp(eq, "=true") == 0)) *eq = '\0';
-        if (strncmp(t, "no_", 3) == 0 && !eq) { // "no_true_sequential" -> "true_sequential=0"
-            memmove(t, t + 3, strlen(t + 3) + 1);
-            strcat(t, "=0");
-        }
-        tok[n++] = t;
-    }
-    for (size_t i = 1; i < n; i++) // insertion sort: a handful of tokens
-        for (size_t j = i; j > 0 && strcmp(tok[j - 1], tok[j]) > 0; j--) {
-            char *x = tok[j];
-            tok[j] = tok[j - 1];
-            tok[j - 1] = x;
-        }
-    size_t k = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n && k < size; i++)
-        k += (size_t)snprintf(out + k, size - k, "%s%s", i ? ";" : "", tok[i]);
-}
-
-static bool row_is_cell(const nt_result_rec *x, const grid *g, const conf *c, const char *task) {
-    if (strcmp(x->r.metric, "error") == 0 || strcmp(x->r.model, c->model) != 0 || strcmp(x->r.method, c->method) != 0 ||
-        x->r.wbits != c->wbits || x->r.group_size != c->group_size || strcmp(x->r.task, task) != 0)
-        return false;
-    if (g->seqlen && x->r.seqlen != g->seqlen) return false;
-    if (!is_fp_method(c->method) && g->calib[0] && x->r.calib[0]) {
-        size_t n = strlen(g->calib);
-        if (strncmp(x->r.calib, g->calib, n) != 0 || (x->r.calib[n] && x->r.calib[n] != ':')) return false;
-    }
-    char a[1024], b[1024];
-    long row_limit;
-    normalize_options(x->r.options, a, sizeof(a), &row_limit);
-    normalize_options(c->options, b, sizeof(b), NULL);
-    // no limit in the row: the whole task was scored (a limit at or above its window count cuts nothing)
-    return strcmp(a, b) == 0 && (row_limit == 0 || row_limit == g->limit);
+// The cell a grid asks for, as a pattern (nt_cell_matches): seqlen, calib and the limit as the grid gives them.
+static void cell_pattern(const grid *g, const conf *c, const char *task, nt_cell *p) {
+    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .group_size = c->group_size,
+                       .task = task, .seqlen = g->seqlen, .calib = is_fp_method(c->method) ? "" : g->calib,
+                       .options = c->options};
+    nt_cell_of_row(&r, p);
+    p->metric = NULL; // any metric of the task
+    p->limit = g->limit;
 }
 
 static bool cell_done(const nt_results_set *done, const grid *g, const conf *c, const char *task) {
+    nt_cell p;
+    cell_pattern(g, c, task, &p);
     for (size_t i = 0; i < done->n; i++)
-        if (row_is_cell(&done->recs[i], g, c, task)) return true;
+        if (strcmp(done->recs[i].r.metric, "error") != 0 && nt_cell_matches(&p, &done->recs[i].cell)) return true;
     return false;
 }
 
@@ -261,20 +216,19 @@ static int quant_opts_of(const conf *c, const char *calib, nt_quant_opts *q, nt_
     if (calib[0] && nt_quant_opts_set_calib(q, calib, err)) return -1;
     char buf[1024];
     snprintf(buf, sizeof(buf), "%s", c->options);
-    bool method_set = true;
     for (char *save = NULL, *t = strtok_r(buf, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
         while (isspace((unsigned char)*t)) t++;
+        size_t len = strlen(t);
+        while (len && isspace((unsigned char)t[len - 1])) t[--len] = '\0';
         if (!*t) continue;
         char *val = strchr(t, '=');
         if (val) *val++ = '\0';
         for (char *p = t; *p; p++) *p = *p == '_' ? '-' : *p;
-        const struct option *o = nt_quant_long_options;
-        while (o->name && strcmp(o->name, t) != 0) o++;
-        if (!o->name || strcmp(t, "method") == 0 || strcmp(t, "wbits") == 0 || strcmp(t, "group") == 0)
-            return nt_fail(err, "option '%s': not a method option (methods, wbits, group_sizes are grid keys)", t);
-        if ((o->has_arg == required_argument) != (val != NULL))
-            return nt_fail(err, "option '%s' %s", t, val ? "takes no value" : "needs a value (key=value)");
-        if (nt_quant_option(o->val, val, q, &method_set, err)) return -1;
+        if (strcmp(t, "method") == 0 || strcmp(t, "wbits") == 0 || strcmp(t, "group") == 0)
+            return nt_fail_usage(err, "option '%s': not a method option (methods, wbits, group_sizes are grid keys)", t);
+        int rc = nt_quant_opts_set(q, t, val, err);
+        if (rc > 0) return nt_fail_usage(err, "option '%s': not a method option", t);
+        if (rc < 0) return -1;
     }
     return 0;
 }
@@ -296,7 +250,7 @@ static int eval_conf(const grid *g, const conf *c, const char *tasks, nt_eval_ro
 
 static int record_error(const grid *g, const conf *c, const char *task, const char *msg, double seconds, nt_err *err) {
     char opts[1400], m[1024];
-    snprintf(m, sizeof(m), "%s", strncmp(msg, "usage: ", 7) == 0 ? msg + 7 : msg);
+    snprintf(m, sizeof(m), "%s", msg);
     for (char *p = m; *p; p++)
         if (*p == ';' || *p == '\n' || *p == '\r') *p = ',';
     char lim[40] = "";
@@ -309,64 +263,23 @@ static int record_error(const grid *g, const conf *c, const char *task, const ch
     return nt_results_append(g->out, &r, 1, err);
 }
 
-static void dir_name(const char *path, char *out, size_t size) {
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') n--;
-    size_t s = n;
-    while (s > 0 && path[s - 1] != '/') s--;
-    if (n - s > 5 && strncmp(path + n - 5, ".gguf", 5) == 0) n -= 5; // a GGUF model is named as nt_model_load names it
-    snprintf(out, size, "%.*s", (int)(n - s), path + s);
-}
-
-static void run_usage(FILE *f) {
-    fprintf(f, "usage: normtweak run EXPERIMENT.json [--out FILE.csv] [--threads N] [--dry-run] [--no-table]\n"
-               "  --out FILE.csv  the results CSV (overrides the file's \"out\")\n"
-               "  --threads N     CPU threads\n"
-               "  --dry-run       list the cells and whether each is done; evaluate nothing\n"
-               "  --no-table      do not print the table at the end\n"
-               "the experiment file's keys: eval/cmd_run.c; examples: eval/grids/*.json\n");
-}
-
-int nt_cmd_run(int argc, char **argv) {
-    const char *out_override = NULL;
-    long threads = 0;
-    bool dry = false, no_table = false;
-    static const struct option opts[] = {{"out", required_argument, 0, 'o'}, {"threads", required_argument, 0, 'j'},
-                                         {"dry-run", no_argument, 0, 'n'},   {"no-table", no_argument, 0, 'T'},
-                                         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
-    optind = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'o': out_override = optarg; break;
-        case 'j': if (nt_cli_pos_int("run", "--threads", optarg, 4096, &threads)) return 2; break;
-        case 'n': dry = true; break;
-        case 'T': no_table = true; break;
-        case 'h': run_usage(stdout); return 0;
-        default: run_usage(stderr); return 2;
-        }
-    }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "normtweak run: expected one experiment file\n");
-        run_usage(stderr);
-        return 2;
-    }
-    const char *path = argv[optind];
+int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, nt_err *err) {
+    memset(res, 0, sizeof(*res));
+    bool dry = go->dry_run;
+    FILE *log = go->log ? go->log : stderr;
     grid g;
-    nt_err err = {0};
-    if (grid_load(path, &g, &err)) {
-        fprintf(stderr, "normtweak run: %s\n", err.msg);
+    if (grid_load(path, &g, err)) {
+        err->kind = NT_ERR_USAGE;
         grid_free(&g);
-        return 2;
+        return -1;
     }
-    if (out_override) {
+    if (go->out) {
         free(g.out);
-        g.out = strdup(out_override);
+        g.out = strdup(go->out);
     }
     if (!g.out || !g.out[0]) {
-        fprintf(stderr, "normtweak run: %s: no \"out\" results CSV (or --out)\n", path);
         grid_free(&g);
-        return 2;
+        return nt_fail_usage(err, "%s: no \"out\" results CSV (or --out)", path);
     }
     // the evaluation calls: fp once per model, quantized methods per bits x group x options
     size_t max_confs = g.models.n * g.methods.n * g.wbits.n * g.groups.n * g.options.n;
@@ -382,33 +295,32 @@ int nt_cmd_run(int argc, char **argv) {
                         if (fp && (w || k || o)) continue;
                         conf *c = &confs[n_confs++];
                         c->model_dir = g.models.s[a];
-                        dir_name(c->model_dir, c->model, sizeof(c->model));
+                        nt_path_basename(c->model_dir, c->model, sizeof(c->model));
+                        size_t ml = strlen(c->model); // a GGUF model's rows name it without ".gguf" (nt_model_load)
+                        if (ml > 5 && strcmp(c->model + ml - 5, ".gguf") == 0) c->model[ml - 5] = '\0';
                         c->method = g.methods.s[b];
                         c->wbits = fp ? 16 : g.wbits.v[w];
                         c->group_size = fp ? 0 : g.groups.v[k];
                         c->options = fp ? "" : g.options.s[o];
                         nt_quant_opts q;
-                        if (!fp && quant_opts_of(c, g.calib, &q, &err)) { // bad options: before any work
-                            fprintf(stderr, "normtweak run: %s: %s\n", path, err.msg);
-                            rc = 2;
+                        if (!fp && quant_opts_of(c, g.calib, &q, err)) { // bad options: before any work
+                            nt_fail_usage(err, "%s: %s", path, err->msg);
+                            rc = -1;
                             goto done;
                         }
                     }
     if (!confs) {
-        fprintf(stderr, "normtweak run: out of memory\n");
-        rc = 1;
+        rc = nt_fail(err, "out of memory");
         goto done;
     }
-    nt_set_threads((int)threads);
     size_t n_cells = n_confs * g.tasks.n, n_skip = 0, n_ok = 0, n_failed = 0, idx = 0;
     for (size_t i = 0; i < n_confs; i++) {
         const conf *c = &confs[i];
         nt_results_set done = {0};
         if (nt_file_exists(g.out)) {
             const char *p[1] = {g.out};
-            if (nt_results_read(p, 1, &done, &err)) {
-                fprintf(stderr, "normtweak run: %s\n", err.msg);
-                rc = 1;
+            if (nt_results_read(p, 1, &done, err)) {
+                rc = -1;
                 goto done;
             }
         }
@@ -418,29 +330,29 @@ int nt_cmd_run(int argc, char **argv) {
             idx++;
             if (cell_done(&done, &g, c, g.tasks.s[t])) {
                 n_skip++;
-                if (dry) printf("done     [%zu/%zu] %s %s w%d g%d {%s} %s\n", idx, n_cells, c->model, c->method,
+                if (dry) fprintf(go->listing, "done     [%zu/%zu] %s %s w%d g%d {%s} %s\n", idx, n_cells, c->model, c->method,
                                 c->wbits, c->group_size, c->options, g.tasks.s[t]);
                 continue;
             }
-            if (dry) printf("pending  [%zu/%zu] %s %s w%d g%d {%s} %s\n", idx, n_cells, c->model, c->method,
+            if (dry) fprintf(go->listing, "pending  [%zu/%zu] %s %s w%d g%d {%s} %s\n", idx, n_cells, c->model, c->method,
                             c->wbits, c->group_size, c->options, g.tasks.s[t]);
             k += (size_t)snprintf(tasks + k, sizeof(tasks) - k, "%s%s", n_todo++ ? "," : "", g.tasks.s[t]);
         }
         nt_results_set_free(&done);
         if (dry || n_todo == 0) continue;
-        fprintf(stderr, "normtweak run: [cells %zu-%zu of %zu] %s %s w%d g%d%s%s: %s\n", idx - g.tasks.n + 1, idx, n_cells, c->model, c->method,
+        fprintf(log, "normtweak run: [cells %zu-%zu of %zu] %s %s w%d g%d%s%s: %s\n", idx - g.tasks.n + 1, idx, n_cells, c->model, c->method,
                 c->wbits, c->group_size, c->options[0] ? " " : "", c->options, tasks);
         nt_eval_rows rows;
         double t0 = nt_time();
-        if (eval_conf(&g, c, tasks, &rows, &err) == 0) {
+        nt_err cell_err = {0};
+        if (eval_conf(&g, c, tasks, &rows, &cell_err) == 0) {
             n_ok += rows.n;
             nt_eval_rows_free(&rows);
             continue;
         }
         // the tasks without a row failed (those before the failure were appended as they finished)
-        fprintf(stderr, "normtweak run: cell failed: %s\n", err.msg);
-        char msg[sizeof(err.msg)];
-        snprintf(msg, sizeof(msg), "%s", err.msg);
+        fprintf(log, "normtweak run: cell failed: %s\n", cell_err.msg);
+        const char *msg = cell_err.msg;
         char *save = NULL;
         for (char *t = strtok_r(tasks, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             bool got = false;
@@ -450,23 +362,29 @@ int nt_cmd_run(int argc, char **argv) {
                 continue;
             }
             n_failed++;
-            if (record_error(&g, c, t, msg, nt_time() - t0, &err)) {
-                fprintf(stderr, "normtweak run: %s\n", err.msg);
+            if (record_error(&g, c, t, msg, nt_time() - t0, err)) {
                 nt_eval_rows_free(&rows);
-                rc = 1;
+                rc = -1;
                 goto done;
             }
         }
         nt_eval_rows_free(&rows);
     }
-    if (dry) goto done;
-    fprintf(stderr, "normtweak run: %zu cells: %zu already done, %zu evaluated, %zu failed (rows with metric "
+    if (dry) {
+        *res = (nt_grid_result){.cells = n_cells, .done_before = n_skip};
+        goto done;
+    }
+    fprintf(log, "normtweak run: %zu cells: %zu already done, %zu evaluated, %zu failed (rows with metric "
                     "\"error\" in %s)\n", n_cells, n_skip, n_ok, n_failed, g.out);
-    rc = n_failed ? 1 : 0;
-    if (!no_table && nt_file_exists(g.out)) {
-        char *targv[] = {"table", g.out, NULL};
+    *res = (nt_grid_result){.cells = n_cells, .done_before = n_skip, .evaluated = n_ok, .failed = n_failed};
+    if (go->table && nt_file_exists(g.out)) {
         fflush(stdout);
-        if (nt_cmd_table(2, targv) != 0 && rc == 0) rc = 1;
+        const char *paths[1] = {g.out};
+        nt_table_opts to = {.md = go->table, .notes = log};
+        if (nt_table_write(paths, 1, &to, err)) {
+            rc = -1;
+            goto done;
+        }
     }
 done:
     free(confs);

@@ -10,6 +10,3 @@ int nt_cmd_run(int argc, char **argv);
 int nt_cmd_quantize(int argc, char **argv);
 int nt_cmd_export(int argc, char **argv);
 int nt_cmd_bench(int argc, char **argv);
-
-// Sets the thread count of OpenBLAS and OpenMP (n <= 0: leave the defaults).
-void nt_set_threads(int n);

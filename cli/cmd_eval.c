@@ -1,34 +1,24 @@
 // cmd_eval.c: `normtweak eval`: perplexity of a model on one or more tasks, printed as a table and
 // appended to a results CSV.
 #define _GNU_SOURCE
-#include <cblas.h>
 #include <getopt.h>
-#include <omp.h>
 #include <string.h>
 
 #include "cli.h"
 #include "evaluate.h"
 #include "quant_cli.h"
 
-#define DEFAULT_MODEL "../shared/models/tiny-opt"
-#define DEFAULT_DATA "../shared/datasets"
-
-void nt_set_threads(int n) {
-    if (n <= 0) return;
-    openblas_set_num_threads(n);
-    omp_set_num_threads(n);
-}
 
 static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: normtweak eval [--model DIR] [--tasks T1,T2,...] [--seqlen N] [--data-dir DIR] [--out FILE.csv]\n"
             "                      [--limit N] [--skip-bad-items] [--threads N] [quantization options]\n"
-            "  --model DIR     Hugging Face model directory (default " DEFAULT_MODEL ")\n"
+            "  --model DIR     Hugging Face model directory (default " NT_DEFAULT_MODEL ")\n"
             "  --tasks LIST    perplexity: wikitext2, ptb, ptb-new, c4, c4-new or a .txt file (default wikitext2);\n"
             "                  zero-shot: lambada_openai, hellaswag, piqa, arc_easy, arc_challenge, winogrande,\n"
             "                  boolq, openbookqa\n"
             "  --seqlen N      window length (default min(2048, the model's maximum))\n"
-            "  --data-dir DIR  the datasets folder (default " DEFAULT_DATA ")\n"
+            "  --data-dir DIR  the datasets folder (default " NT_DEFAULT_DATA ")\n"
             "  --out FILE.csv  append result rows to this CSV (columns: results/README.md)\n"
             "  --limit N       score only the first N windows / items of each task (stated in the row's options)\n"
             "  --skip-bad-items  zero-shot: skip malformed task lines (counted in the row) instead of failing\n"
@@ -41,7 +31,7 @@ static void eval_usage(FILE *f) {
 
 
 int nt_cmd_eval(int argc, char **argv) {
-    nt_eval_opts o = {.model_dir = DEFAULT_MODEL, .tasks = "wikitext2", .data_dir = DEFAULT_DATA, .print_ppl = true};
+    nt_eval_opts o = {.model_dir = NT_DEFAULT_MODEL, .tasks = "wikitext2", .data_dir = NT_DEFAULT_DATA, .print_ppl = true};
     long seqlen = 0, threads = 0;
     static const struct option own[] = {{"model", required_argument, 0, 'm'},  {"tasks", required_argument, 0, 't'},
                                         {"seqlen", required_argument, 0, 's'}, {"data-dir", required_argument, 0, 'd'},
@@ -81,10 +71,9 @@ int nt_cmd_eval(int argc, char **argv) {
     nt_set_threads((int)threads);
     nt_eval_rows rows;
     if (nt_evaluate(&o, &rows, &err)) {
-        bool usage = strncmp(err.msg, "usage: ", 7) == 0;
-        fprintf(stderr, "normtweak eval: %s\n", usage ? err.msg + 7 : err.msg);
+        fprintf(stderr, "normtweak eval: %s\n", err.msg);
         nt_eval_rows_free(&rows);
-        return usage ? 2 : 1;
+        return nt_err_exit_status(&err);
     }
     nt_results_print(stdout, rows.rows, rows.n);
     nt_eval_rows_free(&rows);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "evaluate.h"
 #include "qcheckpoint.h"
 #include "quant_cli.h"
 
@@ -18,7 +19,7 @@ static void quantize_usage(FILE *f) {
 }
 
 int nt_cmd_quantize(int argc, char **argv) {
-    const char *model_dir = "../shared/models/tiny-opt", *out = NULL, *data_dir = "../shared/datasets";
+    const char *model_dir = NT_DEFAULT_MODEL, *out = NULL, *data_dir = NT_DEFAULT_DATA;
     long threads = 0;
     static const struct option own[] = {{"model", required_argument, 0, 'm'},
                                         {"out", required_argument, 0, 'o'},
@@ -53,33 +54,15 @@ int nt_cmd_quantize(int argc, char **argv) {
         return 2;
     }
     nt_set_threads((int)threads);
-    nt_model *m = NULL;
-    nt_tokenizer *tok = NULL;
     nt_quant_stats stats = {0};
-    int status = 1;
-    if (nt_model_load(&m, model_dir, &err)) goto fail;
-    if (strcmp(m->quant.method, "fp") != 0) {
-        nt_fail(&err, "%s: already quantized (%s W%d)", model_dir, m->quant.method, m->quant.wbits);
-        goto fail;
-    }
-    if (nt_quant_opts_check(&q, m, &err)) {
+    nt_model_quant mq;
+    if (nt_quantize_checkpoint(model_dir, data_dir, &q, out, &mq, &stats, &err)) {
         fprintf(stderr, "normtweak quantize: %s\n", err.msg);
-        status = 2;
-        goto done;
+        return nt_err_exit_status(&err);
     }
-    bool calibrate = strncmp(q.method, "gptq", 4) == 0 || q.nt; // calibration text needs the tokenizer
-    if (calibrate && nt_tokenizer_load_dir(&tok, model_dir, &err)) goto fail;
-    if (nt_quantize_model(m, tok, data_dir, &q, &stats, &err) || nt_qcheckpoint_save(m, out, &err)) goto fail;
-    fprintf(stderr, "%s: %s W%d g%d%s%s in %.1f s (calibration %.1f s, quantizer %.1f s); wrote %s\n", m->name,
-            m->quant.method, m->quant.wbits, m->quant.group_size, m->quant.calib[0] ? ", calib " : "",
-            m->quant.calib, stats.seconds_total, stats.seconds_calib, stats.seconds_quantize, out);
-    status = 0;
-    goto done;
-fail:
-    fprintf(stderr, "normtweak quantize: %s\n", err.msg);
-done:
+    fprintf(stderr, "%s: %s W%d g%d%s%s in %.1f s (calibration %.1f s, quantizer %.1f s); wrote %s\n", model_dir,
+            mq.method, mq.wbits, mq.group_size, mq.calib[0] ? ", calib " : "", mq.calib, stats.seconds_total,
+            stats.seconds_calib, stats.seconds_quantize, out);
     nt_quant_stats_free(&stats);
-    nt_tokenizer_free(&tok);
-    nt_model_free(&m);
-    return status;
+    return 0;
 }

@@ -4,7 +4,7 @@
 // agrees with a double-precision log-softmax to ~1e-6.
 #include <math.h>
 
-#include "perplexity.h"
+#include "nll.h"
 
 static double row_logsumexp(const float *row, int vocab) {
     float mx = row[0];

@@ -1,7 +1,8 @@
-// cmd_table.c: `normtweak table`: comparison tables from results CSVs in the paper's layout.
+// table.c: comparison tables from results CSVs in the paper's layout (table.h; `normtweak table`).
 //
-// Rows are model x wbits x group x method (x options, a column only when some row has options: rows with
-// different options are different experiments; the dimensions left after the pivot), columns the pivot's values
+// Rows are model x wbits x group x method (x options, x seqlen, x calib: each a column only when it tells cells
+// apart: rows with different options are different experiments; the dimensions left after the pivot; every cell
+// of cell.h lands in a place of its own), columns the pivot's values
 // (tasks by default, one column per task and metric; the metric joins the header only when a task has
 // several). Within a model the float row (method fp) comes first, then bits high to low, per-channel before
 // groups, groups large to small, and methods rtn, rtn+nt, gptq, gptq+nt, others: norm tweaking ("+nt") always
@@ -22,12 +23,17 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "cli.h"
-#include "csv_read.h"
+#include <utf8proc.h>
 
-// options: the row's `options` text (e.g. "act_order;limit=40"); a column only when some row has options
-enum dim { D_MODEL, D_TASK, D_WBITS, D_GROUP, D_METHOD, D_OPTIONS, N_DIMS };
-static const char *const dim_names[N_DIMS] = {"model", "task", "wbits", "group_size", "method", "options"};
+#include "csv_read.h"
+#include "method.h"
+#include "table.h"
+
+// options: the cell's normalized options (e.g. "act_order;limit=40"); a column only when some row has options;
+// seqlen and calib: columns only when they tell cells apart (several seqlens; a method with several calibrations)
+enum dim { D_MODEL, D_TASK, D_WBITS, D_GROUP, D_METHOD, D_OPTIONS, D_SEQLEN, D_CALIB, N_DIMS };
+static const char *const dim_names[N_DIMS] = {"model", "task", "wbits", "group_size", "method", "options",
+                                              "seqlen", "calib"};
 
 typedef struct {
     const nt_result_rec *rep; // a record with these keys (for labels)
@@ -45,26 +51,17 @@ typedef struct {
     const nt_result_rec **tasks; // one record per distinct task+metric, in column order
     size_t n_tasks;
     bool show_options;           // some row has options: an options column
+    bool show_seqlen, show_calib; // they tell cells apart: a column each
 } table;
 
 static bool is_error_row(const nt_result_rec *x) { return strcmp(x->r.metric, "error") == 0; }
 
-static bool same_cell(const nt_result_rec *a, const nt_result_rec *b) {
-    return strcmp(a->r.model, b->r.model) == 0 && strcmp(a->r.method, b->r.method) == 0 &&
-           a->r.wbits == b->r.wbits && a->r.group_size == b->r.group_size && strcmp(a->r.task, b->r.task) == 0 &&
-           strcmp(a->r.metric, b->r.metric) == 0 && strcmp(a->r.options, b->r.options) == 0;
-}
-
-static bool is_nt(const char *method) {
-    size_t n = strlen(method);
-    return n > 3 && strcmp(method + n - 3, "+nt") == 0;
-}
-
-// The base method of "gptq+nt" ("gptq") into buf.
-static void base_of(const char *method, char *buf, size_t size) {
-    size_t n = strlen(method);
-    if (is_nt(method)) n -= 3;
-    snprintf(buf, size, "%.*s", (int)n, method);
+// The method of a row in the method table, or NULL (a method normtweak does not know: shown after the others).
+static const nt_method *method_of(const nt_result_rec *x) { return nt_method_find(x->r.method); }
+// The base method a tweaked row is compared with ("gptq" for "gptq+nt"), or NULL.
+static const char *base_of(const nt_result_rec *x) {
+    const nt_method *m = method_of(x);
+    return m && m->tweak ? m->base : NULL;
 }
 
 static bool is_fp(const nt_result_rec *x) { return strcmp(x->r.method, "fp") == 0; }
@@ -76,23 +73,15 @@ static long appearance(const table *t, const char *(*field)(const nt_result_rec 
     return (long)t->n_cells;
 }
 static const char *f_model(const nt_result_rec *x) { return x->r.model; }
-static const char *f_options(const nt_result_rec *x) { return x->r.options; }
+static const char *f_options(const nt_result_rec *x) { return x->cell.options; }
+static const char *f_calib(const nt_result_rec *x) { return x->r.calib; }
+static const char *f_method(const nt_result_rec *x) { return x->r.method; }
 
-static const char *f_base(const nt_result_rec *x) {
-    static char buf[256]; // single-threaded CLI code
-    base_of(x->r.method, buf, sizeof(buf));
-    return buf;
-}
-
-static long method_key(const table *t, const char *method) {
-    char base[256];
-    base_of(method, base, sizeof(base));
-    long rank;
-    if (strcmp(base, "fp") == 0) rank = 0;
-    else if (strcmp(base, "rtn") == 0) rank = 1;
-    else if (strcmp(base, "gptq") == 0) rank = 2;
-    else rank = 3 + appearance(t, f_base, base);
-    return rank * 2 + (is_nt(method) ? 1 : 0);
+// Methods in the method table's order (each tweak right after its base), unknown ones after them.
+static long method_key(const table *t, const nt_result_rec *x) {
+    for (size_t i = 0; i < nt_method_count(); i++)
+        if (strcmp(nt_method_at(i)->name, x->r.method) == 0) return (long)i;
+    return (long)nt_method_count() + appearance(t, f_method, x->r.method);
 }
 
 static long task_key(const table *t, const nt_result_rec *x) {
@@ -137,14 +126,14 @@ static size_t add_line(line_key *list, size_t *n, const nt_result_rec *rep, cons
     return (*n)++;
 }
 
-static int table_build(table *t, const nt_results_set *s, enum dim pivot, nt_err *err) {
+static int table_build(table *t, const nt_results_set *s, enum dim pivot, FILE *notes, nt_err *err) {
     memset(t, 0, sizeof(*t));
     t->pivot = pivot;
     g_pivot = pivot;
     size_t n_err = 0;
     for (size_t i = 0; i < s->n; i++) n_err += is_error_row(&s->recs[i]);
-    if (n_err) fprintf(stderr, "normtweak table: note: %zu rows with metric \"error\" (failed cells) left out\n", n_err);
-    t->cells = nt_results_latest(s, same_cell, is_error_row, stderr, "normtweak table", &t->n_cells);
+    if (n_err) fprintf(notes, "normtweak table: note: %zu rows with metric \"error\" (failed cells) left out\n", n_err);
+    t->cells = nt_results_latest(s, nt_result_same_cell, is_error_row, notes, "normtweak table", &t->n_cells);
     if (!t->cells) return nt_fail(err, "out of memory");
     if (t->n_cells == 0) return nt_fail(err, "no result rows to tabulate");
     size_t n = t->n_cells;
@@ -160,6 +149,17 @@ static int table_build(table *t, const nt_results_set *s, enum dim pivot, nt_err
             if (nt_metric_is_ppl(x->r.metric) != (pass == 0)) continue;
             if (task_key(t, x) == (long)t->n_tasks) t->tasks[t->n_tasks++] = x;
         }
+    // seqlen and calib become columns when they tell apart cells that agree on everything else
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++) {
+            const nt_result_rec *x = t->cells[i], *y = t->cells[j];
+            bool rest = strcmp(x->r.model, y->r.model) == 0 && strcmp(x->r.method, y->r.method) == 0 &&
+                        x->r.wbits == y->r.wbits && x->r.group_size == y->r.group_size &&
+                        strcmp(x->r.task, y->r.task) == 0 && strcmp(x->r.metric, y->r.metric) == 0 &&
+                        strcmp(x->cell.options, y->cell.options) == 0;
+            t->show_seqlen |= rest && x->r.seqlen != y->r.seqlen;
+            t->show_calib |= rest && x->r.seqlen == y->r.seqlen && strcmp(x->r.calib, y->r.calib) != 0;
+        }
     // the float row first within a model: fold "is not fp" into the bits and group keys when method is a row
     const long not_fp = pivot != D_METHOD ? 1L << 40 : 0;
     for (size_t i = 0; i < n; i++) {
@@ -170,9 +170,11 @@ static int table_build(table *t, const nt_results_set *s, enum dim pivot, nt_err
         k[D_TASK] = task_key(t, x);
         k[D_WBITS] = (is_fp(x) ? 0 : not_fp) - x->r.wbits;
         k[D_GROUP] = (is_fp(x) ? 0 : not_fp) + (g == 0 ? 0 : g == -1 ? 1 : 2 + (long)INT_MAX - g);
-        k[D_METHOD] = method_key(t, x->r.method);
-        k[D_OPTIONS] = x->r.options[0] ? 1 + appearance(t, f_options, x->r.options) : 0;
-        t->show_options |= x->r.options[0] != '\0';
+        k[D_METHOD] = method_key(t, x);
+        k[D_OPTIONS] = x->cell.options[0] ? 1 + appearance(t, f_options, x->cell.options) : 0;
+        k[D_SEQLEN] = t->show_seqlen || pivot == D_SEQLEN ? x->r.seqlen : 0;
+        k[D_CALIB] = t->show_calib || pivot == D_CALIB ? appearance(t, f_calib, x->r.calib) : 0;
+        t->show_options |= x->cell.options[0] != '\0';
         add_line(t->rows, &t->n_rows, x, k, false);
         add_line(t->cols, &t->n_cols, x, k, true);
     }
@@ -189,28 +191,28 @@ static int table_build(table *t, const nt_results_set *s, enum dim pivot, nt_err
     return 0;
 }
 
-// The float cell for x (same model, task and metric), and x's base method cell (same bits and group).
+// The float cell for x (same model, task, metric and seqlen), and x's base method cell (same bits, group and
+// seqlen; the same options when there is one, else the first).
 static const nt_result_rec *ref_fp(const table *t, const nt_result_rec *x) {
     for (size_t i = 0; i < t->n_cells; i++) {
         const nt_result_rec *y = t->cells[i];
         if (is_fp(y) && strcmp(y->r.model, x->r.model) == 0 && strcmp(y->r.task, x->r.task) == 0 &&
-            strcmp(y->r.metric, x->r.metric) == 0)
+            strcmp(y->r.metric, x->r.metric) == 0 && y->r.seqlen == x->r.seqlen)
             return y;
     }
     return NULL;
 }
 
 static const nt_result_rec *ref_base(const table *t, const nt_result_rec *x) {
-    if (!is_nt(x->r.method)) return NULL;
-    char base[256];
-    base_of(x->r.method, base, sizeof(base));
+    const char *base = base_of(x);
+    if (!base) return NULL;
     const nt_result_rec *any = NULL; // the base with other options, when none has the same
     for (size_t i = 0; i < t->n_cells; i++) {
         const nt_result_rec *y = t->cells[i];
         if (strcmp(y->r.method, base) == 0 && strcmp(y->r.model, x->r.model) == 0 && y->r.wbits == x->r.wbits &&
             y->r.group_size == x->r.group_size && strcmp(y->r.task, x->r.task) == 0 &&
-            strcmp(y->r.metric, x->r.metric) == 0) {
-            if (strcmp(y->r.options, x->r.options) == 0) return y;
+            strcmp(y->r.metric, x->r.metric) == 0 && y->r.seqlen == x->r.seqlen) {
+            if (strcmp(y->cell.options, x->cell.options) == 0) return y;
             if (!any) any = y;
         }
     }
@@ -255,7 +257,10 @@ static void strtab_free(strtab *st) {
     memset(st, 0, sizeof(*st));
 }
 
-static bool shown(const table *t, int d) { return d != (int)t->pivot && (d != D_OPTIONS || t->show_options); }
+static bool shown(const table *t, int d) {
+    if (d == (int)t->pivot) return false;
+    return d == D_OPTIONS ? t->show_options : d == D_SEQLEN ? t->show_seqlen : d == D_CALIB ? t->show_calib : true;
+}
 
 static size_t n_row_fields(const table *t) {
     size_t k = 0;
@@ -282,7 +287,9 @@ static size_t put_row_fields(char **line, const nt_result_rec *x, const table *t
             else line[k++] = dupf("%d", x->r.group_size);
             break;
         case D_METHOD: line[k++] = strdup(x->r.method); break;
-        case D_OPTIONS: line[k++] = strdup(x->r.options); break;
+        case D_OPTIONS: line[k++] = strdup(x->r.options); break; // as written (the key is normalized)
+        case D_SEQLEN: line[k++] = dupf("%d", x->r.seqlen); break;
+        case D_CALIB: line[k++] = strdup(x->r.calib[0] ? x->r.calib : "-"); break;
         }
     }
     return k;
@@ -305,6 +312,8 @@ static char *col_label(const table *t, const nt_result_rec *x) {
                                                                                      : dupf("g%d", x->r.group_size);
     case D_METHOD: return strdup(x->r.method);
     case D_OPTIONS: return strdup(x->r.options[0] ? x->r.options : "no options");
+    case D_SEQLEN: return dupf("seqlen %d", x->r.seqlen);
+    case D_CALIB: return strdup(x->r.calib[0] ? x->r.calib : "no calibration");
     default: return NULL;
     }
 }
@@ -345,9 +354,8 @@ static int render(const table *t, bool md, bool deltas, strtab *st) {
             if (!line) return -1;
             k = put_row_fields(line, t->rows[r].rep, t, md);
             if (with_vs) {
-                char base[256] = "base";
-                if (t->pivot != D_METHOD) base_of(t->rows[r].rep->r.method, base, sizeof(base));
-                line[k++] = strdup(which < 0 ? "" : which == 0 ? "fp" : base);
+                const char *base = t->pivot != D_METHOD ? base_of(t->rows[r].rep) : NULL;
+                line[k++] = strdup(which < 0 ? "" : which == 0 ? "fp" : base ? base : "base");
             }
             for (size_t c = 0; c < t->n_cols; c++, k++) {
                 const nt_result_rec *x = g[c];
@@ -361,9 +369,20 @@ static int render(const table *t, bool md, bool deltas, strtab *st) {
     return 0;
 }
 
+// Terminal columns of a UTF-8 string (utf8proc's East Asian width: "—" is 1, CJK 2, combining marks 0); an
+// invalid byte counts as one column.
 static size_t display_width(const char *s) {
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
     size_t w = 0;
-    for (; *s; s++) w += ((unsigned char)*s & 0xC0) != 0x80; // UTF-8: count code points
+    for (utf8proc_int32_t cp; *p;) {
+        utf8proc_ssize_t n = utf8proc_iterate(p, -1, &cp);
+        if (n <= 0) {
+            w++, p++;
+            continue;
+        }
+        w += (size_t)utf8proc_charwidth(cp);
+        p += n;
+    }
     return w;
 }
 
@@ -438,14 +457,14 @@ static int write_outputs(const table *t, FILE *md, const char *csv_path, nt_err 
             rc = nt_fail(err, "out of memory");
             goto done;
         }
-        FILE *f = fopen(csv_path, "wb");
-        if (!f) {
-            rc = nt_fail(err, "%s: cannot write: %s", csv_path, strerror(errno));
+        nt_atomic_file af;
+        if (nt_atomic_open(&af, csv_path, err)) {
+            rc = -1;
             goto done;
         }
-        print_csv(f, &vals, 0);
-        print_csv(f, &dels, 1);
-        if (fclose(f) != 0) rc = nt_fail(err, "%s: write failed", csv_path);
+        print_csv(af.f, &vals, 0);
+        print_csv(af.f, &dels, 1);
+        rc = nt_atomic_close(&af, true, err);
     }
 done:
     strtab_free(&vals);
@@ -453,62 +472,24 @@ done:
     return rc;
 }
 
-static void table_usage(FILE *f) {
-    fprintf(f, "usage: normtweak table RESULTS.csv... [--pivot task|wbits|group_size|method|model|options] [--out-csv F] "
-               "[--out-md F]\n"
-               "  --pivot DIM    what becomes the columns (default task); the other dimensions make the rows\n"
-               "  --out-csv F    also write the table (values, then deltas, with a `vs` column) as CSV\n"
-               "  --out-md F     write the Markdown to F instead of stdout\n"
-               "rows: model x wbits x group x method, the float row first, norm tweaking (+nt) beside its base;\n"
-               "then deltas vs fp and vs the base method. Duplicate rows for a cell: the latest by timestamp.\n");
+int nt_table_pivot_check(const char *pivot, nt_err *err) {
+    for (int d = 0; d < N_DIMS; d++)
+        if (strcmp(pivot, dim_names[d]) == 0) return d;
+    if (strcmp(pivot, "group") == 0) return D_GROUP;
+    return nt_fail_usage(err, "--pivot %s: expected task, wbits, group_size, method, model, options, seqlen or calib",
+                         pivot);
 }
 
-int nt_cmd_table(int argc, char **argv) {
-    const char *pivot_s = "task", *out_csv = NULL, *out_md = NULL;
-    static const struct option opts[] = {{"pivot", required_argument, 0, 'p'}, {"out-csv", required_argument, 0, 'c'},
-                                         {"out-md", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    optind = 0; // glibc: full reinitialization (the grid runner calls this after its own parsing)
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'p': pivot_s = optarg; break;
-        case 'c': out_csv = optarg; break;
-        case 'm': out_md = optarg; break;
-        case 'h': table_usage(stdout); return 0;
-        default: table_usage(stderr); return 2;
-        }
-    }
-    int pivot = -1;
-    for (int d = 0; d < N_DIMS; d++)
-        if (strcmp(pivot_s, dim_names[d]) == 0) pivot = d;
-    if (strcmp(pivot_s, "group") == 0) pivot = D_GROUP;
-    if (pivot < 0) {
-        fprintf(stderr, "normtweak table: --pivot %s: expected task, wbits, group_size, method, model or options\n", pivot_s);
-        return 2;
-    }
-    if (optind >= argc) {
-        fprintf(stderr, "normtweak table: no results CSV given\n");
-        table_usage(stderr);
-        return 2;
-    }
-    nt_err err = {0};
+int nt_table_write(const char *const *paths, size_t n_paths, const nt_table_opts *o, nt_err *err) {
+    int pivot = nt_table_pivot_check(o->pivot ? o->pivot : "task", err);
+    if (pivot < 0) return -1;
+    if (n_paths == 0) return nt_fail_usage(err, "no results CSV given");
     nt_results_set s;
-    if (nt_results_read((const char *const *)argv + optind, (size_t)(argc - optind), &s, &err)) {
-        fprintf(stderr, "normtweak table: %s\n", err.msg);
-        return 1;
-    }
+    if (nt_results_read(paths, n_paths, &s, err)) return -1;
     table t;
-    int rc = table_build(&t, &s, (enum dim)pivot, &err);
-    FILE *md = NULL;
-    if (!rc) {
-        md = out_md ? fopen(out_md, "wb") : stdout;
-        if (!md) rc = nt_fail(&err, "%s: cannot write: %s", out_md, strerror(errno));
-    }
-    if (!rc) rc = write_outputs(&t, md, out_csv, &err);
-    if (md && md != stdout && fclose(md) != 0 && !rc) rc = nt_fail(&err, "%s: write failed", out_md);
-    if (rc) fprintf(stderr, "normtweak table: %s\n", err.msg);
+    int rc = table_build(&t, &s, (enum dim)pivot, o->notes ? o->notes : stderr, err);
+    if (!rc) rc = write_outputs(&t, o->md, o->out_csv, err);
     table_free(&t);
     nt_results_set_free(&s);
-    return rc ? 1 : 0;
+    return rc;
 }

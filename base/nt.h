@@ -9,13 +9,22 @@
 
 // Library functions never exit(): they return 0 on success and -1 on failure, with a one-line message
 // in an nt_err that names the file (or option) and the problem, e.g. "model.safetensors: header runs past end".
+// The kind says what went wrong for a caller that maps errors to exit statuses: a failure (bad input file,
+// I/O, a computation that could not be done: exit 1) or a usage error (an impossible option or request: exit 2).
+typedef enum { NT_ERR_FAILURE = 0, NT_ERR_USAGE = 1 } nt_err_kind;
 typedef struct {
     char msg[1024];
+    nt_err_kind kind;
 } nt_err;
 
 // Formats the message into err (if err is not NULL) and returns -1, so callers write `return nt_fail(err, ...)`.
-// err->msg may be one of the arguments (`nt_fail(err, "layer %d: %s", l, err->msg)` prefixes it).
+// err->msg may be one of the arguments (`nt_fail(err, "layer %d: %s", l, err->msg)` prefixes it). The kind is
+// left as it is, so prefixing keeps a usage error a usage error (a fresh nt_err is a failure).
 int nt_fail(nt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// The same for a usage error: sets err->kind = NT_ERR_USAGE.
+int nt_fail_usage(nt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// The exit status a command returns for err: 1 for a failure, 2 for a usage error.
+int nt_err_exit_status(const nt_err *err);
 
 // Invariant checks that stay on in release builds: a failure here is a bug in normtweak, not bad input.
 #define NT_ASSERT(cond)                                                                              \
@@ -30,7 +39,20 @@ int nt_fail(nt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 
 char *nt_read_file(const char *path, size_t *len, nt_err *err);
 // Joins dir and name with a '/', into a malloc'd string.
 char *nt_path_join(const char *dir, const char *name);
+// The last component of path (trailing slashes ignored: "a/b/" -> "b") into buf (truncated to size).
+void nt_path_basename(const char *path, char *buf, size_t size);
 bool nt_file_exists(const char *path);
+// A file written atomically: created as PATH.tmp.PID, renamed over PATH only when complete, so readers never see
+// a half-written file and a failure (or a kill) leaves the previous file as it was.
+typedef struct {
+    FILE *f; // write here
+    char *path, *tmp;
+} nt_atomic_file;
+int nt_atomic_open(nt_atomic_file *a, const char *path, nt_err *err);
+// Closes a->f; when ok (and every write succeeded), syncs and renames it into place, else removes the temporary.
+// Returns -1 with "PATH: write failed: ..." when the file could not be completed (or ok is false: no message).
+int nt_atomic_close(nt_atomic_file *a, bool ok, nt_err *err);
+
 // Monotonic wall-clock seconds.
 double nt_time(void);
 
@@ -50,6 +72,9 @@ float nt_f16_to_f32(uint16_t h);
 uint16_t nt_f32_to_f16(float f);
 float nt_bf16_to_f32(uint16_t h);
 uint16_t nt_f32_to_bf16(float f);
+
+// Sets the thread count of OpenBLAS and OpenMP (n <= 0: leave the defaults).
+void nt_set_threads(int n);
 
 // The git commit the binary was built from ("unknown" outside a checkout).
 const char *nt_build_commit(void);

@@ -2,7 +2,7 @@
 // cuBLASLt fp16 GEMM on real layer shapes (LLaMA-7B/13B/70B, OPT-66B, BLOOM-176B) x bits x group size x M, as a
 // table on stdout and a CSV for `normtweak plot --kind speedup`.
 //
-// Each cell: a random quantized linear in quant.h's format (random codes, fp16 scales, zero points) is uploaded
+// Each cell: a random quantized linear in qformat.h's format (random codes, fp16 scales, zero points) is uploaded
 // once per shape x bits x group; the dense fp16 weights of the baseline are its dequantization on the device, so
 // the two products compute the same function and their outputs are compared (max_rel_err). Times are medians of
 // --reps repetitions between CUDA events after --warmup untimed calls, the L2 flushed before each repetition
@@ -315,7 +315,7 @@ int nt_cmd_bench(int argc, char **argv) {
         return 2;
     }
 
-    nt_err err = {{0}};
+    nt_err err = {0};
     int n_dev = nt_gpu_device_count(&err);
     if (n_dev < 0) {
         fprintf(stderr, "normtweak bench: no CUDA device (%s)\n", err.msg);

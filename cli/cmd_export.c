@@ -1,11 +1,11 @@
 // cmd_export.c: `normtweak export`: convert a quantized checkpoint (normtweak's) into the GPTQ checkpoint format
-// that transformers (optimum + AutoGPTQ), AutoGPTQ / GPTQModel and vLLM load (quant/gptq_format.h).
+// that transformers (optimum + AutoGPTQ), AutoGPTQ / GPTQModel and vLLM load (quant/gptq_export.h).
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <string.h>
 
 #include "cli.h"
-#include "gptq_format.h"
+#include "gptq_export.h"
 
 static void export_usage(FILE *f) {
     fprintf(f, "usage: normtweak export --model QDIR --format gptq|gptq_v2 --out DIR\n"
@@ -42,9 +42,7 @@ int nt_cmd_export(int argc, char **argv) {
         return 2;
     }
     nt_qfmt fmt;
-    if (strcmp(format, "gptq") == 0) fmt = NT_QFMT_GPTQ;
-    else if (strcmp(format, "gptq_v2") == 0) fmt = NT_QFMT_GPTQ_V2;
-    else {
+    if (nt_qfmt_parse(format, &fmt) || fmt == NT_QFMT_NORMTWEAK) {
         fprintf(stderr, "normtweak export: unsupported --format '%s' (supported: gptq, gptq_v2)\n", format);
         return 2;
     }

@@ -1,35 +1,9 @@
-// gptq_format.c: GPTQ-format checkpoints (see gptq_format.h): reading quantized linears in normtweak's and GPTQ's
-// formats, converting them to GPTQ's tensors, and exporting a whole quantized checkpoint. Reference code.
+// qtensors.c: reading and writing the tensors of quantized linears in normtweak's and GPTQ's formats (qtensors.h).
 #define _POSIX_C_SOURCE 200809L
-#include "gptq_format.h"
+#include "qtensors.h"
 
+#include <stdlib.h>
 #include <string.h>
-
-#include "qcheckpoint.h"
-#include "transformer.h"
-
-const char *nt_qfmt_name(nt_qfmt fmt) {
-    return fmt == NT_QFMT_GPTQ ? "gptq" : fmt == NT_QFMT_GPTQ_V2 ? "gptq_v2" : "normtweak";
-}
-
-int nt_qfmt_from_json(const cJSON *root, const char *path, nt_qfmt *fmt, nt_err *err) {
-    const cJSON *cf = cJSON_GetObjectItemCaseSensitive(root, "checkpoint_format");
-    const cJSON *qm = cJSON_GetObjectItemCaseSensitive(root, "quant_method");
-    const cJSON *marlin = cJSON_GetObjectItemCaseSensitive(root, "is_marlin_format");
-    if (cJSON_IsTrue(marlin))
-        return nt_fail(err, "%s: Marlin-format GPTQ checkpoints (is_marlin_format) are not supported", path);
-    if (qm && cJSON_IsString(qm) && strcmp(qm->valuestring, "gptq") != 0)
-        return nt_fail(err, "%s: unsupported quant_method '%s' (supported: gptq)", path, qm->valuestring);
-    const char *name = cJSON_IsString(cf) ? cf->valuestring : NULL;
-    if (!name && qm && cJSON_IsString(qm)) name = "gptq"; // AutoGPTQ <= 0.7 writes no checkpoint_format
-    for (int f = NT_QFMT_NORMTWEAK; name && f <= NT_QFMT_GPTQ_V2; f++)
-        if (strcmp(name, nt_qfmt_name((nt_qfmt)f)) == 0) {
-            *fmt = (nt_qfmt)f;
-            return 0;
-        }
-    return nt_fail(err, "%s: unsupported checkpoint_format '%s' (supported: normtweak, gptq, gptq_v2)", path,
-                   name ? name : "missing");
-}
 
 // ----------------------------------------------------------------------------------------------- bit streams
 // Field i of a row of `bits`-bit fields stored as one little-endian bit stream (field i at bit bits*i): GPTQ's
@@ -84,8 +58,8 @@ static const nt_st_tensor *get(reader *R, const char *suffix, nt_dtype dt, int n
         shape_str(has, sizeof(has), t->ndim, t->shape);
         shape_str(exp, sizeof(exp), ndim, want);
         *failed = true;
-        nt_fail(err, "%s: tensor '%s' is %s %s, expected %s %s (%s)", t->file, full, nt_dtype_name(t->dtype), has,
-                nt_dtype_name(dt), exp, R->what);
+        nt_fail(err, "%s: tensor '%s' is %s %s, expected %s %s (quantize_config.json implies %s)", t->file, full,
+                nt_dtype_name(t->dtype), has, nt_dtype_name(dt), exp, R->what);
         return NULL;
     }
     return t;
@@ -183,7 +157,7 @@ static int read_gptq(reader *R, const nt_st_tensor *tw, const nt_qfmt_spec *s, i
         free(zeros);
         return nt_fail(err, "%s: quantized linear '%s': %s", R->file, R->base, e2.msg);
     }
-    memcpy(q->qweight, tw->data, tw->nbytes); // K % 32 == 0: the same words, rows and bits as quant.h's layout
+    memcpy(q->qweight, tw->data, tw->nbytes); // K % 32 == 0: the same words, rows and bits as qformat.h's layout
     memcpy(q->scales, ts->data, ts->nbytes);
     if (q->zeros) memcpy(q->zeros, zeros, (size_t)G * N);
     free(zeros);
@@ -273,20 +247,14 @@ int nt_gptq_from_qlinear(nt_gptq_linear *g, const nt_qlinear *q, nt_qfmt fmt, nt
     return 0;
 }
 
-// The tensors being written and the buffers they point into.
-typedef struct {
-    nt_st_list list;
-    nt_gptq_linear *lin;
-    size_t n_lin, cap_lin;
-} out_list;
-
-static int push(out_list *L, const char *name, nt_dtype dt, int ndim, int64_t d0, int64_t d1, const void *data,
+// ------------------------------------------------------------------------------------------------ tensor lists
+static int push(nt_st_list *L, const char *name, nt_dtype dt, int ndim, int64_t d0, int64_t d1, const void *data,
                 size_t nbytes) {
     int64_t shape[2] = {d0, d1};
-    return nt_st_list_add(&L->list, name, dt, ndim, shape, data, nbytes);
+    return nt_st_list_add(L, name, dt, ndim, shape, data, nbytes);
 }
 
-static int push_gptq(out_list *L, const char *base, const nt_gptq_linear *g) {
+int nt_gptq_list_add(nt_st_list *L, const char *base, const nt_gptq_linear *g) {
     char nm[320];
     int64_t N = g->out, G = g->n_groups, rows = (int64_t)g->in / 32 * g->bits, zw = N / 32 * g->bits;
     snprintf(nm, sizeof(nm), "%s.qweight", base);
@@ -299,8 +267,28 @@ static int push_gptq(out_list *L, const char *base, const nt_gptq_linear *g) {
     return push(L, nm, NT_DT_I32, 1, g->in, 0, g->g_idx, (size_t)g->in * 4);
 }
 
-// Whether name is base.SUFFIX of a quantized linear (base.qweight exists) and not the qweight itself.
-static bool is_qpart(const nt_safetensors *st, const char *name) {
+int nt_qlinear_list_add(nt_st_list *L, const char *base, const nt_qlinear *q) {
+    char nm[300];
+    int64_t K = q->in, N = q->out, G = q->n_groups;
+    int64_t sw[2] = {(int64_t)nt_qpacks(q->in) * q->bits, N}, sg[2] = {G, N}, sk[1] = {K};
+    snprintf(nm, sizeof(nm), "%s.qweight", base);
+    if (nt_st_list_add(L, nm, NT_DT_I32, 2, sw, q->qweight, (size_t)(sw[0] * N) * 4)) return -1;
+    snprintf(nm, sizeof(nm), "%s.scales", base);
+    if (nt_st_list_add(L, nm, NT_DT_F16, 2, sg, q->scales, (size_t)(G * N) * 2)) return -1;
+    if (q->zeros) {
+        snprintf(nm, sizeof(nm), "%s.zeros", base);
+        if (nt_st_list_add(L, nm, NT_DT_U8, 2, sg, q->zeros, (size_t)(G * N))) return -1;
+    }
+    snprintf(nm, sizeof(nm), "%s.g_idx", base);
+    if (nt_st_list_add(L, nm, NT_DT_I32, 1, sk, q->g_idx, (size_t)K * 4)) return -1;
+    if (q->perm) {
+        snprintf(nm, sizeof(nm), "%s.perm", base);
+        if (nt_st_list_add(L, nm, NT_DT_I32, 1, sk, q->perm, (size_t)K * 4)) return -1;
+    }
+    return 0;
+}
+
+bool nt_qtensor_is_part(const nt_safetensors *st, const char *name) {
     const char *dot = strrchr(name, '.');
     if (!dot) return false;
     const char *parts[] = {"scales", "zeros", "qzeros", "g_idx", "perm"};
@@ -311,141 +299,34 @@ static bool is_qpart(const nt_safetensors *st, const char *name) {
     return part && nt_st_find(st, qw) != NULL;
 }
 
-static cJSON *gptq_config_json(const nt_model_quant *mq, nt_qfmt fmt) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "bits", mq->wbits);
-    cJSON_AddNumberToObject(o, "group_size", mq->group_size);
-    cJSON_AddNumberToObject(o, "damp_percent", 0.01);
-    cJSON_AddBoolToObject(o, "desc_act", mq->act_order);
-    cJSON_AddBoolToObject(o, "static_groups", mq->static_groups);
-    cJSON_AddBoolToObject(o, "sym", mq->sym);
-    cJSON_AddBoolToObject(o, "true_sequential", true);
-    cJSON_AddStringToObject(o, "quant_method", "gptq");
-    cJSON_AddStringToObject(o, "checkpoint_format", nt_qfmt_name(fmt));
-    return o;
-}
-
-// quantize_config.json's text: GPTQ's keys (loaders ignore the rest) and normtweak's provenance.
-static char *quantize_config_text(const nt_model *m, nt_qfmt fmt) {
-    cJSON *o = gptq_config_json(&m->quant, fmt);
-    cJSON_AddStringToObject(o, "method", m->quant.method);
-    cJSON_AddStringToObject(o, "calib", m->quant.calib);
-    cJSON_AddStringToObject(o, "options", m->quant.options);
-    cJSON_AddStringToObject(o, "source", m->name);
-    cJSON_AddStringToObject(o, "normtweak_commit", nt_build_commit());
-    char *text = cJSON_Print(o);
-    cJSON_Delete(o);
-    return text;
-}
-
-// config.json of dir with "quantization_config" set; NULL with a message.
-static char *config_text(const char *dir, const nt_model_quant *mq, nt_qfmt fmt, nt_err *err) {
-    char *path = nt_path_join(dir, "config.json");
-    char *text = nt_read_file(path, NULL, err);
-    cJSON *root = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    char *out = NULL;
-    if (!root || !cJSON_IsObject(root)) {
-        if (text) nt_fail(err, "%s: malformed JSON", path);
-    } else {
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "quantization_config");
-        cJSON_AddItemToObject(root, "quantization_config", gptq_config_json(mq, fmt));
-        out = cJSON_Print(root);
-        if (!out) nt_fail(err, "%s: out of memory", path);
+// ---------------------------------------------------------------------------------------------------- fusing
+int nt_qlinear_gather(nt_qlinear **out, const nt_qlinear *const *srcs, const int *src, const int *rows, int n,
+                      nt_err *err) {
+    const nt_qlinear *a = srcs[src[0]];
+    *out = NULL;
+    for (int i = 0; i < n; i++) {
+        const nt_qlinear *s = srcs[src[i]];
+        if (s->bits != a->bits || s->group_size != a->group_size || s->sym != a->sym || s->in != a->in ||
+            (s->perm == NULL) != (a->perm == NULL) || rows[i] < 0 || rows[i] >= s->out ||
+            memcmp(s->g_idx, a->g_idx, (size_t)a->in * sizeof(int32_t)) != 0 ||
+            (s->perm && memcmp(s->perm, a->perm, (size_t)a->in * sizeof(int32_t)) != 0))
+            return nt_fail(err, "quantized linears to fuse disagree in format or act-order");
     }
-    cJSON_Delete(root);
-    free(path);
-    return out;
-}
-
-// The checkpoint format quantize_config.json of dir names.
-static int dir_format(const char *dir, nt_qfmt *fmt, nt_err *err) {
-    char *path = nt_path_join(dir, "quantize_config.json");
-    char *text = nt_read_file(path, NULL, err);
-    cJSON *root = text ? cJSON_Parse(text) : NULL;
-    int rc = root ? nt_qfmt_from_json(root, path, fmt, err) : -1;
-    if (text && !root) nt_fail(err, "%s: malformed JSON", path);
-    free(text);
-    cJSON_Delete(root);
-    free(path);
-    return rc;
-}
-
-int nt_gptq_export(const char *qdir, const char *out_dir, nt_qfmt fmt, nt_err *err) {
-    if (fmt != NT_QFMT_GPTQ && fmt != NT_QFMT_GPTQ_V2)
-        return nt_fail(err, "unsupported export format '%s' (supported: gptq, gptq_v2)", nt_qfmt_name(fmt));
-    nt_model *m = NULL;
-    nt_safetensors *st = NULL;
-    out_list L = {0};
-    char *qc = NULL, *cfg = NULL;
-    nt_qfmt src_fmt = NT_QFMT_NORMTWEAK;
-    int rc = -1;
-    // loading the model first checks the whole checkpoint against its config.json
-    if (nt_model_load(&m, qdir, err)) goto done;
-    if (strcmp(m->quant.method, "fp") == 0) {
-        nt_fail(err, "%s: not a quantized checkpoint (no quantize_config.json); run normtweak quantize first", qdir);
-        goto done;
-    }
-    if (dir_format(qdir, &src_fmt, err) || nt_st_open_dir(&st, qdir, err)) goto done;
-    nt_qfmt_spec spec = {src_fmt, m->quant.wbits, m->quant.group_size, m->quant.sym, m->quant.act_order};
-    bool desc_act = m->quant.act_order;
-    for (size_t i = 0; i < nt_st_count(st); i++) {
-        const nt_st_tensor *t = nt_st_at(st, i);
-        size_t len = strlen(t->name);
-        if (len > 8 && strcmp(t->name + len - 8, ".qweight") == 0) {
-            char base[288];
-            if (len - 8 >= sizeof(base)) {
-                nt_fail(err, "%s: tensor name '%s' is too long", qdir, t->name);
-                goto done;
-            }
-            snprintf(base, sizeof(base), "%.*s", (int)(len - 8), t->name);
-            nt_qlinear *q = NULL;
-            if (nt_qfmt_read_qlinear(st, base, &spec, -1, -1, &q, err)) goto done;
-            if (L.n_lin == L.cap_lin) {
-                size_t cap = L.cap_lin ? 2 * L.cap_lin : 64;
-                nt_gptq_linear *lin = realloc(L.lin, cap * sizeof(*lin));
-                if (!lin) {
-                    nt_qlinear_free(&q);
-                    goto oom;
-                }
-                L.lin = lin;
-                L.cap_lin = cap;
-            }
-            for (int k = 0; k < q->in; k++) // AutoGPTQ reads g_idx only with desc_act (else groups are contiguous)
-                desc_act = desc_act || q->g_idx[k] != (q->group_size > 0 ? k / q->group_size : 0);
-            nt_err e2;
-            int r2 = nt_gptq_from_qlinear(&L.lin[L.n_lin], q, fmt, &e2);
-            nt_qlinear_free(&q);
-            if (r2) {
-                nt_fail(err, "%s: layer '%s' cannot be exported to GPTQ format: %s", qdir, base, e2.msg);
-                goto done;
-            }
-            if (push_gptq(&L, base, &L.lin[L.n_lin++])) goto oom;
-        } else if (!is_qpart(st, t->name)) { // embeddings, norms, biases, lm_head: as they are
-            if (nt_st_list_add(&L.list, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes)) goto oom;
+    nt_qlinear *q = NULL;
+    if (nt_qlinear_alloc(&q, n, a->in, a->bits, a->group_size, a->sym, a->perm != NULL, err)) return -1;
+    size_t words = (size_t)nt_qpacks(a->in) * a->bits;
+    for (int i = 0; i < n; i++) {
+        const nt_qlinear *s = srcs[src[i]];
+        int r = rows[i];
+        for (size_t w = 0; w < words; w++) q->qweight[w * n + i] = s->qweight[w * s->out + r];
+        for (int g = 0; g < a->n_groups; g++) {
+            q->scales[(size_t)g * n + i] = s->scales[(size_t)g * s->out + r];
+            if (q->zeros) q->zeros[(size_t)g * n + i] = s->zeros[(size_t)g * s->out + r];
         }
     }
-    m->quant.act_order = desc_act;
-    qc = quantize_config_text(m, fmt);
-    if (!qc) goto oom;
-    cfg = config_text(qdir, &m->quant, fmt, err);
-    if (!cfg) goto done;
-    {
-        const char *meta[] = {"format", "pt", "quantized_by", "normtweak"};
-        nt_qcheckpoint_text texts[2] = {{"config.json", cfg}, {"quantize_config.json", qc}};
-        if (nt_qcheckpoint_write_dir(out_dir, qdir, L.list.t, L.list.n, meta, 2, texts, 2, err)) goto done;
-    }
-    rc = 0;
-    goto done;
-oom:
-    nt_fail(err, "out of memory exporting %s", qdir);
-done:
-    for (size_t i = 0; i < L.n_lin; i++) nt_gptq_linear_free(&L.lin[i]);
-    free(L.lin);
-    nt_st_list_free(&L.list);
-    free(qc);
-    free(cfg);
-    nt_st_close(&st);
-    nt_model_free(&m);
-    return rc;
+    memcpy(q->g_idx, a->g_idx, (size_t)a->in * sizeof(int32_t));
+    if (q->perm) memcpy(q->perm, a->perm, (size_t)a->in * sizeof(int32_t));
+    *out = q;
+    return 0;
 }
+

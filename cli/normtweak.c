@@ -1,5 +1,5 @@
-// normtweak.c: the command-line front end: `normtweak COMMAND [options]`. The commands live in the library
-// (eval/cli.h) so that tests and experiment grids can call them too; this file only dispatches.
+// normtweak.c: the command-line front end: `normtweak COMMAND [options]`. Each command (cli/cmd_*.c) is a thin
+// shell over one library call, which tests and grids call too; this file only dispatches.
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,11 +3,9 @@
 #include <getopt.h>
 #include <stdio.h>
 
-#include "quantize_model.h"
-#include "nt_loss.h"
+#include "quant_opts.h"
 
-// getopt_long entries for the quantization options (terminated by a zero entry); their vals are >= 1000.
-extern const struct option nt_quant_long_options[];
+// The quantization options are quant/quant_opts.h's nt_quant_opt_defs, as getopt_long entries with vals >= 1000.
 #define NT_QUANT_OPTIONS_HELP                                                                                     \
     "  --method M        fp (default for eval), rtn, gptq\n"                                                     \
     "  --wbits B         2, 3, 4 or 8 (default 4)\n"                                                              \
@@ -33,7 +31,7 @@ extern const struct option nt_quant_long_options[];
     "  --nt-iters N      passes over the calibration samples (default 1)\n"                                         \
     "  --nt-batch N      samples per Adam step (default 1)\n"
 
-// out = own (n_own entries) followed by nt_quant_long_options and the zero terminator (cap >= n_own + 32).
+// out = own (n_own entries) followed by the quantization options and the zero terminator (cap >= n_own + 32).
 void nt_quant_merge_options(const struct option *own, size_t n_own, struct option *out, size_t cap);
 
 // Applies option `c` (a val from nt_quant_long_options) with its argument. Returns 1 if c is not a
