@@ -132,6 +132,33 @@ int nt_config_load(nt_config *cfg, const char *path, nt_err *err) {
     return rc;
 }
 
+char *nt_config_json(const nt_config *c) {
+    bool qwen = strcmp(c->model_type, "qwen2") == 0;
+    if (c->arch != NT_ARCH_LLAMA || c->mlp_bias || (qwen ? (!c->qkv_bias || c->o_bias) : c->qkv_bias != c->o_bias))
+        return NULL; // not one config.json can say
+    cJSON *o = cJSON_CreateObject();
+    cJSON *archs = cJSON_AddArrayToObject(o, "architectures");
+    cJSON_AddItemToArray(archs, cJSON_CreateString(qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
+    cJSON_AddStringToObject(o, "model_type", qwen ? "qwen2" : "llama");
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab);
+    cJSON_AddNumberToObject(o, "hidden_size", c->dim);
+    cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(o, "num_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(o, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(o, "intermediate_size", c->ffn_dim);
+    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_pos);
+    cJSON_AddNumberToObject(o, "rms_norm_eps", (double)c->norm_eps); // a float's exact value: reads back the same
+    cJSON_AddNumberToObject(o, "rope_theta", (double)c->rope_theta);
+    cJSON_AddStringToObject(o, "hidden_act", "silu");
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied);
+    if (!qwen) cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
+    cJSON_AddStringToObject(o, "torch_dtype", "float32");
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    return text;
+}
+
 // ----------------------------------------------------------------------------
 // weights
 

@@ -83,6 +83,9 @@ int nt_model_load(nt_model **out, const char *dir, nt_err *err);
 void nt_model_free(nt_model **m);
 // Parses config.json alone (used by the loader and by tools that only need shapes).
 int nt_config_load(nt_config *cfg, const char *config_path, nt_err *err);
+// The config.json (malloc'd text) that nt_config_load reads back as c, for the LLaMA family (llama, qwen2);
+// NULL for another architecture or a combination of biases config.json cannot express (or out of memory).
+char *nt_config_json(const nt_config *c);
 
 // Run state: scratch activations for up to max_tokens tokens per call and a KV cache of max_ctx positions.
 typedef struct {
