@@ -36,7 +36,7 @@ void tu_rmtree(const char *dir) {
 int tu_write_file(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
-    size_t w = fwrite(data, 1, len, f);
+    size_t w = len ? fwrite(data, 1, len, f) : 0; // data may be NULL for an empty file
     return (fclose(f) == 0 && w == len) ? 0 : -1;
 }
 
