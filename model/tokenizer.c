@@ -1,15 +1,17 @@
 // tokenizer.c: Hugging Face `tokenizers` BPE in C (see tokenizer.h), the reference and only version.
 // The pipeline follows HF's: added tokens are cut out of the raw text first (special and non-normalized
-// ones), the rest is normalized (Prepend/Replace) and cut again on normalized added tokens, pre-tokenized
-// (ByteLevel with the GPT-2 regex, Split regex, Metaspace), each piece goes through BPE (rank-ordered
-// merges with a heap, byte fallback, unk), and the post-processor adds BOS/EOS. Regexes are PCRE2 with
-// UTF+UCP (HF uses Oniguruma; the patterns in tokenizer.json files mean the same in both). JSON is cJSON.
+// ones), the rest is normalized (Prepend/Replace, NFC/NFD/NFKC/NFKD through utf8proc) and cut again on
+// normalized added tokens, pre-tokenized (ByteLevel with the GPT-2 regex, Split regex, Digits, Metaspace),
+// each piece goes through BPE (rank-ordered merges with a heap, byte fallback, unk), and the post-processor
+// adds BOS/EOS. Regexes are PCRE2 with UTF+UCP (HF uses Oniguruma; the patterns in tokenizer.json files mean
+// the same in both), and Digits is the regex \p{N} (Rust's char::is_numeric: Nd, Nl, No). UTF-8 decoding and
+// Unicode properties come from utf8proc (utf8.h). JSON is cJSON.
 // Speed: open-addressing hash maps for the vocabulary and the merge ranks, and a per-call cache of the
 // words already encoded (a call does not write to the tokenizer, so one tokenizer serves many threads).
 // Not supported (load fails with a message): Unigram/WordPiece/WordLevel models, BPE dropout, normalizers
-// other than Prepend/Replace/NFC, pre-tokenizers other than ByteLevel/Split/Metaspace. NFC is taken as the
-// identity (no Unicode normalization tables here), so decomposed input can differ from HF for Qwen2-style
-// tokenizers; every other step is exact.
+// other than Prepend/Replace/NFC/NFD/NFKC/NFKD, pre-tokenizers other than ByteLevel/Split/Digits/Metaspace.
+// Unicode tables: PCRE2's and utf8proc's versions, not HF's; they differ only on characters added to Unicode
+// since (none in the evaluation data).
 #define _POSIX_C_SOURCE 200809L
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer.h"
@@ -17,6 +19,8 @@
 #include <cjson/cJSON.h>
 #include <pcre2.h>
 #include <string.h>
+
+#include "utf8.h"
 
 // ---------------------------------------------------------------------------------------------------
 // Growable buffers
@@ -226,112 +230,28 @@ static bool mm_get(const merge_map *m, int32_t a, int32_t b, int32_t *rank, int3
 }
 
 // ---------------------------------------------------------------------------------------------------
-// UTF-8
+// UTF-8 (utf8.h, through utf8proc)
 
-// Length of the valid UTF-8 character at s (n bytes left), or 0 when invalid; *bad gets the length of the
-// maximal invalid subpart (what one U+FFFD replaces, as Rust's from_utf8_lossy does).
-static size_t utf8_char(const uint8_t *s, size_t n, size_t *bad) {
-    uint8_t c = s[0];
-    size_t need;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c == 0xE0) need = 2, lo = 0xA0;
-    else if (c >= 0xE1 && c <= 0xEC) need = 2;
-    else if (c == 0xED) need = 2, hi = 0x9F;
-    else if (c >= 0xEE && c <= 0xEF) need = 2;
-    else if (c == 0xF0) need = 3, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) need = 3;
-    else if (c == 0xF4) need = 3, hi = 0x8F;
-    else {
-        *bad = 1;
-        return 0;
-    }
-    for (size_t k = 1; k <= need; k++) {
-        if (k >= n || s[k] < lo || s[k] > hi) {
-            *bad = k;
-            return 0;
-        }
-        lo = 0x80, hi = 0xBF;
-    }
-    return need + 1;
-}
-
-// Length of the UTF-8 character at s in valid text (1 for a stray byte).
+// Length of the character at s (n > 0 bytes left); the maximal invalid subpart for invalid bytes.
 static size_t utf8_len(const char *s, size_t n) {
-    size_t bad;
-    size_t k = utf8_char((const uint8_t *)s, n, &bad);
-    return k ? k : 1;
+    int32_t cp;
+    return nt_utf8_next(s, n, &cp);
 }
 
-static uint32_t utf8_decode(const char *s, size_t k) {
-    const uint8_t *u = (const uint8_t *)s;
-    if (k == 1) return u[0];
-    if (k == 2) return ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
-    if (k == 3) return ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
-    return ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) | ((uint32_t)(u[2] & 0x3F) << 6) |
-           (u[3] & 0x3F);
-}
-
-static size_t utf8_encode(uint32_t cp, char *out) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+// The code point of the character at s (-1 when invalid); *k gets its length.
+static int32_t utf8_cp(const char *s, size_t n, size_t *k) {
+    int32_t cp;
+    *k = nt_utf8_next(s, n, &cp);
+    return cp;
 }
 
 // Appends s to out with every maximal invalid subpart replaced by U+FFFD.
 static int utf8_lossy(sbuf *out, const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        size_t bad = 0, k = utf8_char((const uint8_t *)s + i, n - i, &bad);
-        if (k) {
-            size_t j = i + k; // copy a run of valid characters at once
-            while (j < n && (k = utf8_char((const uint8_t *)s + j, n - j, &bad)) > 0) j += k;
-            if (sbuf_add(out, s + i, j - i)) return -1;
-            i = j;
-        } else {
-            if (sbuf_add(out, "\xEF\xBF\xBD", 3)) return -1;
-            i += bad;
-        }
-    }
-    return 0;
-}
-
-static bool utf8_valid(const char *s, size_t n) {
-    size_t i = 0, bad;
-    while (i < n) {
-        if ((uint8_t)s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = utf8_char((const uint8_t *)s + i, n - i, &bad);
-        if (!k) return false;
-        i += k;
-    }
-    return true;
-}
-
-// Unicode White_Space (Rust's char::is_whitespace).
-static bool is_unicode_space(uint32_t c) {
-    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+    size_t m;
+    char *clean = nt_utf8_lossy(s, n, &m);
+    int rc = clean ? sbuf_add(out, clean, m) : -1;
+    free(clean);
+    return rc;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -352,9 +272,10 @@ typedef struct {
     bool split;
 } pretok_step;
 
-typedef enum { NM_PREPEND, NM_REPLACE, NM_IDENTITY } nm_kind;
+typedef enum { NM_PREPEND, NM_REPLACE, NM_UNICODE } nm_kind;
 typedef struct {
     nm_kind kind;
+    nt_unorm form; // NM_UNICODE: NFC, NFD, NFKC or NFKD
     char *a, *b; // prepend: a; replace: pattern a (literal, or re) -> b
     size_t a_len, b_len;
     pcre2_code *re;
@@ -366,7 +287,7 @@ typedef struct {
     char *a, *b; // replace: a -> b (or re -> b); metaspace: a = replacement; bpe suffix: a
     size_t a_len, b_len;
     pcre2_code *re;
-    uint32_t ch; // strip: the character
+    int32_t ch; // strip: the character
     int start, stop, scheme;
 } dec_step;
 
@@ -420,7 +341,7 @@ static void bytelevel_init(nt_tokenizer *t) {
     for (int b = 0; b < 256; b++) {
         bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
         uint32_t cp = keep ? (uint32_t)b : next++;
-        t->bl_enc_len[b] = (uint8_t)utf8_encode(cp, t->bl_enc[b]);
+        t->bl_enc_len[b] = (uint8_t)nt_utf8_encode((int32_t)cp, t->bl_enc[b]);
         t->bl_dec[cp] = (int16_t)b;
     }
 }
@@ -729,10 +650,11 @@ static int norm_parse(nt_tokenizer *t, const cJSON *n, nt_err *err) {
                 return nt_fail(err, "%s: Replace normalizer: %s", t->path, why);
             }
         }
-    } else if (strcmp(type, "NFC") == 0) {
-        // Text is almost always NFC already; without a Unicode normalization library this is the identity
-        // (a known, documented gap: decomposed input would differ from HF).
-        st.kind = NM_IDENTITY;
+    } else if (strcmp(type, "NFC") == 0 || strcmp(type, "NFD") == 0 || strcmp(type, "NFKC") == 0 ||
+               strcmp(type, "NFKD") == 0) {
+        st.kind = NM_UNICODE;
+        st.form = strcmp(type, "NFC") == 0 ? NT_NFC : strcmp(type, "NFD") == 0 ? NT_NFD
+                : strcmp(type, "NFKC") == 0 ? NT_NFKC : NT_NFKD;
     } else {
         return nt_fail(err, "%s: unsupported normalizer type '%s'", t->path, type);
     }
@@ -802,12 +724,17 @@ static int normalize(const nt_tokenizer *t, const char *s, size_t n, sbuf bufs[2
     int which = 0;
     for (int k = 0; k < t->n_norm; k++) {
         const norm_step *st = &t->norm[k];
-        if (st->kind == NM_IDENTITY) continue;
         sbuf *out = &bufs[which];
         out->n = 0;
         if (st->kind == NM_PREPEND) {
             if (cur_n == 0) continue; // HF prepends only to non-empty text
             if (sbuf_add(out, st->a, st->a_len) || sbuf_add(out, cur, cur_n)) return -1;
+        } else if (st->kind == NM_UNICODE) { // the text is valid UTF-8 here (encode made it so)
+            size_t m;
+            char *u = nt_utf8_normalize(cur, cur_n, st->form, &m);
+            int rc = u ? sbuf_add(out, u, m) : -1;
+            free(u);
+            if (rc) return -1;
         } else {
             if (replace_all(st->a, st->a_len, st->re, md, st->b, st->b_len, cur, cur_n, out)) return -1;
         }
@@ -893,6 +820,13 @@ static int pre_parse(nt_tokenizer *t, const cJSON *p, nt_err *err) {
                                       .invert = json_bool(p, "invert", false)},
                         err);
     }
+    if (strcmp(type, "Digits") == 0) { // HF: split on char::is_numeric, Isolated (individual) or Contiguous
+        char why[300];
+        pcre2_code *re = regex_compile("\\p{N}", 5, false, why, sizeof(why));
+        if (!re) return nt_fail(err, "%s: Digits pre_tokenizer: %s", t->path, why);
+        int behavior = json_bool(p, "individual_digits", false) ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS;
+        return pre_push(t, (pretok_step){.kind = PT_SPLIT, .re = re, .behavior = behavior}, err);
+    }
     if (strcmp(type, "Metaspace") == 0) {
         pretok_step st = {.kind = PT_METASPACE, .scheme = parse_scheme(p), .split = json_bool(p, "split", true)};
         const char *rep = json_str(p, "replacement");
@@ -945,7 +879,9 @@ static int dec_parse(nt_tokenizer *t, const cJSON *d, nt_err *err) {
         const cJSON *stop = cJSON_GetObjectItemCaseSensitive(d, "stop");
         if (!c || !*c) return nt_fail(err, "%s: Strip decoder without content", t->path);
         st.kind = DC_STRIP;
-        st.ch = utf8_decode(c, utf8_len(c, strlen(c)));
+        size_t k;
+        st.ch = utf8_cp(c, strlen(c), &k);
+        if (st.ch < 0) return nt_fail(err, "%s: Strip decoder content is not UTF-8", t->path);
         st.start = cJSON_IsNumber(start) ? (int)start->valuedouble : 0;
         st.stop = cJSON_IsNumber(stop) ? (int)stop->valuedouble : 0;
     } else if (strcmp(type, "Metaspace") == 0) {
@@ -1684,29 +1620,24 @@ static int added_split(const nt_tokenizer *t, pcre2_match_data *md, bool normali
         if (tk->single_word) {
             bool left_ok = true, right_ok = true;
             if (ms > 0) { // the character before the match
-                size_t b = ms - 1;
-                while (b > 0 && ((uint8_t)s[b] & 0xC0) == 0x80) b--;
+                size_t b = nt_utf8_prev(s, ms);
                 left_ok = !is_word_char(t, md, s + b, ms - b);
             }
             if (me < n) right_ok = !is_word_char(t, md, s + me, utf8_len(s + me, n - me));
             if (!left_ok || !right_ok) continue;
         }
         if (tk->lstrip) {
-            size_t b = ms;
+            size_t b = ms, k;
             while (b > 0) {
-                size_t c = b - 1;
-                while (c > 0 && ((uint8_t)s[c] & 0xC0) == 0x80) c--;
-                if (!is_unicode_space(utf8_decode(s + c, b - c))) break;
+                size_t c = nt_utf8_prev(s, b);
+                if (!nt_unicode_white_space(utf8_cp(s + c, b - c, &k))) break;
                 b = c;
             }
             ms = b > start_off ? b : start_off;
         }
         if (tk->rstrip) {
-            while (me < n) {
-                size_t k = utf8_len(s + me, n - me);
-                if (!is_unicode_space(utf8_decode(s + me, k))) break;
-                me += k;
-            }
+            size_t k;
+            while (me < n && nt_unicode_white_space(utf8_cp(s + me, n - me, &k))) me += k;
             i = me;
         }
         if (start_off < ms && (ivec_push(out, (int32_t)start_off) || ivec_push(out, (int32_t)ms) || ivec_push(out, -1)))
@@ -1748,7 +1679,7 @@ int nt_tokenizer_encode(const nt_tokenizer *tok, const char *text, size_t len, b
     enc_state st = {.t = t, .err = err, .out = &out};
     int rc = 0;
     // invalid UTF-8 cannot come from HF's API (it takes str); replace it, as Python's errors="replace" would
-    if (!utf8_valid(text, len)) {
+    if (!nt_utf8_valid(text, len)) {
         if (utf8_lossy(&clean, text, len)) rc = -1;
         text = clean.v;
         len = clean.n;
@@ -1852,9 +1783,9 @@ static int dec_apply(const nt_tokenizer *t, const dec_step *d, pcre2_match_data 
             size_t len = tl_len(in, i), mark = bytes.n;
             bool all = true;
             for (size_t j = 0; j < len && !rc;) {
-                size_t k = utf8_len(s + j, len - j);
-                uint32_t cp = utf8_decode(s + j, k);
-                if (cp >= 512 || t->bl_dec[cp] < 0) {
+                size_t k;
+                int32_t cp = utf8_cp(s + j, len - j, &k);
+                if (cp < 0 || cp >= 512 || t->bl_dec[cp] < 0) {
                     all = false;
                     break;
                 }
@@ -1889,7 +1820,7 @@ static int dec_apply(const nt_tokenizer *t, const dec_step *d, pcre2_match_data 
                 continue;
             }
             if (pend.n) { // the bytes so far: one token if they are valid UTF-8, else one U+FFFD per byte
-                if (utf8_valid(pend.v, pend.n))
+                if (nt_utf8_valid(pend.v, pend.n))
                     rc = tl_add(out, pend.v, pend.n);
                 else
                     for (size_t b = 0; b < pend.n && !rc; b++) rc = tl_add(out, "\xEF\xBF\xBD", 3);
@@ -1911,14 +1842,13 @@ static int dec_apply(const nt_tokenizer *t, const dec_step *d, pcre2_match_data 
             const char *s = tl_s(in, i);
             size_t len = tl_len(in, i), a = 0, b = len;
             for (int c = 0; c < d->start && a < len; c++) {
-                size_t k = utf8_len(s + a, len - a);
-                if (utf8_decode(s + a, k) != d->ch) break;
+                size_t k;
+                if (utf8_cp(s + a, len - a, &k) != d->ch) break;
                 a += k;
             }
             for (int c = 0; c < d->stop && b > a; c++) {
-                size_t p = b - 1;
-                while (p > a && ((uint8_t)s[p] & 0xC0) == 0x80) p--;
-                if (utf8_decode(s + p, b - p) != d->ch) break;
+                size_t p = nt_utf8_prev(s, b), k;
+                if (p < a || utf8_cp(s + p, b - p, &k) != d->ch) break;
                 b = p;
             }
             if (tl_add(out, s + a, b - a)) return -1;

@@ -1,8 +1,9 @@
 // test_tokenizer.c: the tokenizer (model/tokenizer.c) against golden ids and decodes from HF `tokenizers`
 // (tests/golden/make_tokenizer_goldens.py writes them): GPT-2 encoder.json + vocab.bpe, the fixture models'
-// tokenizer.json and their vocab.json + merges.txt, Llama-2 SentencePiece converted to tokenizer.json, and
-// variants (Split-regex + ByteLevel as Llama-3/Qwen2 use, Metaspace); the whole WikiText-2 GPTQ string
-// (count + FNV-1a of the ids) with its speed; and one test per kind of bad input.
+// tokenizer.json and their vocab.json + merges.txt, Llama-2 SentencePiece converted to tokenizer.json, SmolLM2's
+// tokenizer.json (Digits + ByteLevel), and variants (Split-regex + ByteLevel as Llama-3 uses, Qwen2's converter
+// with its NFC normalizer, NFKC, Metaspace); the whole WikiText-2 GPTQ string (count + FNV-1a of the ids) with
+// its speed; invalid UTF-8; and one test per kind of bad input.
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
@@ -10,6 +11,7 @@
 
 #include "testutil.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 // ---------------------------------------------------------------------------------------------- helpers
 
@@ -235,6 +237,61 @@ Test(tok, llama2_metaspace_split_always) {
     nt_tokenizer_free(&tok);
 }
 
+Test(tok, smollm2_digits_bytelevel) {
+    char *path = tu_shared("tokenizers/smollm2/tokenizer.json");
+    nt_tokenizer *tok = NULL;
+    nt_err err = {{0}};
+    cr_assert_eq(nt_tokenizer_load_json(&tok, path, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_tokenizer_vocab_size(tok), 49152);
+    cr_assert_eq(nt_tokenizer_bos_id(tok), -1); // no post-processor: nothing is added
+    check_golden(tok, "smollm2");
+    nt_tokenizer_free(&tok);
+    free(path);
+}
+
+// Golden texts that a normalization form changes: they must be there, or the test would not see a no-op.
+static int texts_changed_by(const char *name, nt_unorm form) {
+    char file[128];
+    snprintf(file, sizeof(file), "%s.jsonl", name);
+    char *path = golden_path(file);
+    nt_err err = {{0}};
+    char *all = nt_read_file(path, NULL, &err);
+    cr_assert(all != NULL, "%s", err.msg);
+    int changed = 0;
+    for (char *line = all, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        cJSON *row = cJSON_Parse(line);
+        const char *text = cJSON_GetObjectItem(row, "text")->valuestring;
+        size_t n;
+        char *u = nt_utf8_normalize(text, strlen(text), form, &n);
+        cr_assert(u != NULL);
+        changed += n != strlen(text) || memcmp(u, text, n) != 0;
+        free(u);
+        cJSON_Delete(row);
+    }
+    free(all);
+    free(path);
+    return changed;
+}
+
+Test(tok, qwen2_nfc) { // transformers' Qwen2Converter over GPT-2's vocabulary
+    nt_tokenizer *tok = load_variant("gpt2-qwen2");
+    check_golden(tok, "gpt2-qwen2");
+    int changed = texts_changed_by("gpt2-qwen2", NT_NFC);
+    cr_log_info("gpt2-qwen2: NFC changes %d golden texts", changed);
+    cr_assert(changed >= 8, "only %d golden texts are changed by NFC", changed);
+    nt_tokenizer_free(&tok);
+}
+
+Test(tok, nfkc) {
+    nt_tokenizer *tok = load_variant("gpt2-nfkc");
+    check_golden(tok, "gpt2-nfkc");
+    int changed = texts_changed_by("gpt2-nfkc", NT_NFKC);
+    cr_assert(changed >= 12, "only %d golden texts are changed by NFKC", changed);
+    nt_tokenizer_free(&tok);
+}
+
 // The GPTQ WikiText-2 test string through tiny-opt's tokenizer: id count and FNV-1a 64 of the ids as
 // little-endian int32 bytes, against HF; and the time it takes.
 Test(tok, wikitext2_whole_file) {
@@ -304,6 +361,9 @@ Test(tok, invalid_utf8_is_safe) {
     char *odir = tu_shared("models/tiny-opt");
     nt_tokenizer *opt = load_dir(odir);
     const char bad[] = "ok \xff\xfe bad \xe2\x82 cut \xed\xa0\x80 surrogate \xf4\x90\x80\x80 end \xc3";
+    // python3: bad.decode("utf-8", "replace").encode()
+    const char replaced[] = "ok \xef\xbf\xbd\xef\xbf\xbd bad \xef\xbf\xbd cut \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd surrogate "
+                            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd end \xef\xbf\xbd";
     nt_tokenizer *toks[2] = {llama, opt};
     for (int k = 0; k < 2; k++) {
         int32_t *ids = NULL;
@@ -311,6 +371,13 @@ Test(tok, invalid_utf8_is_safe) {
         nt_err err = {{0}};
         cr_assert_eq(nt_tokenizer_encode(toks[k], bad, sizeof(bad) - 1, true, &ids, &n, &err), 0, "%s", err.msg);
         cr_assert(n > 5);
+        // defined: as the text with each maximal invalid subpart replaced by U+FFFD (Python's errors="replace")
+        int32_t *ids_r = NULL;
+        size_t n_r = 0;
+        cr_assert_eq(nt_tokenizer_encode(toks[k], replaced, sizeof(replaced) - 1, true, &ids_r, &n_r, &err), 0, "%s",
+                     err.msg);
+        cr_assert(n == n_r && memcmp(ids, ids_r, n * sizeof(int32_t)) == 0, "invalid bytes are not read as U+FFFD");
+        free(ids_r);
         char *text = NULL;
         cr_assert_eq(nt_tokenizer_decode(toks[k], ids, n, false, &text, &err), 0, "%s", err.msg);
         cr_assert(strstr(text, "ok") && strstr(text, "end"));
