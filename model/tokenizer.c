@@ -794,6 +794,23 @@ static int pre_add_bytelevel(nt_tokenizer *t, bool add_prefix_space, bool use_re
     return pre_push(t, (pretok_step){.kind = PT_BYTEMAP}, err);
 }
 
+// Split(Regex pattern, Isolated, invert false)
+static int pre_add_split(nt_tokenizer *t, const char *pattern, nt_err *err) {
+    char why[300];
+    pcre2_code *re = regex_compile(pattern, strlen(pattern), false, why, sizeof(why));
+    if (!re) return nt_fail(err, "%s: Split pre_tokenizer: %s", t->path, why);
+    return pre_push(t, (pretok_step){.kind = PT_SPLIT, .re = re, .behavior = SPLIT_ISOLATED}, err);
+}
+
+// Digits: HF splits on char::is_numeric, Isolated (individual_digits) or Contiguous
+static int pre_add_digits(nt_tokenizer *t, bool individual, nt_err *err) {
+    char why[300];
+    pcre2_code *re = regex_compile("\\p{N}", 5, false, why, sizeof(why));
+    if (!re) return nt_fail(err, "%s: Digits pre_tokenizer: %s", t->path, why);
+    int behavior = individual ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS;
+    return pre_push(t, (pretok_step){.kind = PT_SPLIT, .re = re, .behavior = behavior}, err);
+}
+
 static int pre_parse(nt_tokenizer *t, const cJSON *p, nt_err *err) {
     if (!p || cJSON_IsNull(p)) return 0;
     const char *type = json_str(p, "type");
@@ -820,13 +837,7 @@ static int pre_parse(nt_tokenizer *t, const cJSON *p, nt_err *err) {
                                       .invert = json_bool(p, "invert", false)},
                         err);
     }
-    if (strcmp(type, "Digits") == 0) { // HF: split on char::is_numeric, Isolated (individual) or Contiguous
-        char why[300];
-        pcre2_code *re = regex_compile("\\p{N}", 5, false, why, sizeof(why));
-        if (!re) return nt_fail(err, "%s: Digits pre_tokenizer: %s", t->path, why);
-        int behavior = json_bool(p, "individual_digits", false) ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS;
-        return pre_push(t, (pretok_step){.kind = PT_SPLIT, .re = re, .behavior = behavior}, err);
-    }
+    if (strcmp(type, "Digits") == 0) return pre_add_digits(t, json_bool(p, "individual_digits", false), err);
     if (strcmp(type, "Metaspace") == 0) {
         pretok_step st = {.kind = PT_METASPACE, .scheme = parse_scheme(p), .split = json_bool(p, "split", true)};
         const char *rep = json_str(p, "replacement");
@@ -1250,6 +1261,237 @@ int nt_tokenizer_load_dir(nt_tokenizer **out, const char *dir, nt_err *err) {
     free(mt);
     free(cp);
     return rc;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A tokenizer from plain arrays (nt_tokenizer_spec, what GGUF's tokenizer.ggml.* keys hold), built as the
+// tokenizer.json that Hugging Face's converters write for the same model:
+//   gpt2   byte-level BPE from tokens + merges; the pre-tokenizer that `pre` names (the table below); decoder
+//          ByteLevel; no unk
+//   llama  transformers' LlamaConverter (legacy): BPE with byte fallback, fuse_unk and unk_token = the unk
+//          piece, merges made from the scores as its generate_merges makes them; normalizer Prepend("▁")
+//          (when add_space_prefix) + Replace(" ", "▁"); decoder Replace("▁", " "), ByteFallback, Fuse,
+//          Strip(" ", 1, 0) (when add_space_prefix)
+// Both: CONTROL and UNKNOWN tokens are special added tokens, USER_DEFINED ones non-special added tokens, all
+// matched in the raw text (normalized = false, as SpmConverter and GGUF's converters mark them); BOS/EOS from
+// the ids and add_bos/add_eos (the TemplateProcessing HF puts there).
+
+// The pre-tokenizers of the `pre` names, as each model's own tokenizer.json has them (llama.cpp's names):
+//   gpt-2      ByteLevel(add_prefix_space=false) with GPT-2's regex (GPT2TokenizerFast)
+//   smollm     Digits(individual_digits=true), then that ByteLevel (SmolLM / SmolLM2)
+//   llama-bpe  Split(LLAMA3_PATTERN, Isolated), ByteLevel(use_regex=false), ignore_merges (Llama 3; transformers'
+//              TikTokenConverter)
+//   qwen2      normalizer NFC, Split(QWEN2_PATTERN, Isolated), ByteLevel(use_regex=false) (transformers'
+//              Qwen2Converter)
+static const char *LLAMA3_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                                    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char *QWEN2_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                                   "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_QWEN2 } bpe_pre;
+static const struct {
+    const char *name;
+    bpe_pre pre;
+} BPE_PRES[] = {{"gpt-2", PRE_GPT2}, {"smollm", PRE_SMOLLM}, {"llama-bpe", PRE_LLAMA3}, {"qwen2", PRE_QWEN2}};
+enum { N_BPE_PRES = sizeof(BPE_PRES) / sizeof(BPE_PRES[0]) };
+
+static const char *LLAMA_NORM_PREPEND = "{\"type\": \"Prepend\", \"prepend\": \"\\u2581\"}";
+static const char *LLAMA_NORM_REPLACE = "{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\\u2581\"}";
+static const char *LLAMA_DECODER = "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\", \"pattern\": {\"String\": "
+                                   "\"\\u2581\"}, \"content\": \" \"}, {\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]}";
+static const char *LLAMA_DECODER_STRIP = "{\"type\": \"Strip\", \"content\": \" \", \"start\": 1, \"stop\": 0}";
+static const char *BYTELEVEL_DECODER = "{\"type\": \"ByteLevel\"}";
+
+// A pipeline step written as HF's tokenizer.json writes it, through the same parser as a tokenizer.json file.
+static int parse_fragment(nt_tokenizer *t, const char *json, int (*parse)(nt_tokenizer *, const cJSON *, nt_err *),
+                          nt_err *err) {
+    cJSON *j = cJSON_Parse(json);
+    NT_ASSERT(j != NULL); // a constant above
+    int rc = parse(t, j, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+// One merge candidate of generate_merges: the split (left, right) of vocabulary piece `merged`.
+typedef struct {
+    float score;            // the merged piece's score
+    int32_t l_chars, r_chars; // lengths in code points (Python's len)
+    int32_t left, right, merged;
+    int32_t seq;            // position before the global sort (ties keep it: Python's sort is stable)
+} spm_merge;
+
+static int cmp_spm_merge(const void *pa, const void *pb) {
+    const spm_merge *a = pa, *b = pb;
+    // sorted(key=(score, len(l), len(r)), reverse=True): all three descending, equal keys in their order
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    if (a->l_chars != b->l_chars) return a->l_chars > b->l_chars ? -1 : 1;
+    if (a->r_chars != b->r_chars) return a->r_chars > b->r_chars ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static int cmp_spm_local(const void *pa, const void *pb) { // sorted(key=(vocab[l], vocab[r]))
+    const spm_merge *a = pa, *b = pb;
+    if (a->left != b->left) return a->left < b->left ? -1 : 1;
+    return (a->right > b->right) - (a->right < b->right);
+}
+
+// transformers' generate_merges(vocab, vocab_scores): for every piece (in id order) every split into two
+// pieces of the vocabulary, sorted by the ids of the two parts; then all of them by score, then the lengths of
+// the left and the right part, descending. Rank = position in that list. LlamaConverter gives ids 0..2 the
+// score 0.
+static int merges_from_scores(nt_tokenizer *t, const nt_tokenizer_spec *sp, nt_err *err) {
+    spm_merge *m = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (int32_t p = 0; p < sp->n_tokens && !rc; p++) {
+        const char *s = sp->tokens[p];
+        size_t len = sp->token_lens ? sp->token_lens[p] : strlen(s), start = n;
+        float score = p < 3 ? 0.0f : sp->scores[p];
+        int32_t l_chars = 0, total = (int32_t)nt_utf8_chars(s, len);
+        for (size_t k = utf8_len(s, len); k < len && !rc; k += utf8_len(s + k, len - k)) {
+            l_chars++;
+            int32_t l = sm_get(&t->vocab, s, k), r = sm_get(&t->vocab, s + k, len - k);
+            if (l < 0 || r < 0) continue;
+            if (n == cap) {
+                size_t c2 = cap ? 2 * cap : 4096;
+                spm_merge *v = realloc(m, c2 * sizeof(*v));
+                if (!v) {
+                    rc = nt_fail(err, "%s: out of memory", t->path);
+                    break;
+                }
+                m = v;
+                cap = c2;
+            }
+            m[n++] = (spm_merge){score, l_chars, total - l_chars, l, r, p, 0};
+        }
+        if (n - start > 1) qsort(m + start, n - start, sizeof(*m), cmp_spm_local);
+    }
+    for (size_t i = 0; i < n; i++) m[i].seq = (int32_t)i;
+    if (!rc && n) qsort(m, n, sizeof(*m), cmp_spm_merge);
+    if (!rc && mm_init(&t->merges, n)) rc = nt_fail(err, "%s: out of memory", t->path);
+    for (size_t i = 0; i < n && !rc; i++) mm_put(&t->merges, m[i].left, m[i].right, (int32_t)i, m[i].merged);
+    free(m);
+    return rc;
+}
+
+// gpt2: the merges "left right", each part a token and their concatenation too.
+static int merges_from_spec(nt_tokenizer *t, const nt_tokenizer_spec *sp, nt_err *err) {
+    if (mm_init(&t->merges, (size_t)sp->n_merges)) return nt_fail(err, "%s: out of memory", t->path);
+    sbuf tmp = {0};
+    int rc = 0;
+    for (int32_t i = 0; i < sp->n_merges && !rc; i++) {
+        const char *s = sp->merges[i];
+        size_t len = sp->merge_lens ? sp->merge_lens[i] : strlen(s);
+        const char *sp1 = memchr(s, ' ', len);
+        if (!sp1 || sp1 == s || sp1 + 1 == s + len || memchr(sp1 + 1, ' ', (size_t)(s + len - sp1 - 1)))
+            rc = nt_fail(err, "%s: merge %d: '%.*s' is not two tokens separated by a space", t->path, (int)i + 1,
+                         (int)(len > 200 ? 200 : len), s);
+        else
+            rc = merge_add(t, t->path, s, (size_t)(sp1 - s), sp1 + 1, (size_t)(s + len - sp1 - 1), i, &tmp, err);
+    }
+    free(tmp.v);
+    return rc;
+}
+
+static int spec_check_id(const char *file, const char *what, int32_t id, int32_t n, nt_err *err) {
+    if (id < -1 || id >= n) return nt_fail(err, "%s: %s %d is not a token id (the vocabulary has %d)", file, what, (int)id, (int)n);
+    return 0;
+}
+
+int nt_tokenizer_from_spec(nt_tokenizer **out, const nt_tokenizer_spec *sp, const char *name, nt_err *err) {
+    *out = NULL;
+    const char *file = name ? name : "tokenizer spec";
+    const char *model = sp->model ? sp->model : "(none)";
+    bool spm = strcmp(model, "llama") == 0;
+    if (!spm && strcmp(model, "gpt2") != 0)
+        return nt_fail(err, "%s: tokenizer model '%s' is not supported (supported: gpt2, llama)", file, model);
+    int pre = -1;
+    if (!spm) {
+        for (int i = 0; sp->pre && i < N_BPE_PRES; i++)
+            if (strcmp(sp->pre, BPE_PRES[i].name) == 0) pre = (int)BPE_PRES[i].pre;
+        if (pre < 0)
+            return nt_fail(err, "%s: pre-tokenizer '%s' is not one normtweak knows for model gpt2 (known: gpt-2, smollm, "
+                                "llama-bpe, qwen2)", file, sp->pre ? sp->pre : "(none)");
+    } else if (sp->pre && *sp->pre && strcmp(sp->pre, "default") != 0) {
+        return nt_fail(err, "%s: pre-tokenizer '%s' is not one normtweak knows for model llama (known: default)", file,
+                       sp->pre);
+    }
+    if (sp->n_tokens <= 0 || !sp->tokens) return nt_fail(err, "%s: the tokenizer has no tokens", file);
+    if (spm && !sp->scores) return nt_fail(err, "%s: a llama (SentencePiece) tokenizer needs token scores", file);
+    if (!spm && (sp->n_merges <= 0 || !sp->merges)) return nt_fail(err, "%s: a gpt2 (BPE) tokenizer needs merges", file);
+    if (spec_check_id(file, "bos_token_id", sp->bos_id, sp->n_tokens, err) ||
+        spec_check_id(file, "eos_token_id", sp->eos_id, sp->n_tokens, err) ||
+        spec_check_id(file, "unknown_token_id", sp->unk_id, sp->n_tokens, err) ||
+        spec_check_id(file, "padding_token_id", sp->pad_id, sp->n_tokens, err))
+        return -1;
+    if (sp->add_bos && sp->bos_id < 0) return nt_fail(err, "%s: add_bos_token is set but there is no bos_token_id", file);
+    if (sp->add_eos && sp->eos_id < 0) return nt_fail(err, "%s: add_eos_token is set but there is no eos_token_id", file);
+
+    nt_tokenizer *t = tok_new(file);
+    if (!t) return nt_fail(err, "%s: out of memory", file);
+    int rc = 0;
+    for (int32_t i = 0; i < sp->n_tokens && !rc; i++) {
+        const char *s = sp->tokens[i];
+        size_t len = sp->token_lens ? sp->token_lens[i] : strlen(s);
+        int32_t type = sp->token_types ? sp->token_types[i] : NT_TOKEN_NORMAL, prev;
+        if (len == 0) rc = nt_fail(err, "%s: token %d is empty", file, (int)i);
+        else if (memchr(s, '\0', len)) rc = nt_fail(err, "%s: token %d holds a NUL byte", file, (int)i);
+        else if (!nt_utf8_valid(s, len)) rc = nt_fail(err, "%s: token %d is not valid UTF-8", file, (int)i);
+        else if ((prev = sm_get(&t->vocab, s, len)) >= 0)
+            rc = nt_fail(err, "%s: token %d '%.*s' repeats token %d", file, (int)i, (int)(len > 200 ? 200 : len), s,
+                         (int)prev);
+        else if (type < 0 || type > NT_TOKEN_BYTE)
+            rc = nt_fail(err, "%s: token %d has type %d, not a GGUF token type (0..6)", file, (int)i, (int)type);
+        else if (spm && sp->scores[i] != sp->scores[i])
+            rc = nt_fail(err, "%s: token %d has a NaN score", file, (int)i);
+        else
+            rc = vocab_add(t, s, len, i, err);
+    }
+    if (!rc && spm) {
+        t->byte_fallback = true;
+        t->fuse_unk = true;
+        if (sp->unk_id >= 0 && !(t->unk_token = mem_dup(sp->tokens[sp->unk_id], sp->token_lens ? sp->token_lens[sp->unk_id]
+                                                                                         : strlen(sp->tokens[sp->unk_id]))))
+            rc = nt_fail(err, "%s: out of memory", file);
+        if (!rc) rc = merges_from_scores(t, sp, err);
+        if (!rc && sp->add_space_prefix) rc = parse_fragment(t, LLAMA_NORM_PREPEND, norm_parse, err);
+        if (!rc) rc = parse_fragment(t, LLAMA_NORM_REPLACE, norm_parse, err);
+        if (!rc) rc = parse_fragment(t, LLAMA_DECODER, dec_parse, err);
+        if (!rc && sp->add_space_prefix) rc = parse_fragment(t, LLAMA_DECODER_STRIP, dec_parse, err);
+    } else if (!rc) {
+        rc = merges_from_spec(t, sp, err);
+        if (!rc && pre == PRE_QWEN2) rc = parse_fragment(t, "{\"type\": \"NFC\"}", norm_parse, err);
+        if (!rc && pre == PRE_SMOLLM) rc = pre_add_digits(t, true, err);
+        if (!rc && (pre == PRE_LLAMA3 || pre == PRE_QWEN2))
+            rc = pre_add_split(t, pre == PRE_LLAMA3 ? LLAMA3_PATTERN : QWEN2_PATTERN, err);
+        if (!rc) rc = pre_add_bytelevel(t, false, pre == PRE_GPT2 || pre == PRE_SMOLLM, err);
+        if (!rc) rc = parse_fragment(t, BYTELEVEL_DECODER, dec_parse, err);
+        t->ignore_merges = pre == PRE_LLAMA3;
+    }
+    for (int32_t i = 0; i < sp->n_tokens && !rc; i++) { // added tokens, in id order as HF adds them
+        int32_t type = sp->token_types ? sp->token_types[i] : NT_TOKEN_NORMAL;
+        if (type != NT_TOKEN_CONTROL && type != NT_TOKEN_UNKNOWN && type != NT_TOKEN_USER_DEFINED) continue;
+        const char *s = sp->tokens[i];
+        size_t len = sp->token_lens ? sp->token_lens[i] : strlen(s);
+        char *c = mem_dup(s, len);
+        rc = c ? added_add(t, c, i, type != NT_TOKEN_USER_DEFINED, false, false, false, false, err)
+               : nt_fail(err, "%s: out of memory", file);
+        free(c);
+    }
+    if (!rc && sp->add_bos && ivec_push(&t->prefix, sp->bos_id)) rc = nt_fail(err, "%s: out of memory", file);
+    if (!rc && sp->add_eos && ivec_push(&t->suffix, sp->eos_id)) rc = nt_fail(err, "%s: out of memory", file);
+    if (!rc) rc = added_finish(t, err);
+    if (!rc) rc = finish_ids(t, err);
+    if (!rc) {
+        t->bos = sp->bos_id;
+        t->eos = sp->eos_id;
+    }
+    if (rc) {
+        nt_tokenizer_free(&t);
+        return -1;
+    }
+    *out = t;
+    return 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
