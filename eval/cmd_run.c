@@ -314,6 +314,7 @@ static void dir_name(const char *path, char *out, size_t size) {
     while (n > 1 && path[n - 1] == '/') n--;
     size_t s = n;
     while (s > 0 && path[s - 1] != '/') s--;
+    if (n - s > 5 && strncmp(path + n - 5, ".gguf", 5) == 0) n -= 5; // a GGUF model is named as nt_model_load names it
     snprintf(out, size, "%.*s", (int)(n - s), path + s);
 }
 

@@ -683,6 +683,34 @@ Test(gguf, malformed_files_library) {
     free(dir);
 }
 
+// The same files through `normtweak eval --model FILE.gguf`: exit 1, one line naming the file and the problem,
+// no CSV written.
+Test(gguf, malformed_files_cli) {
+    char *dir = tu_tmpdir(), *out = nt_path_join(dir, "out.csv"), *data = tu_shared("datasets");
+    for (size_t i = 0; i < N_BAD; i++) {
+        tu_buf b = {0};
+        bad_cases[i].build(&b);
+        char *path = write_tmp(dir, bad_cases[i].name, &b);
+        char args[2048];
+        snprintf(args, sizeof(args), "eval --model '%s' --tasks wikitext2 --data-dir '%s' --out '%s'", path, data, out);
+        char *err = NULL;
+        int st = tu_run_cli(args, &err);
+        cr_expect_eq(st, 1, "%s: exit %d, stderr: %s", bad_cases[i].name, st, err ? err : "");
+        cr_expect(err && strstr(err, path) && strstr(err, bad_cases[i].needle), "%s: stderr '%s' lacks '%s'",
+                  bad_cases[i].name, err ? err : "", bad_cases[i].needle);
+        char *nl = err ? strchr(err, '\n') : NULL;
+        cr_expect(nl && nl[1] == '\0', "%s: not exactly one line: '%s'", bad_cases[i].name, err ? err : "");
+        cr_expect(!nt_file_exists(out), "%s: a CSV was written", bad_cases[i].name);
+        free(err);
+        free(path);
+        tu_buf_free(&b);
+    }
+    free(out);
+    free(data);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 // Every prefix of a valid file (a truncation anywhere) fails cleanly, and every single-byte corruption of the
 // header either opens or fails cleanly (run under ASan in CI: no read outside the file).
 Test(gguf, every_truncation_and_byte_flip) {
@@ -745,4 +773,93 @@ Test(gguf, not_a_file) {
     free(missing);
     tu_rmtree(dir);
     free(dir);
+}
+
+// ---------------------------------------------------------------------------------------------- dequantization
+
+// The first index where a and b differ bitwise, or -1 (bitwise: -0.0 vs 0.0 or NaN payloads count).
+static int64_t first_bit_diff(const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)) != 0) return i;
+    return -1;
+}
+
+// synthetic.gguf, written by gguf-py's GGUFWriter (so also a file from another writer): its metadata as the
+// script wrote it, and every tensor dequantized bit for bit as gguf-py's numpy code does. Exact equality is the
+// right test: each value is one or two fp32 roundings of the same operations in the same order
+// (see base/ggml_quants.c), so any difference is a layout or arithmetic-order bug.
+Test(gguf, dequantize_synthetic_every_type_vs_gguf_py) {
+    static const char *const names[] = {"f32",  "f16",  "bf16", "q4_0", "q4_1", "q5_0", "q5_1",
+                                        "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"};
+    static const nt_ggml_type types[] = {NT_GGML_F32,  NT_GGML_F16,  NT_GGML_BF16, NT_GGML_Q4_0, NT_GGML_Q4_1,
+                                         NT_GGML_Q5_0, NT_GGML_Q5_1, NT_GGML_Q8_0, NT_GGML_Q2_K, NT_GGML_Q3_K,
+                                         NT_GGML_Q4_K, NT_GGML_Q5_K, NT_GGML_Q6_K};
+    const int n_types = 13, rows = 2, cols = 512;
+    const char *hint = "tests/golden/make_gguf_goldens.py synthetic";
+    float *want = tu_read_golden("gguf", "synthetic.f32", (size_t)n_types * rows * cols * sizeof(float), hint);
+    char *path = tu_source("tests/golden/gguf/synthetic.gguf");
+    nt_gguf *g = NULL;
+    nt_err err = {{0}};
+    cr_assert_eq(nt_gguf_open(&g, path, &err), 0, "%s (rerun %s)", err.msg, hint);
+
+    const char *s = NULL;
+    size_t len = 0;
+    int64_t v = 0;
+    double f = 0;
+    bool bo = false;
+    cr_expect(nt_gguf_get_str(g, "general.architecture", &s, &len, &err) == 0 && strcmp(s, "synthetic") == 0);
+    const struct {
+        const char *key;
+        nt_gguf_vtype type;
+        int64_t want;
+    } ints[] = {{"test.u8", NT_GGUF_UINT8, 250},          {"test.i8", NT_GGUF_INT8, -7},
+                {"test.u16", NT_GGUF_UINT16, 60000},      {"test.i16", NT_GGUF_INT16, -300},
+                {"test.u32", NT_GGUF_UINT32, 3000000000}, {"test.i32", NT_GGUF_INT32, -123456789},
+                {"test.i64", NT_GGUF_INT64, -(1ll << 40)}};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        cr_expect_eq(nt_gguf_kv_type(g, (size_t)nt_gguf_find_key(g, ints[i].key)), ints[i].type, "%s", ints[i].key);
+        cr_expect(nt_gguf_get_int(g, ints[i].key, &v, &err) == 0 && v == ints[i].want, "%s: %lld %s", ints[i].key,
+                  (long long)v, err.msg);
+    }
+    cr_expect_eq(nt_gguf_kv_type(g, (size_t)nt_gguf_find_key(g, "test.u64")), NT_GGUF_UINT64);
+    cr_expect_eq(nt_gguf_get_int(g, "test.u64", &v, &err), -1, "2^63 + 5 does not fit in int64");
+    cr_expect(nt_gguf_get_float(g, "test.f32", &f, &err) == 0 && f == 0.125);
+    cr_expect(nt_gguf_get_float(g, "test.f64", &f, &err) == 0 && f == 3.5e-300);
+    cr_expect(nt_gguf_get_bool(g, "test.bool", &bo, &err) == 0 && bo);
+    cr_expect(nt_gguf_get_str(g, "test.str", &s, &len, &err) == 0 && strcmp(s, "synthetic") == 0);
+    int32_t *i32 = NULL;
+    uint64_t n = 0;
+    cr_expect(nt_gguf_get_arr_i32(g, "test.arr_i32", &i32, &n, &err) == 0 && n == 3 && i32[0] == 3 && i32[1] == -1 &&
+              i32[2] == 2147483647);
+    free(i32);
+    float *f32 = NULL;
+    cr_expect(nt_gguf_get_arr_f32(g, "test.arr_f32", &f32, &n, &err) == 0 && n == 2 && f32[0] == 0.5f &&
+              f32[1] == -1.5f);
+    free(f32);
+    const char *want_str[3] = {"a", "", "\xc3\xa9t\xc3\xa9"};
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(nt_gguf_get_arr_str(g, "test.arr_str", (uint64_t)i, &s, &len, &err), 0);
+        cr_expect(len == strlen(want_str[i]) && memcmp(s, want_str[i], len) == 0, "string %d", i);
+    }
+
+    cr_assert_eq(nt_gguf_tensor_count(g), (size_t)n_types);
+    float *got = malloc((size_t)rows * cols * sizeof(float)), *row = malloc((size_t)cols * sizeof(float));
+    for (int k = 0; k < n_types; k++) {
+        const nt_gguf_tensor *t = nt_gguf_tensor_at(g, (size_t)k);
+        cr_assert_str_eq(t->name, names[k]);
+        cr_expect(t->type == types[k] && t->n_dims == 2 && t->dims[0] == cols && t->dims[1] == rows, "%s", t->name);
+        cr_assert_eq(nt_gguf_dequantize_rows(t, 0, rows, got, &err), 0, "%s", err.msg);
+        const float *w = want + (size_t)k * rows * cols;
+        int64_t d = first_bit_diff(got, w, (int64_t)rows * cols);
+        cr_expect_eq(d, -1, "%s: value %lld is %.9g, gguf-py %.9g", t->name, (long long)d, d >= 0 ? got[d] : 0.0,
+                     d >= 0 ? w[d] : 0.0);
+        // row 1 alone: the row offset arithmetic
+        cr_assert_eq(nt_gguf_dequantize_rows(t, 1, 1, row, &err), 0, "%s", err.msg);
+        cr_expect_eq(first_bit_diff(row, w + cols, cols), -1, "%s: row 1 alone differs", t->name);
+    }
+    free(got);
+    free(row);
+    nt_gguf_close(&g);
+    free(path);
+    free(want);
 }
