@@ -827,7 +827,7 @@ Test(gguf_tok, bad_gguf_metadata) {
     char *junk = nt_path_join(g_dir, "junk.gguf");
     cr_assert_eq(tu_write_file(junk, "not a gguf file at all", 22), 0);
     int rc = nt_tokenizer_load_gguf(&t2, junk, &err);
-    expect_fail(rc, t2, &err, junk, "");
+    expect_fail(rc, t2, &err, junk, "not a GGUF file");
     t2 = (nt_tokenizer *)1;
     rc = nt_tokenizer_load_model(&t2, junk, &err);
     expect_fail(rc, t2, &err, junk, "neither a model directory nor a GGUF file");
