@@ -295,7 +295,7 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
                         if (fp && (w || k || o)) continue;
                         conf *c = &confs[n_confs++];
                         c->model_dir = g.models.s[a];
-                        nt_path_basename(c->model_dir, c->model, sizeof(c->model));
+                        nt_model_name_of_path(c->model_dir, c->model, sizeof(c->model));
                         c->method = g.methods.s[b];
                         c->wbits = fp ? 16 : g.wbits.v[w];
                         c->group_size = fp ? 0 : g.groups.v[k];
