@@ -580,7 +580,7 @@ int nt_gguf_get_int(const nt_gguf *g, const char *key, int64_t *out, nt_err *err
 }
 
 int nt_gguf_get_int_range(const nt_gguf *g, const char *key, int64_t lo, int64_t hi, int64_t *out, nt_err *err) {
-    int64_t v;
+    int64_t v = 0; // set by nt_gguf_get_int; initialized for GCC, which warns without -fPIC once it inlines that
     if (nt_gguf_get_int(g, key, &v, err)) return -1;
     if (v < lo || v > hi)
         return nt_fail(err, "%s: metadata key '%s' is %lld, must be in [%lld, %lld]", g->path, key, (long long)v,

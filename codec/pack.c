@@ -59,8 +59,6 @@ int nt_qformat_check(int out, int in, int bits, int group_size, nt_err *err) {
     if (group_size != -1 && group_size != 32 && group_size != 64 && group_size != 128)
         return nt_fail(err, "unsupported group size %d (supported: 32, 64, 128, or -1 for per channel)", group_size);
     if (out < 1 || in < 1) return nt_fail(err, "empty weight matrix (%d x %d)", out, in);
-    if (group_size > 0 && in % group_size != 0)
-        return nt_fail(err, "group size %d does not divide the input dimension %d", group_size, in);
     return 0;
 }
 
@@ -75,7 +73,7 @@ int nt_qlinear_alloc(nt_qlinear **out_q, int out, int in, int bits, int group_si
     q->in = in;
     q->bits = bits;
     q->group_size = group_size;
-    q->n_groups = group_size > 0 ? in / group_size : 1;
+    q->n_groups = nt_qgroups(in, group_size);
     q->sym = sym;
     size_t nw = (size_t)nt_qpacks(in) * bits * out, ng = (size_t)q->n_groups * out;
     q->qweight = calloc(nw, sizeof *q->qweight);
@@ -108,7 +106,7 @@ void nt_qlinear_free(nt_qlinear **q) {
 
 int nt_qlinear_validate(const nt_qlinear *q, nt_err *err) {
     if (nt_qformat_check(q->out, q->in, q->bits, q->group_size, err)) return -1;
-    int ng = q->group_size > 0 ? q->in / q->group_size : 1;
+    int ng = nt_qgroups(q->in, q->group_size);
     if (q->n_groups != ng) return nt_fail(err, "n_groups %d, expected %d", q->n_groups, ng);
     if (!q->qweight || !q->scales || !q->g_idx || (q->sym != (q->zeros == NULL)))
         return nt_fail(err, "quantized linear is missing an array (or has zeros although symmetric)");

@@ -36,7 +36,9 @@
 // perm (K) int32 or NULL: with act-order, the quantization order (perm[j] = the original column quantized j-th).
 //   Kernels that want monotonic groups (exllama-style) permute qweight rows and x by it at load time.
 // group_size: 32, 64, 128, or -1 for per output channel (one group spanning all of K: n_groups = 1).
-// K must be a multiple of group_size. K need not be a multiple of 32: the last pack is then padded with zero
+// K need not be a multiple of group_size: n_groups = ceil(K / group_size) and the last group is shorter, as in
+// GPTQ's reference (its groups are W[:, i:i+groupsize] slices) and AutoGPTQ's format (ceil(K / group_size) rows
+// of scales and qzeros). SmolLM2's hidden size 576 with groups of 128: four groups of 128, one of 64. K need not be a multiple of 32: the last pack is then padded with zero
 // codes (qweight has ceil(K/32)*bits rows), which dequantization and kernels ignore (k >= K).
 #pragma once
 #include <math.h>
@@ -50,6 +52,8 @@
 
 // Packs along K: ceil(K / 32) (the last one padded).
 static inline int nt_qpacks(int in) { return (in + NT_QPACK - 1) / NT_QPACK; }
+// Groups along K: ceil(K / group_size), or 1 per channel (group_size -1); the last one may be shorter.
+static inline int nt_qgroups(int in, int group_size) { return group_size > 0 ? (in + group_size - 1) / group_size : 1; }
 #define NT_QBITS_MAX 8  // widest supported code
 
 // A pack of 32 values of `bits` bits fills exactly `bits` 32-bit words: no padding, for every bit width.
@@ -75,15 +79,15 @@ typedef struct {
 // The traits of a supported bit width (2, 3, 4, 8), or NULL.
 const nt_qtraits *nt_qtraits_get(int bits);
 
-// Checks a shape and format: supported bits and group size, K a multiple of 32 and of the group size.
-// Messages read like "group size 128 does not divide the input dimension 96".
+// Checks a shape and format: positive dimensions, supported bits and group size.
+// Messages read like "unsupported group size 48 (supported: 32, 64, 128, or -1 for per channel)".
 int nt_qformat_check(int out, int in, int bits, int group_size, nt_err *err);
 
 typedef struct {
     int out, in;       // N, K
     int bits;          // 2, 3, 4 or 8
     int group_size;    // 32, 64, 128, or -1 (per output channel)
-    int n_groups;      // in / group_size, or 1 per channel
+    int n_groups;      // ceil(in / group_size), or 1 per channel
     bool sym;          // symmetric: no zeros, zero point (maxq+1)/2
     uint32_t *qweight; // (ceil(in/32)*bits, out), packed along K as described above
     uint16_t *scales;  // (n_groups, out) fp16

@@ -124,7 +124,7 @@ static int read_gptq(reader *R, const nt_st_tensor *tw, const nt_qfmt_spec *s, i
     if ((long)N * s->bits % 32 != 0)
         return nt_fail(err, "%s: quantized linear '%s': %d output channels of %d bits do not fill whole qzeros words",
                        R->file, R->base, N, s->bits);
-    int G = s->group_size > 0 ? K / s->group_size : 1, zw = (int)((long)N * s->bits / 32);
+    int G = nt_qgroups(K, s->group_size), zw = (int)((long)N * s->bits / 32);
     bool failed = false;
     const nt_st_tensor *tz = get(R, "qzeros", NT_DT_I32, 2, G, zw, false, &failed, err);
     const nt_st_tensor *ts = failed ? NULL : get(R, "scales", NT_DT_F16, 2, G, N, false, &failed, err);

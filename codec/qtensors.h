@@ -22,7 +22,7 @@
 //                                             dequantization depends on g_idx alone,
 //                                             W[n][k] = scales[g][n] * (q[n][k] - zero[g][n]),  g = g_idx[k]
 //   NAME.bias     as in the source
-// n_groups = K / group_size, or 1 per channel (group_size -1). quantize_config.json holds {"bits", "group_size",
+// n_groups = ceil(K / group_size), or 1 per channel (group_size -1). quantize_config.json holds {"bits", "group_size",
 // "desc_act", "sym", "static_groups", "damp_percent", "true_sequential", "quant_method": "gptq",
 // "checkpoint_format"}, and config.json the same as its "quantization_config" (what transformers reads).
 // Tensors other than the quantized linears' are stored as the source holds them.

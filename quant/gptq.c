@@ -98,7 +98,7 @@ int nt_gptq_quantize(nt_qlinear **out_q, float *Wq, double *loss_out, const floa
         if (!isfinite(H[i])) return nt_fail(err, "GPTQ: Hessian entry (%zu, %zu) is %g", i / K, i % K, H[i]);
 
     const bool grouped = qc->group_size > 0, static_g = grouped && c->static_groups;
-    const int gs = grouped ? qc->group_size : K, ng = grouped ? K / gs : 1, bs = c->blocksize;
+    const int gs = grouped ? qc->group_size : K, ng = nt_qgroups(K, qc->group_size), bs = c->blocksize;
     const int maxq = nt_qtraits_get(qc->bits)->maxq, ntiles = (N + GPTQ_TILE - 1) / GPTQ_TILE;
 
     float *Hinv = malloc((size_t)K * K * sizeof *Hinv);      // (K, K) permuted, damped H, then H^-1's upper factor
@@ -139,8 +139,9 @@ int nt_gptq_quantize(nt_qlinear **out_q, float *Wq, double *loss_out, const floa
         for (int r = 0; r < N; r++) {
             float buf[128];
             for (int g = 0; g < ng; g++) {
-                for (int k = 0; k < gs; k++) buf[k] = W_LIVE(r, g * gs + k);
-                nt_quant_find_params(qc, buf, (size_t)gs, 1, &scale[(size_t)g * N + r], &zero[(size_t)g * N + r]);
+                const int len = K - g * gs < gs ? K - g * gs : gs; // the reference's W[:, i:i+groupsize] slice
+                for (int k = 0; k < len; k++) buf[k] = W_LIVE(r, g * gs + k);
+                nt_quant_find_params(qc, buf, (size_t)len, 1, &scale[(size_t)g * N + r], &zero[(size_t)g * N + r]);
             }
         }
     }
@@ -179,11 +180,11 @@ int nt_gptq_quantize(nt_qlinear **out_q, float *Wq, double *loss_out, const floa
                 const int col = i1 + i;
                 if (grouped && !static_g && col % gs == 0) {
                     // Group params from W (not W1): columns updated by earlier blocks, not by this one.
-                    const int g = col / gs;
+                    const int g = col / gs, len = K - col < gs ? K - col : gs; // the last group may be shorter
                     float buf[128];
                     for (int r = r0; r < r1; r++) {
-                        for (int k = 0; k < gs; k++) buf[k] = Wt[(size_t)(col + k) * N + r];
-                        nt_quant_find_params(qc, buf, (size_t)gs, 1, &scale[(size_t)g * N + r],
+                        for (int k = 0; k < len; k++) buf[k] = Wt[(size_t)(col + k) * N + r];
+                        nt_quant_find_params(qc, buf, (size_t)len, 1, &scale[(size_t)g * N + r],
                                              &zero[(size_t)g * N + r]);
                     }
                 }

@@ -253,7 +253,7 @@ int nt_quantize_checkpoint(const char *model_path, const char *data_dir, const n
         goto done;
     }
     // calibration text needs the tokenizer
-    if (nt_method_calibrates(nt_method_find(o->method)) && nt_tokenizer_load_dir(&tok, model_path, err)) goto done;
+    if (nt_method_calibrates(nt_method_find(o->method)) && nt_tokenizer_load_model(&tok, model_path, err)) goto done;
     if (nt_quantize_model(m, tok, data_dir, o, &st, err) || nt_qcheckpoint_save(m, out_dir, err)) goto done;
     if (mq) *mq = m->quant;
     rc = 0;

@@ -67,5 +67,5 @@ extern const nt_quant_opt_def nt_quant_opt_defs[];
 // (a usage error naming the option).
 int nt_quant_opts_set(nt_quant_opts *o, const char *name, const char *value, nt_err *err);
 
-// Checks method, bits and group size against each other and the model (group size must divide every in dim).
+// Checks method, bits and group size against each other and the model.
 int nt_quant_opts_check(const nt_quant_opts *o, const nt_model *m, nt_err *err);

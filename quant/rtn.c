@@ -1,5 +1,6 @@
 // rtn.c: round-to-nearest quantization (GPTQ's "nearest" baseline, extended to groups): every output channel, or
-// every group of group_size consecutive input columns of it, gets its own quantizer parameters from its own values.
+// every group of group_size consecutive input columns of it (the last group shorter when group_size does not divide
+// the input dimension), gets its own quantizer parameters from its own values.
 // Reference code; rows are independent and run in parallel.
 #include <string.h>
 
@@ -26,11 +27,12 @@ int nt_rtn_quantize(nt_qlinear **out_q, float *Wq, const float *W, int out, int 
 #pragma omp parallel for schedule(dynamic, 16) if ((size_t)out * in >= (1u << 16))
     for (int r = 0; r < out; r++) {
         for (int g = 0; g < ng; g++) {
+            const int len = in - g * gs < gs ? in - g * gs : gs; // the last group may be shorter
             const float *x = W + (size_t)r * in + (size_t)g * gs;
             size_t pi = (size_t)g * out + r;
-            nt_quant_find_params(c, x, (size_t)gs, 1, &scale[pi], &zero[pi]);
+            nt_quant_find_params(c, x, (size_t)len, 1, &scale[pi], &zero[pi]);
             uint8_t *qc = codes + (size_t)r * in + (size_t)g * gs;
-            for (int j = 0; j < gs; j++) {
+            for (int j = 0; j < len; j++) {
                 qc[j] = nt_quant_code(x[j], scale[pi], zero[pi], maxq);
                 if (Wq) Wq[(size_t)r * in + (size_t)g * gs + j] = nt_quant_dequant(qc[j], scale[pi], zero[pi]);
             }

@@ -220,7 +220,7 @@ Test(gptq, matches_pytorch_transcription) {
         free(H);
         ncases++;
     }
-    cr_assert_eq(ncases, 13);
+    cr_assert_eq(ncases, 17, "13 cases whose groups divide K, 4 on K = 576 with groups of 128 (the last one of 64)");
     cJSON_Delete(idx);
 }
 
@@ -434,8 +434,6 @@ Test(gptq, bad_input_fails_with_a_message) {
     nt_gptq_config c = nt_gptq_config_make(4, 32, false);
     c.quant.bits = 5;
     expect_gptq_fail(W, N, K, H, &c, "unsupported bit width 5");
-    c = nt_gptq_config_make(4, 128, false);
-    expect_gptq_fail(W, N, K, H, &c, "group size 128 does not divide the input dimension 96");
     c = nt_gptq_config_make(4, 48, false);
     expect_gptq_fail(W, N, K, H, &c, "unsupported group size 48");
     c = nt_gptq_config_make(4, 32, false);

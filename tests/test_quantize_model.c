@@ -3,7 +3,7 @@
 //   width, grouped and per-channel, act-order);
 // - on every linear of the shared models GPTQ's output error tr(dW H dW^T) (= |WX - W^X|^2 / n, H from the
 //   linear's calibration inputs) is below RTN's at 2, 3 and 4 bits;
-// - unsupported bits/groups, a group that does not divide a dimension, inconsistent metadata, truncated packed
+// - unsupported bits/groups, inconsistent metadata, truncated packed
 //   data, calibration text shorter than one window: one-line errors naming the file or option.
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
@@ -33,10 +33,8 @@ static void check_roundtrip(const char *fixture, const char *method, int bits, i
     nt_err err = {0};
     nt_quant_opts o = nt_quant_opts_make(method, bits, group);
     o.act_order = act_order;
-    if (nt_quant_opts_check(&o, m, &err) != 0) { // e.g. MLP width 48 or 688 with groups of 32: per channel
-        cr_assert(strstr(err.msg, "does not divide"), "%s", err.msg);
-        o.group_size = group = -1;
-    }
+    // groups that do not divide a width (MLP 48 or 688 with groups of 32) leave a shorter last group
+    cr_assert_eq(nt_quant_opts_check(&o, m, &err), 0, "%s", err.msg);
     o.nsamples = 4; // small calibration: this checks the format, not the quality
     o.calib_seqlen = 32;
     char *data = tu_shared("datasets");
@@ -226,11 +224,6 @@ Test(quantize_model, bad_options) {
     char q[600];
     snprintf(q, sizeof(q), "%s/q", tmp);
     cr_assert(!nt_file_exists(q), "a checkpoint was written despite bad options");
-    // a group size that does not divide a dimension: the fixtures' hidden size is 32
-    char *fx = tu_source("tests/fixtures/tiny-random-llama");
-    snprintf(args, sizeof(args), "quantize --model '%s' --method rtn --group 64 --out '%s/q'", fx, tmp);
-    expect_cli_error(args, 2, "group size 64 does not divide the input dimension 32", "tiny-random-llama");
-    free(fx);
     // calibration text shorter than one window
     char small[600];
     snprintf(small, sizeof(small), "%s/small.txt", tmp);

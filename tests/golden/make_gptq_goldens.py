@@ -9,6 +9,11 @@
 #   *.f32  float32 arrays, row-major (shapes in cases.json)
 #   *.bin  one case's output: codes uint8 (out, in) | scale f32 (n_groups, out) | zero f32 (n_groups, out)
 #          | g_idx int32 (in); the dequantized W is scale[g_idx[k]][n] * (code - zero[g_idx[k]][n]) exactly
+# The groups need not divide the input dimension: the last one is then shorter (rtn_partial, input C: K = 576,
+# SmolLM2's hidden size, with groups of 128), as the reference's W[:, i:i+groupsize] slices truncate.
+# The random inputs depend on torch's generator: the committed cases A, B and the RTN set were drawn with the
+# torch of the session that first made them; rtn_partial and C with torch 2.15. A rerun with another torch draws
+# other (equally valid) inputs and rewrites every file consistently; the C tests follow cases.json.
 # Rerun (from the repository root; deterministic, needs only torch):
 #   /work/venv/bin/python tests/golden/make_gptq_goldens.py
 import json
@@ -75,7 +80,7 @@ def rtn(W, bits, group_size, sym, mse):
     gs = group_size if group_size > 0 else in_
     qz = Quantizer(bits, sym, mse)
     codes, scales, zeros = torch.zeros(out, in_), [], []
-    for g in range(in_ // gs):
+    for g in range((in_ + gs - 1) // gs):  # the last group is shorter when gs does not divide in (slices truncate)
         s, z = qz.find_params(W[:, g * gs:(g + 1) * gs])
         codes[:, g * gs:(g + 1) * gs], _ = quantize(W[:, g * gs:(g + 1) * gs], s.unsqueeze(1), z.unsqueeze(1), qz.maxq)
         scales.append(s.clone())
@@ -296,6 +301,41 @@ def main():
         name = (f"gptq_{key}_b{bits}_g{gsz if gsz > 0 else 'ch'}_{'sym' if sym else 'asym'}"
                 f"{'_act' if act else ''}{'_static' if static else ''}{'_mse' if mse else ''}"
                 f"{'_dead' if dead else ''}_bs{bsz}")
+        save_case(name + ".bin", C, S, Z, G, Q)
+        cases.append({"name": name, "input": key, "bits": bits, "group_size": gsz, "sym": sym, "act_order": act,
+                      "static_groups": static, "mse": mse, "dead": dead, "percdamp": 0.01, "blocksize": bsz,
+                      "n_groups": S.shape[0], "loss": loss, "file": name + ".bin"})
+    # Groups that do not divide the input dimension (SmolLM2's hidden size 576 with groups of 128): the last group
+    # is shorter, as the reference's W[:, i:i+groupsize] slices are. Drawn from a generator of their own, after
+    # everything above, so the earlier goldens stay byte for byte as they were.
+    gen2 = torch.Generator().manual_seed(576)
+    Wp = weights(gen2, 16, 200)
+    save("rtn_partial_w.f32", Wp)
+    pcases = []
+    for bits, gsz, sym in ((4, 32, False), (3, 64, False), (2, 128, True), (4, 128, False), (8, 64, True)):
+        name = f"rtn_partial_b{bits}_g{gsz}_{'sym' if sym else 'asym'}"
+        C, S, Z, G = rtn(Wp, bits, gsz, sym, False)
+        Q = S[G.long()].t() * (C - Z[G.long()].t())
+        save_case(name + ".bin", C, S, Z, G, Q)
+        pcases.append({"name": name, "bits": bits, "group_size": gsz, "sym": sym, "mse": False,
+                       "n_groups": S.shape[0], "file": name + ".bin"})
+    index["rtn_partial"] = {"w": "rtn_partial_w.f32", "out": 16, "in": 200, "cases": pcases}
+    Wc = weights(gen2, 48, 576)
+    hs = Hessian(576)
+    for _ in range(4):
+        hs.add_batch(correlated_x(gen2, 2, 64, 576))
+    save("gptq_C_w.f32", Wc)
+    save("gptq_C_h.f32", hs.H)
+    inputs["C"] = {"w": "gptq_C_w.f32", "h": "gptq_C_h.f32", "out": 48, "in": 576, "W": Wc, "H": hs.H}
+    for key, bits, gsz, sym, act, static, mse, dead, bsz in (
+            ("C", 4, 128, False, False, False, False, [], 128),
+            ("C", 3, 128, False, True, False, False, [], 128),
+            ("C", 4, 128, False, True, True, False, [], 128),
+            ("C", 2, 128, True, False, False, False, [], 96)):
+        C, S, Z, G, Q, loss = gptq(inputs[key]["W"], inputs[key]["H"], bits, gsz, sym, mse, act, static, 0.01, bsz)
+        name = (f"gptq_{key}_b{bits}_g{gsz}_{'sym' if sym else 'asym'}{'_act' if act else ''}"
+                f"{'_static' if static else ''}_bs{bsz}")
+        assert S.shape[0] == 5, name  # 4 groups of 128 and one of 64
         save_case(name + ".bin", C, S, Z, G, Q)
         cases.append({"name": name, "input": key, "bits": bits, "group_size": gsz, "sym": sym, "act_order": act,
                       "static_groups": static, "mse": mse, "dead": dead, "percdamp": 0.01, "blocksize": bsz,
