@@ -129,18 +129,35 @@ __device__ __forceinline__ void decode_block(const uint32_t (&w)[BITS], const zt
     }
 }
 
-// The lane's words of a block from global memory (chunks of qinterleave.h: one 16-, 8- or 4-byte load each).
+// The lane's words of pack pl's block of its tile from global memory (chunks of qinterleave.h: one 16-, 8- or
+// 4-byte load each). Indices are unsigned 32-bit, in units of the chunk's vector type, from the kernel's base
+// pointer: base[pl * stride + lane's offset], one IMAD and one IMAD.WIDE.U32 per load. lane_base(BITS, word
+// index of the tile's block in pack 0, lane) gives the offsets.
+struct lane_base {
+    uint32_t v, v1; // the first chunk (uint4 for 4 and 8 bits, uint2 for 2 and 3) and the 3-bit plane (uint32)
+};
+template <int BITS> __device__ __forceinline__ lane_base make_lane_base(uint32_t block0, int lane) {
+    lane_base b;
+    b.v = (BITS == 2 || BITS == 3 ? block0 / 2 : block0 / 4) + (uint32_t)lane;
+    b.v1 = block0 + 64u + (uint32_t)lane;
+    return b;
+}
 template <int BITS>
-__device__ __forceinline__ void load_block(uint32_t (&w)[BITS], const uint32_t *blk, int lane, uint64_t pol) {
+__device__ __forceinline__ void load_block(uint32_t (&w)[BITS], const uint32_t *qi, uint32_t pl, uint32_t pstride,
+                                           const lane_base &lb, uint64_t pol) {
     if constexpr (BITS == 2 || BITS == 3) {
-        uint2 v = ld_stream2(blk + 2 * lane, pol);
+        uint2 v = ld_stream2(reinterpret_cast<const uint32_t *>(reinterpret_cast<const uint2 *>(qi) +
+                                                                (pl * (pstride / 2) + lb.v)),
+                             pol);
         w[0] = v.x;
         w[1] = v.y;
-        if constexpr (BITS == 3) w[2] = ld_stream1(blk + 64 + lane, pol);
+        if constexpr (BITS == 3) w[2] = ld_stream1(qi + (pl * pstride + lb.v1), pol);
     } else {
 #pragma unroll
         for (int c = 0; c < BITS / 4; c++) {
-            uint4 v = ld_stream4(blk + 128 * c + 4 * lane, pol);
+            uint4 v = ld_stream4(reinterpret_cast<const uint32_t *>(reinterpret_cast<const uint4 *>(qi) +
+                                                                    (pl * (pstride / 4) + lb.v + 32u * c)),
+                                 pol);
             w[4 * c] = v.x;
             w[4 * c + 1] = v.y;
             w[4 * c + 2] = v.z;
@@ -170,16 +187,16 @@ template <int BITS> __device__ __forceinline__ void lds_block(uint32_t (&w)[BITS
 
 // ------------------------------------------------------------------------------------------------ stripes
 // Units 0..U-1 (channel-major: unit = tile_of_units * per_tile + k unit) cut into gridDim.x contiguous ranges;
-// a block's partial segments write slot 2b (its first segment) or 2b + 1 (its last).
+// a block's partial segments write slot 2b (its first segment) or 2b + 1 (its last). Unsigned 32-bit arithmetic
+// (64-bit division is a register-hungry subroutine): the host guarantees U * (B + 1) < 2^32 (stripe_blocks).
 struct stripe {
-    long long U;
-    int B, per_tile;
+    uint32_t U, B, per_tile;
 };
 // The first unit of block b (and one past the last of block b - 1).
-__device__ __forceinline__ long long stripe_lo(const stripe &S, int b) { return S.U * b / S.B; }
+__device__ __forceinline__ uint32_t stripe_lo(const stripe &S, uint32_t b) { return S.U * b / S.B; }
 // The block whose range holds unit u: the largest b with stripe_lo(b) <= u.
-__device__ __forceinline__ int stripe_block(const stripe &S, long long u) {
-    return (int)(((u + 1) * S.B + S.U - 1) / S.U) - 1;
+__device__ __forceinline__ uint32_t stripe_block(const stripe &S, uint32_t u) {
+    return ((u + 1) * S.B + S.U - 1) / S.U - 1;
 }
 
 // The last-arriving reduction of a tile shared by several blocks: called by every thread of the block after
@@ -199,13 +216,16 @@ __device__ __forceinline__ bool arrive_last(int *counter, int n_contrib, int *fl
 }
 
 // The slot in which block b keeps its partial sums of tile `tile`.
-__device__ __forceinline__ int slot_of(const stripe &S, int b, int tile) {
-    return 2 * b + (stripe_lo(S, b) >= (long long)tile * S.per_tile ? 0 : 1);
+__device__ __forceinline__ int slot_of(const stripe &S, uint32_t b, uint32_t tile) {
+    return 2 * (int)b + (stripe_lo(S, b) >= tile * S.per_tile ? 0 : 1);
 }
 
 // ------------------------------------------------------------------------------------------------- GEMV
 #define GEMV_THREADS 128 // 4 warps: a 128-channel block
 #define GEMV_XPACKS 512  // MP x packs of X staged at once (32 KB of fp16)
+// Blocks per SM the registers must allow: 3 (<= 168 registers a thread), 2 for 8 bits (its 4-pack ring is 32
+// registers; its packs are twice the 4-bit ones, so bytes in flight per SM stay as large).
+#define GEMV_MIN_BLOCKS(bits) ((bits) == 8 ? 2 : 3)
 
 struct gemv_args {
     const uint32_t *qi;       // (npacks, tiles, 32*bits)
@@ -221,7 +241,7 @@ struct gemv_args {
 };
 
 template <int BITS, int MP, int SPP>
-__global__ void __launch_bounds__(GEMV_THREADS, 4) qgemv_kernel(const gemv_args a) {
+__global__ void __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS(BITS)) qgemv_kernel(const gemv_args a) {
     constexpr int XCP = GEMV_XPACKS / MP;  // packs per X chunk (a multiple of 4)
     constexpr int XROW = XCP * 32 + 32;    // halves per staged row: + 64 bytes, so the 8 rows of a warp's
                                            // 16-byte loads fall in different banks
@@ -231,17 +251,20 @@ __global__ void __launch_bounds__(GEMV_THREADS, 4) qgemv_kernel(const gemv_args 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const uint64_t pol = l2_evict_first();
     const int nq = (a.npacks + 3) / 4;
-    const stripe S = {(long long)a.ncb * nq, (int)gridDim.x, nq};
-    const long long lo = stripe_lo(S, blockIdx.x), hi = stripe_lo(S, blockIdx.x + 1);
-    const size_t pstride = (size_t)a.tiles * 32 * BITS; // words from one pack's block to the next
+    const stripe S = {(uint32_t)a.ncb * nq, gridDim.x, (uint32_t)nq};
+    const uint32_t lo = stripe_lo(S, blockIdx.x), hi = stripe_lo(S, blockIdx.x + 1);
+    // words from one pack's block of a tile to the next: a multiple of 64 (< 2^31: qi is < 8 GB)
+    const uint32_t pstride = (uint32_t)a.tiles * 32 * BITS;
 
-    for (long long u = lo; u < hi;) {
+    for (uint32_t u = lo; u < hi;) {
         const int cb = (int)(u / nq);
-        const long long tile_lo = (long long)cb * nq, tile_hi = tile_lo + nq, se = hi < tile_hi ? hi : tile_hi;
+        const uint32_t tile_lo = (uint32_t)cb * nq, tile_hi = tile_lo + nq, se = hi < tile_hi ? hi : tile_hi;
         const int p0 = (int)(u - tile_lo) * 4, p1 = min((int)(se - tile_lo) * 4, a.npacks);
         const int tile = cb * 4 + warp;
         const bool active = tile < a.tiles;
-        const uint32_t *qt = a.qi + (size_t)tile * 32 * BITS;
+        const lane_base lb = make_lane_base<BITS>((uint32_t)(active ? tile : 0) * 32 * BITS, lane);
+        const uint32_t mt = (uint32_t)(active ? tile : 0) * 8 + g;       // the lane's entry in group 0
+        const uint32_t gstride = (uint32_t)a.tiles * 8;                   // entries from one group to the next
 
         float acc[2][4];
 #pragma unroll
@@ -249,40 +272,42 @@ __global__ void __launch_bounds__(GEMV_THREADS, 4) qgemv_kernel(const gemv_args 
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[nt][r] = 0.0f;
 
-        // The ring: words of packs p .. p+3 and the scale/zero entries of their steps.
+        // The ring: words of packs p .. p+3 and the scale/zero entries of their steps. A refill reads pack p + 4;
+        // in the segment's last quad that can be past its end, and the index is clamped to the last pack there (a
+        // redundant load whose value is never used): no predicate, no branch.
         uint32_t ring[4][BITS], mring[NSTEP][3];
-        auto load_pack = [&](uint32_t (&w)[BITS], int p) {
-            if (active && p < p1) load_block<BITS>(w, qt + p * pstride, lane, pol);
+        auto load_pack = [&](uint32_t (&w)[BITS], int pn) { load_block<BITS>(w, a.qi, (uint32_t)pn, pstride, lb, pol); };
+        auto load_meta = [&](uint32_t (&m)[3], int group) {
+            const uint32_t e = (uint32_t)group * gstride + mt;
+            const uint2 sv = __ldg(reinterpret_cast<const uint2 *>(a.qs) + e); // the lane's 4 channels
+            m[0] = sv.x;
+            m[1] = sv.y;
+            m[2] = __ldg(a.qz + e);
         };
-        auto load_meta = [&](uint32_t (&m)[3], int p) {
-            if (active && p < p1) {
-                const size_t e = ((size_t)__ldg(a.pack_group + p) * a.tiles + tile) * 8 + g; // 4 channels
-                uint2 s = __ldg(reinterpret_cast<const uint2 *>(a.qs) + e);
-                m[0] = s.x;
-                m[1] = s.y;
-                m[2] = __ldg(a.qz + e);
-            }
-        };
+        if (active)
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            load_pack(ring[i], p0 + i);
-            if (i % SPP == 0) load_meta(mring[i / SPP], p0 + i);
-        }
+            for (int i = 0; i < 4; i++) {
+                const int pn = min(p0 + i, p1 - 1);
+                load_pack(ring[i], pn);
+                if (i % SPP == 0) load_meta(mring[i / SPP], __ldg(a.pack_group + pn));
+            }
 
-        // One pack from ring slot i: decode, four MMAs into the step's accumulators, refill the slot.
+        // One pack from ring slot i: decode, four MMAs into the step's accumulators, refill the slot with pack pn
+        // (whose group is *pg). Accumulator elements r = 0..3 of a half are rows (channels) g, g+8 x columns (rows
+        // of X) 2t, 2t+1; with MP = 1 the odd columns are never stored, so they are not scaled either.
         float cs[2][4];
         zterms T;
         uint32_t sc0 = 0, sc1 = 0;
-        auto do_pack = [&](int i, int p, const __half *xp, bool step_end) {
-            if (i % SPP == 0) { // step start: this step's zero terms and scales, then its slot is refilled
+        auto do_pack = [&](int i, const __half *xp, bool step_end, int pn, const int32_t *pg) {
+            if (i % SPP == 0) { // step start: this step's zero terms and scales
                 make_terms<BITS>(mring[i / SPP][2], T);
                 sc0 = mring[i / SPP][0];
                 sc1 = mring[i / SPP][1];
-                load_meta(mring[i / SPP], p + 4);
+                if (SPP > 1) load_meta(mring[i / SPP], __ldg(pg)); // refilled at once: needed 4 packs on
             }
             uint32_t fr[4][4];
             decode_block<BITS>(ring[i], T, fr);
-            load_pack(ring[i], p + 4);
+            load_pack(ring[i], pn);
             const uint4 xv = *reinterpret_cast<const uint4 *>(xp); // B fragments of both k16 halves
 #pragma unroll
             for (int nt = 0; nt < 2; nt++) {
@@ -295,7 +320,17 @@ __global__ void __launch_bounds__(GEMV_THREADS, 4) qgemv_kernel(const gemv_args 
 #pragma unroll
                 for (int nt = 0; nt < 2; nt++)
 #pragma unroll
-                    for (int r = 0; r < 4; r++) acc[nt][r] = fmaf(s[2 * nt + (r >> 1)], cs[nt][r], acc[nt][r]);
+                    for (int r = 0; r < 4; r++)
+                        if (MP > 1 || (r & 1) == 0) acc[nt][r] = fmaf(s[2 * nt + (r >> 1)], cs[nt][r], acc[nt][r]);
+            }
+            if (SPP == 1) load_meta(mring[i], __ldg(pg)); // one-pack steps: refilled after their last use
+        };
+        // A quad at p with refills clamped to the segment (its last quad) or not (every other).
+        auto quad_clamped = [&](int p, const __half *xp) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int pn = min(p + 4 + i, p1 - 1);
+                do_pack(i, xp + 32 * i, i % SPP == SPP - 1, pn, a.pack_group + pn);
             }
         };
 
@@ -320,17 +355,25 @@ __global__ void __launch_bounds__(GEMV_THREADS, 4) qgemv_kernel(const gemv_args 
             }
             __syncthreads();
             if (!active) continue;
-            const __half *xrow = xs + (g % MP) * XROW + t * 8;
+            const __half *xp = xs + (g % MP) * XROW + t * 8; // the lane's B fragments of pack c0
             int p = c0;
+            const int cfast = min(c1, p1 - 4); // quads starting before cfast - 3 refill inside the segment
+            const int32_t *pg = a.pack_group + c0 + 4; // the refills' groups
 #pragma unroll 1
-            for (; p + 4 <= c1; p += 4) { // the hot loop: 4 packs, no branch
+            for (; p + 4 <= cfast; p += 4, xp += 128, pg += 4) { // the hot loop: 4 packs, no branch, no clamp
 #pragma unroll
-                for (int i = 0; i < 4; i++) do_pack(i, p + i, xrow + (p + i - c0) * 32, i % SPP == SPP - 1);
+                for (int i = 0; i < 4; i++) do_pack(i, xp + 32 * i, i % SPP == SPP - 1, p + 4 + i, pg + i);
+            }
+            if (p + 4 <= c1) { // the segment's last full quad: refills clamped
+                quad_clamped(p, xp);
+                p += 4;
+                xp += 128;
             }
             const int rem = c1 - p; // only at the end of K (chunks hold whole quads): the same, step closed last
-            if (rem > 0) do_pack(0, p, xrow + (p - c0) * 32, SPP == 1 || rem == 1);
-            if (rem > 1) do_pack(1, p + 1, xrow + (p + 1 - c0) * 32, SPP == 1 || rem == 2 || SPP == 2);
-            if (rem > 2) do_pack(2, p + 2, xrow + (p + 2 - c0) * 32, true);
+            const int pn = p1 - 1;  // (refills past the end: never used)
+            if (rem > 0) do_pack(0, xp, SPP == 1 || rem == 1, pn, a.pack_group + pn);
+            if (rem > 1) do_pack(1, xp + 32, SPP == 1 || rem == 2 || SPP == 2, pn, a.pack_group + pn);
+            if (rem > 2) do_pack(2, xp + 64, true, pn, a.pack_group + pn);
         }
 
         // acc[nt][r]: channel 32 tile + 16 nt + g + 8 (r >> 1), row m = 2t + (r & 1)
@@ -353,13 +396,13 @@ __global__ void __launch_bounds__(GEMV_THREADS, 4) qgemv_kernel(const gemv_args 
                         const int c = warp * 32 + nt * 16 + g + 8 * (r >> 1), m = 2 * t + (r & 1);
                         if (m < MP) a.partial[((size_t)slot * MP + m) * 128 + c] = acc[nt][r];
                     }
-            const int bf = stripe_block(S, tile_lo), bl = stripe_block(S, tile_hi - 1);
-            if (arrive_last(a.counters + cb, bl - bf + 1, &last_flag)) {
+            const uint32_t bf = stripe_block(S, tile_lo), bl = stripe_block(S, tile_hi - 1);
+            if (arrive_last(a.counters + cb, (int)(bl - bf + 1), &last_flag)) {
                 for (int i = threadIdx.x; i < a.M * 128; i += GEMV_THREADS) {
                     const int m = i >> 7, c = i & 127, n = cb * 128 + c;
                     if (n >= a.N) continue;
                     float sum = 0.0f;
-                    for (int b = bf; b <= bl; b++)
+                    for (uint32_t b = bf; b <= bl; b++)
                         sum += ld_cg(a.partial + ((size_t)slot_of(S, b, cb) * MP + m) * 128 + c);
                     a.Y[(size_t)m * a.N + n] = __float2half_rn(sum);
                 }
@@ -400,42 +443,74 @@ __global__ void __launch_bounds__(MMA_THREADS) qgemm_mma_kernel(const mma_args a
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const uint64_t pol = l2_evict_first();
     const int ks = (a.npacks + 1) / 2; // stages of 2 packs per tile
-    const stripe S = {(long long)a.rtiles * a.ncb * ks, (int)gridDim.x, ks};
-    const long long lo = stripe_lo(S, blockIdx.x), hi = stripe_lo(S, blockIdx.x + 1);
+    const stripe S = {(uint32_t)a.rtiles * a.ncb * ks, gridDim.x, (uint32_t)ks};
+    const uint32_t lo = stripe_lo(S, blockIdx.x), hi = stripe_lo(S, blockIdx.x + 1);
 
-    for (long long u = lo; u < hi;) {
+    for (uint32_t u = lo; u < hi;) {
         const int T = (int)(u / ks), rt = T / a.ncb, cb = T - rt * a.ncb;
-        const long long tile_lo = (long long)T * ks, tile_hi = tile_lo + ks, se = hi < tile_hi ? hi : tile_hi;
+        const uint32_t tile_lo = (uint32_t)T * ks, tile_hi = tile_lo + ks, se = hi < tile_hi ? hi : tile_hi;
         const int s0 = (int)(u - tile_lo), s1 = (int)(se - tile_lo);
         const int tile = cb * 4 + warp, row0 = rt * ROWS;
         const bool active = tile < a.tiles;
 
+        // Every thread's share of a stage's 16-byte copies, in compile-time trip counts (no loop in the hot loop),
+        // as unsigned 32-bit element offsets from the kernel's base pointers (one IMAD.WIDE.U32 an address: X has
+        // < 2^31 halves, qi < 2^31 words) computed once per segment; a stage s adds s * (its stride).
+        constexpr int NA = ROWS * 8, NB = 2 * 32 * BITS, NS = 2 * 24;
+        constexpr int JA = (NA + MMA_THREADS - 1) / MMA_THREADS, JB = (NB + MMA_THREADS - 1) / MMA_THREADS;
+        uint32_t a_off[JA];
+        int a_k[JA];
+        bool a_ok[JA];
+#pragma unroll
+        for (int j = 0; j < JA; j++) { // rows x 8 chunks of 8 halves
+            const int i = tid + j * MMA_THREADS, r = (i >> 3) % ROWS, ch = i & 7, row = row0 + r;
+            a_ok[j] = (NA % MMA_THREADS == 0 || i < NA) && row < a.M;
+            a_off[j] = (uint32_t)(a_ok[j] ? row : 0) * (uint32_t)a.ldx + ch * 8;
+            a_k[j] = ch * 8;
+        }
+        uint32_t b_off[JB];
+        int b_pi[JB];
+        bool b_ok[JB];
+#pragma unroll
+        for (int j = 0; j < JB; j++) { // 2 packs x 4 tiles x 128*BITS bytes
+            const int i = tid + j * MMA_THREADS, pi = (i / (32 * BITS)) & 1, c = i % (32 * BITS), tl = c / (8 * BITS);
+            b_ok[j] = (NB % MMA_THREADS == 0 || i < NB) && cb * 4 + tl < a.tiles;
+            b_pi[j] = pi;
+            b_off[j] = ((uint32_t)pi * a.tiles + cb * 4) * 32 * BITS + 4 * c;
+        }
+        const uint32_t b_stride = 2u * a.tiles * 32 * BITS; // words from one stage's 2 packs to the next
+        // scales and zeros: per pack 16 chunks of scales, 8 of zeros (threads 0..47)
+        const int s_pi = tid / 24, s_c = tid % 24, s_tl = s_c < 16 ? s_c / 4 : (s_c - 16) / 2;
+        const bool s_ok = tid < NS && cb * 4 + s_tl < a.tiles, s_sc = s_c < 16;
+        const int s_dst = s_sc ? s_pi * 64 + 4 * s_c : 128 + s_pi * 32 + 4 * (s_c - 16);
+        const uint32_t s_off = s_sc ? (uint32_t)cb * 64 + 4 * s_c : (uint32_t)cb * 32 + 4 * (s_c - 16);
+        const uint32_t s_gstride = s_sc ? (uint32_t)a.tiles * 16 : (uint32_t)a.tiles * 8; // words per group
+        const uint32_t *s_base = s_sc ? a.qs : a.qz;
         auto load_stage = [&](int s, int slot) {
             char *st = smem + (size_t)slot * SB;
             __half *As = reinterpret_cast<__half *>(st);
-            for (int i = tid; i < ROWS * 8; i += MMA_THREADS) { // rows x 8 chunks of 8 halves
-                const int r = i >> 3, ch = i & 7, row = row0 + r, k = s * 64 + ch * 8;
-                const bool ok = row < a.M && k < a.kvalid; // kvalid % 8 == 0: a chunk is wholly in or out
-                cp_async16(As + r * MMA_AROW + ch * 8, ok ? (const void *)(a.X + (size_t)row * a.ldx + k) : a.X,
-                           ok ? 16 : 0);
+#pragma unroll
+            for (int j = 0; j < JA; j++) {
+                const int i = tid + j * MMA_THREADS, r = (i >> 3) % ROWS, ch = i & 7;
+                const bool ok = a_ok[j] && s * 64 + a_k[j] < a.kvalid; // kvalid % 8 == 0: wholly in or out
+                if (NA % MMA_THREADS == 0 || i < NA)
+                    cp_async16(As + r * MMA_AROW + ch * 8, a.X + (ok ? a_off[j] + (uint32_t)s * 64u : 0u), ok ? 16 : 0);
             }
             uint32_t *Bs = reinterpret_cast<uint32_t *>(st + A_BYTES);
-            for (int i = tid; i < 2 * 32 * BITS; i += MMA_THREADS) { // 2 packs x 4 tiles x 128*BITS bytes
-                const int pi = i / (32 * BITS), c = i - pi * 32 * BITS, tl = c / (8 * BITS), p = 2 * s + pi;
-                const bool ok = p < a.npacks && cb * 4 + tl < a.tiles;
-                const uint32_t *src = a.qi + ((size_t)p * a.tiles + cb * 4) * 32 * BITS + 4 * c;
-                cp_async16_hint(Bs + pi * 128 * BITS + 4 * c, ok ? (const void *)src : a.qi, ok ? 16 : 0, pol);
+#pragma unroll
+            for (int j = 0; j < JB; j++) {
+                const int i = tid + j * MMA_THREADS, pi = (i / (32 * BITS)) & 1, c = i % (32 * BITS);
+                const bool ok = b_ok[j] && 2 * s + b_pi[j] < a.npacks;
+                if (NB % MMA_THREADS == 0 || i < NB)
+                    cp_async16_hint(Bs + pi * 128 * BITS + 4 * c, a.qi + (ok ? b_off[j] + (uint32_t)s * b_stride : 0u),
+                                    ok ? 16 : 0, pol);
             }
             uint32_t *Ss = reinterpret_cast<uint32_t *>(st + A_BYTES + B_BYTES);
-            for (int i = tid; i < 2 * 24; i += MMA_THREADS) { // per pack: 16 chunks of scales, 8 of zeros
-                const int pi = i / 24, c = i - pi * 24, p = 2 * s + pi;
-                const bool sc = c < 16;
-                const int tl = sc ? c / 4 : (c - 16) / 2;
-                const bool ok = p < a.npacks && cb * 4 + tl < a.tiles;
-                const size_t e0 = ((size_t)(ok ? __ldg(a.pack_group + p) : 0) * a.tiles + cb * 4) * 32; // entries
-                const uint32_t *src = sc ? a.qs + e0 / 2 + 4 * c : a.qz + e0 / 4 + 4 * (c - 16);
-                uint32_t *dst = sc ? Ss + pi * 64 + 4 * c : Ss + 128 + pi * 32 + 4 * (c - 16);
-                cp_async16(dst, ok ? (const void *)src : a.qs, ok ? 16 : 0);
+            if (tid < NS) {
+                const int p = 2 * s + s_pi;
+                const bool ok = s_ok && p < a.npacks;
+                const uint32_t o = ok ? (uint32_t)__ldg(a.pack_group + p) * s_gstride + s_off : 0u;
+                cp_async16(Ss + s_dst, s_base + o, ok ? 16 : 0);
             }
         };
 
@@ -523,13 +598,14 @@ __global__ void __launch_bounds__(MMA_THREADS) qgemm_mma_kernel(const mma_args a
                             const int r = mt * 16 + g + 8 * (e >> 1), c = warp * 32 + j * 8 + 2 * t + (e & 1);
                             a.partial[((size_t)slot * ROWS + r) * 128 + c] = acc[mt][j][e];
                         }
-            const int bf = stripe_block(S, tile_lo), bl = stripe_block(S, tile_hi - 1);
-            if (arrive_last(a.counters + T, bl - bf + 1, &last_flag)) {
+            const uint32_t bf = stripe_block(S, tile_lo), bl = stripe_block(S, tile_hi - 1);
+            if (arrive_last(a.counters + T, (int)(bl - bf + 1), &last_flag)) {
                 for (int i = tid; i < ROWS * 128; i += MMA_THREADS) {
                     const int r = i >> 7, c = i & 127, m = row0 + r, n = cb * 128 + c;
                     if (m >= a.M || n >= a.N) continue;
                     float sum = 0.0f;
-                    for (int b = bf; b <= bl; b++) sum += ld_cg(a.partial + ((size_t)slot_of(S, b, T) * ROWS + r) * 128 + c);
+                    for (uint32_t b = bf; b <= bl; b++)
+                        sum += ld_cg(a.partial + ((size_t)slot_of(S, b, T) * ROWS + r) * 128 + c);
                     a.Y[(size_t)m * a.N + n] = __float2half_rn(sum);
                 }
             }
@@ -707,10 +783,14 @@ static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-// Blocks of a striped launch: enough for `per_sm` per SM, never more than there are units.
+// Blocks of a striped launch: enough for `per_sm` per SM, never more than there are units, and few enough that
+// the kernels' 32-bit stripe arithmetic cannot overflow (units * (blocks + 1) < 2^32); 0 when units alone are too
+// many (a layer of more than ~2^31 weights per 128 channels: refused).
 static int stripe_blocks(long long units, int sms, int per_sm) {
     long long b = (long long)sms * per_sm;
-    return (int)(units < b ? units : b);
+    if (b > units) b = units;
+    while (b > 1 && units * (b + 1) >= (1ll << 32)) b /= 2;
+    return units * (b + 1) < (1ll << 32) ? (int)b : 0;
 }
 
 template <int BITS, int MP, int SPP> static void launch_gemv_3(dim3 grid, const gemv_args &a, cudaStream_t st) {
@@ -795,7 +875,8 @@ int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *Xh, u
 
     if (kernel == NT_QKERNEL_GEMV) {
         const int mp = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8, nq = ceil_div(w->npacks, 4);
-        const int B = stripe_blocks((long long)ncb * nq, sms, 4);
+        const int B = stripe_blocks((long long)ncb * nq, sms, GEMV_MIN_BLOCKS(w->bits));
+        if (B < 1) return nt_fail(err, "qgemm: a %d x %d linear is too large for the GEMV's stripes", w->N, w->K);
         if (nt_gpu_ws_reserve(ctx, (size_t)2 * B * mp * 128 * sizeof(float), err) ||
             nt_gpu_counters_reserve(ctx, (size_t)ncb, err))
             return -1;
@@ -814,6 +895,7 @@ int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *Xh, u
     if (kernel == NT_QKERNEL_MMA) {
         const int mt = M <= 16 ? 1 : M <= 32 ? 2 : M <= 48 ? 3 : 4, rows = mt * 16, rtiles = ceil_div(M, rows);
         const int ks = ceil_div(w->npacks, 2), B = stripe_blocks((long long)rtiles * ncb * ks, sms, 2);
+        if (B < 1) return nt_fail(err, "qgemm: %d rows of a %d x %d linear are too many for the MMA stripes", M, w->N, w->K);
         const size_t part = align256((size_t)2 * B * rows * 128 * sizeof(float));
         const size_t xg = align256((size_t)M * w->Kp * sizeof(__half));
         if (nt_gpu_ws_reserve(ctx, part + xg, err) || nt_gpu_counters_reserve(ctx, (size_t)rtiles * ncb, err))
