@@ -572,6 +572,48 @@ Test(gpu, auto_on_a_llama_shape, .timeout = 900) {
     nt_gpu_ctx_free(&ctx);
 }
 
+// Each path once on two small shapes (K % 32 != 0 per channel; act-order with groups of 64): what the GPU session
+// runs under compute-sanitizer (racecheck, memcheck, synccheck), where the full sweeps would take too long.
+Test(gpu, smoke_each_path, .timeout = 600) {
+    nt_gpu_ctx *ctx = tu_need_gpu();
+    nt_err err = {{0}};
+    const shape shapes[] = {{688, -1, 200, false, ORDER_NONE}, {1024, 64, 136, true, ORDER_ACT}};
+    const struct {
+        nt_qkernel k;
+        int M;
+    } runs[] = {{NT_QKERNEL_GEMV, 1}, {NT_QKERNEL_GEMV, 5}, {NT_QKERNEL_MMA, 24}, {NT_QKERNEL_MMA, 130},
+                {NT_QKERNEL_DENSE, 3}};
+    for (int s = 0; s < 2; s++) {
+        const shape *sh = &shapes[s];
+        nt_qlinear *q = make_q(sh->N, sh->K, 4, sh->gs, sh->sym, sh->order);
+        uint16_t *X = make_x(130, sh->K);
+        float *R = malloc((size_t)130 * sh->N * sizeof *R), *Y = malloc((size_t)130 * sh->N * sizeof *Y);
+        nt_gpu_qlinear *dw = upload_q(q);
+        void *dX = NULL, *dY = NULL;
+        cr_assert(nt_gpu_malloc(&dX, (size_t)130 * sh->K * 2, &err) == 0 && nt_gpu_malloc(&dY, (size_t)130 * sh->N * 2, &err) == 0);
+        cr_assert(nt_gpu_upload(dX, X, (size_t)130 * sh->K * 2, &err) == 0, "%s", err.msg);
+        for (int f16 = 0; f16 < 2; f16++) {
+            nt_ref_qgemm(q, X, 130, f16, R);
+            for (int i = 0; i < 5; i++) {
+                if ((runs[i].k != NT_QKERNEL_GEMV) != f16) continue;
+                run_qgemm(ctx, dw, dX, dY, runs[i].M, sh->N, runs[i].k, Y);
+                char what[96];
+                snprintf(what, sizeof what, "smoke %s M %d N %d K %d", nt_qkernel_name(runs[i].k), runs[i].M, sh->N,
+                         sh->K);
+                validate_result(what, Y, R, runs[i].M, sh->N, budget_for(4));
+            }
+        }
+        nt_gpu_free(&dX);
+        nt_gpu_free(&dY);
+        nt_gpu_qlinear_free(&dw);
+        free(R);
+        free(Y);
+        free(X);
+        nt_qlinear_free(&q);
+    }
+    nt_gpu_ctx_free(&ctx);
+}
+
 Test(gpu, gemv_refuses_more_than_8_rows) {
     nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
@@ -664,9 +706,9 @@ Test(gpu, cublaslt_matches_cpu_gemm, .timeout = 600) {
 // to 12,288 failed on a device before the static part was counted). Device only: 12,000 blocks of 256 threads
 // are hours on the emulator. Rows checked against a double-precision softmax attention.
 Test(gpu, attention_past_48k_of_shared_memory, .timeout = 600) {
-#ifdef NT_CUDA_EMU
-    cr_skip_test("12,000 blocks of 256 fibers: device only");
-#endif
+#if defined(NT_CUDA_EMU) || !defined(NT_HAVE_CUDA)
+    cr_skip_test("device only (on the emulator 12,000 blocks of 256 fibers; without CUDA no forward ops)");
+#else
     nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {{0}};
     const int n = 12000, hd = 64;
@@ -712,6 +754,7 @@ Test(gpu, attention_past_48k_of_shared_memory, .timeout = 600) {
     free(v);
     free(o);
     nt_gpu_ctx_free(&ctx);
+#endif
 }
 
 // ------------------------------------------------------------------------------------------------- timing
