@@ -1,25 +1,33 @@
 // gpu.h: the CUDA side of normtweak: fp16-activation x packed-weight matrix products on the device (a GEMV kernel
-// for M <= 8 and a tensor-core kernel for larger M), the dense cuBLASLt fp16 baseline, device memory and timing
-// helpers, and the load-time layout the kernels read. C API, usable from C and from the .cu files.
+// for M <= 8, a Marlin-style tensor-core kernel up to 511 rows, dequantization + cuBLASLt from 512), the dense
+// cuBLASLt fp16 baseline, device memory and timing helpers, and the load-time layout the kernels read. C API,
+// usable from C and from the .cu files.
 //
-// Implementations: kernels/gpu.cu (device, context, memory, timing), kernels/qgemm.cu (the quantized kernels),
-// kernels/cublaslt.cu (the dense baseline), kernels/forward.cu + gpu_forward.c (the model's forward pass);
+// Implementations: kernels/gpu.cu (device, context, memory, timing, the copy kernel), kernels/qgemm.cu (the
+// quantized kernels; its header comment is their design), kernels/cublaslt.cu (the dense baseline),
+// kernels/forward.cu + gpu_forward.c (the model's forward pass), kernels/gpu_clock.c (NVML clocks, dlopen);
 // kernels/gpu_none.c replaces them in a build without nvcc, where every call fails with "normtweak built without
-// CUDA". kernels/kernels_ref.c holds the scalar CPU references and the load-time layout (plain C, built in both
-// cases). The tests also build every .cu file for kernels/cuda_emu.h, a CPU emulator, under nt_emu_* names.
+// CUDA". kernels/kernels_ref.c holds the scalar CPU references, the kernel choice and the load-time layout
+// (plain C, built in both cases). The tests also build every .cu file for kernels/cuda_emu.h, a CPU emulator,
+// under nt_emu_* names.
 //
-// The interchange format is quant.h's nt_qlinear, read as it is. At upload the layout step
-// (nt_qgemm_layout_make) may reorder the K dimension once, so that every 32-value pack of K lies in one group:
-//   - g_idx trivial (k / group_size, or all 0 per channel; also act-order with static groups): nothing moves;
-//     the qweight is uploaded as is, and the kernels read X columns directly.
+// The interchange format is quant.h's nt_qlinear. At upload the layout step (nt_qgemm_layout_make) orders K once
+// so that every 32-value pack of K lies in one group, then puts the codes in quant/qinterleave.h's tensor-core
+// order and the scales and zero points in its per-lane order:
+//   - g_idx trivial (k / group_size, or all 0 per channel; also act-order with static groups): K stays as it is
+//     and the kernels read X columns directly.
 //   - otherwise (act-order: g_idx[perm[j]] = j / group_size, or any valid g_idx): K columns are sorted by group
-//     (stable), each group padded with zero-activation columns to a multiple of 32, qweight repacked in that
-//     order (same packed format, columns reordered), and kmap[k'] gives the original column of each kernel
-//     column k' (-1 for padding). The kernels gather X by kmap (GEMV: while staging X in shared memory; MMA: one
-//     gather pass into a scratch copy of X). So act-order costs a gather of X, never a per-k scale lookup.
-// Dequantization is quant.h's W[n][k] = scale_fp16[g][n] * (q - zero) in fp32 (zero = zeros[g][n], or 2^(bits-1)
-// when symmetric); the GEMV kernel keeps it in fp32, the tensor-core kernel rounds it to fp16 for the MMA
-// (nt_ref_qgemm's w_f16 flag reproduces that rounding). Both accumulate in fp32 and write fp16 Y.
+//     (stable), each group padded with zero-activation columns to a multiple of 32, and kmap[k'] gives the
+//     original column of each kernel column k' (-1 for padding). The kernels gather X by kmap (GEMV: while
+//     staging X in shared memory; MMA and dense: one gather pass into a scratch copy of X). So act-order costs a
+//     gather of X, never a per-k scale lookup.
+// The layout also records the scale step: the largest of 4, 2, 1 packs at whose multiples every change of group
+// falls (4 for group 128 and per channel, 2 for 64, 1 for 32 or arbitrary g_idx), which the GEMV kernel is
+// instantiated for.
+// Dequantization is quant.h's W[n][k] = scale_fp16[g][n] * (q - zero) (zero = zeros[g][n], or 2^(bits-1) when
+// symmetric): the GEMV kernel multiplies the exact q - zero on the tensor cores and scales in fp32 (as fp32
+// weights would); the MMA kernel and the dense path feed fp16(scale * (q - zero)) to the tensor cores
+// (nt_ref_qgemm's w_f16 flag reproduces that rounding). All accumulate in fp32 and write fp16 Y.
 #pragma once
 #ifdef NT_CUDA_EMU
 #include "gpu_emu_names.h"

@@ -39,9 +39,15 @@
 // cuBLASLt, whose cost the benchmark measures like every other path.
 //
 // Status: built for sm_80 and sm_90 and checked on the CPU emulator (test_kernels_emu: every bit width, M from 1
-// to past 512, awkward shapes, act-order, a shorter last group); its static issue budget comes from the SASS
-// (benchmarks/sass_budget.sh, results/sass_budget.csv). Not yet run on a GPU: nothing here about speed is
-// measured.
+// to past 512, awkward shapes, act-order, a shorter last group, seeded block orders); not yet run on a GPU, so
+// nothing here about speed is measured. The static budget from the SASS (benchmarks/sass_budget.sh, nvcc 13,
+// sm_90; results/sass_budget.csv): GEMV hot loop 1.6-1.7 instructions per weight at group 128 (2.4 for 3 bits),
+// 2.1-2.3 at group 32 (3.0 for 3 bits), against budgets of 2.3 / 3.4 / 4.5 / 9.1; MMA 5.6-6.7 instructions per
+// HMMA at 64-row tiles, 16-21 at 16-row tiles (4.2-5.1 per weight: there one B fragment feeds one HMMA, so the
+// decode dominates; the GEMV's orientation with two n8 column tiles would serve M <= 16 better); no kernel
+// spills. Open questions only a device answers: whether 4 packs in flight per warp at 12 warps per SM hide DRAM
+// latency for 2 and 3 bits (their packs are small: ~12-18 KB in flight per SM), and the tensor cores'
+// accumulation order against the emulator's.
 #include <string.h>
 
 #include "gpu_common.cuh"
