@@ -17,7 +17,9 @@
 #   2. The hot loop is, among the innermost loops (no other backward branch inside), the one holding the most
 #      HMMA instructions (ties: the shortest). The kernels write it as a fully unrolled body (the GEMV: 4 packs;
 #      the MMA kernel: one pipeline stage of 2 packs); the `branches` column counts the other branches inside it
-#      (0: straight-line, every instruction issued every iteration).
+#      (0: straight-line, every instruction issued every iteration: every GEMV). The MMA kernel's 3-4 are the
+#      stage-refill guard (skipped in a segment's last 3 stages), the idle-warp skip and the scale/zero copies of
+#      threads 0-47: counting their bodies as issued every iteration makes its figure an upper bound.
 #   3. loop_instructions = (branch - target) / 16 + 1: every instruction of the body, predicated or not, is
 #      issued once per iteration.
 #   4. Weights per thread per iteration come from the HMMA count: the GEMV feeds the weights as the A operand
