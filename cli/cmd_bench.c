@@ -1,14 +1,21 @@
 // cmd_bench.c: `normtweak bench kernels`: the quantized matrix-product kernels of kernels/ against the dense
-// cuBLASLt fp16 GEMM on real layer shapes (LLaMA-7B/13B/70B, OPT-66B, BLOOM-176B) x bits x group size x M, as a
-// table on stdout and a CSV for `normtweak plot --kind speedup`.
+// cuBLASLt fp16 GEMM on real layer shapes (LLaMA-7B/13B/70B, OPT-66B, BLOOM-176B) x bits x group size x variant
+// (asymmetric, symmetric, act-order) x M, as a table on stdout and a CSV (libcsv) for `normtweak plot --kind
+// speedup`.
 //
-// Each cell: a random quantized linear in qformat.h's format (random codes, fp16 scales, zero points) is uploaded
-// once per shape x bits x group; the dense fp16 weights of the baseline are its dequantization on the device, so
-// the two products compute the same function and their outputs are compared (max_rel_err). Times are medians of
-// --reps repetitions between CUDA events after --warmup untimed calls, the L2 flushed before each repetition
-// (a memset of twice the L2). The device's copy bandwidth (a device-to-device cudaMemcpy of 1 GiB, read + write
-// bytes) is measured once per run and is the 100% of pct_copy_bw.
+// Each cell: a random quantized linear in qformat.h's format (random codes, fp16 scales, zero points; act-order:
+// a random permutation and its groups) is uploaded once per shape x bits x group x variant; the dense fp16
+// weights of the baseline are its dequantization on the device, so the two products compute the same function
+// and their outputs are compared (max_rel_err). Timing (nt_gpu_time): at least 100 ms of warm-up, then batches of
+// calls of ~0.5 ms each between CUDA events, the median (and the fastest and slowest batch) per call. The calls
+// rotate through copies of the weights whose total exceeds twice the L2, so no call finds its weights cached
+// (X and Y stay: activations are hot in a real forward pass). The clocks the SMs and the memory actually ran at
+// are read from NVML right after each kernel's timing. The device's copy bandwidth (a streaming copy kernel over
+// 1 GiB, read + write bytes) is measured once per run and is the 100% of pct_copy_bw. The CSV is written whole or not at all (the table on stdout shows every row as it is
+// measured).
 #define _GNU_SOURCE
+#include <csv.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <string.h>
@@ -38,19 +45,25 @@ static const char *const g_models[] = {"llama7b", "llama13b", "llama70b", "opt66
 static void bench_usage(FILE *f) {
     fprintf(f,
             "usage: normtweak bench kernels [--shapes MODELS] [--bits B,...] [--group G,...] [--m M,...]\n"
-            "                               [--kernel auto|gemv|mma] [--reps N] [--warmup N] [--device I] [--out FILE.csv]\n"
+            "                               [--variants asym,sym,act] [--kernel auto|gemv|mma|dense] [--batches N]\n"
+            "                               [--warmup-ms MS] [--device I] [--out FILE.csv]\n"
             "  times Y = X . dequant(W)^T (fp16 X, packed W) against the cuBLASLt fp16 GEMM on real layer shapes\n"
-            "  --shapes  models, comma-separated: llama7b,llama13b,llama70b,opt66b,bloom176b (default: all)\n"
-            "  --bits    2,3,4,8 (default 2,3,4)     --group  32,64,128,-1 (default 128,-1; -1 = per channel)\n"
-            "  --m       rows of X (default 1,2,4,8,16,32,64,128,256,1024)\n"
-            "  --kernel  auto (default: GEMV for M <= 8, MMA above), or force gemv (M <= 8) or mma\n"
-            "  --reps    timed repetitions, the median is reported (default 50); --warmup untimed calls (default 5)\n"
-            "  --out     CSV file (overwritten), one row per layer x bits x group x M, columns:\n"
-            "    gpu, sm_count, sm_clock_mhz, mem_clock_mhz (peak clocks, cudaDeviceGetAttribute), copy_gbps (measured\n"
-            "    device-to-device copy bandwidth, read + write), commit (normtweak build), model, layer (model.proj),\n"
-            "    N (out), K (in), bits, group_size (-1 per channel), M, kernel (gemv|mma), us (median microseconds),\n"
-            "    tflops (2*M*N*K / time), gbps ((packed weights + scales + zeros + X + Y bytes) / time), pct_copy_bw\n"
-            "    (gbps / copy_gbps * 100), cublas_us, cublas_tflops (dense fp16 cuBLASLt, fp32 compute), speedup\n"
+            "  --shapes    models, comma-separated: llama7b,llama13b,llama70b,opt66b,bloom176b (default: all)\n"
+            "  --bits      2,3,4,8 (default 2,3,4)     --group  32,64,128,-1 (default 128,-1; -1 = per channel)\n"
+            "  --m         rows of X (default 1,2,4,8,16,32,64,128,256,512,1024,4096)\n"
+            "  --variants  asym (zero points), sym (symmetric), act (act-order: permuted groups) (default all)\n"
+            "  --kernel    auto (default: GEMV for M <= 8, MMA below 512, DENSE from 512), or force one\n"
+            "  --batches   timed batches (~0.5 ms of calls each), the median is reported (default 20)\n"
+            "  --warmup-ms warm-up before each timing (default 100)\n"
+            "  --out       CSV file (overwritten), one row per layer x bits x group x variant x M, columns:\n"
+            "    gpu, sm_count, peak_sm_clock_mhz, peak_mem_clock_mhz (cudaDeviceGetAttribute), sm_clock_mhz,\n"
+            "    mem_clock_mhz (the clocks NVML reports right after the kernel's timing; empty without NVML),\n"
+            "    copy_gbps (measured copy-kernel bandwidth, read + write), commit, model, layer (model.proj), N (out),\n"
+            "    K (in), bits, group_size (-1 per channel), sym (0/1), act_order (0/1), M, kernel\n"
+            "    (gemv|mma|dense), us (median microseconds per call), us_min, us_max (fastest, slowest batch),\n"
+            "    batch (calls per batch), copies (weight copies rotated), tflops (2*M*N*K / time), gbps ((packed\n"
+            "    weights + scales + zeros + X + Y bytes) / time), pct_copy_bw (gbps / copy_gbps * 100), cublas_us,\n"
+            "    cublas_us_min, cublas_us_max, cublas_tflops (dense fp16 cuBLASLt, fp32 compute), speedup\n"
             "    (cublas_us / us), max_rel_err (max |Y - Y_cublas| / max |Y_cublas|)\n"
             "  plot: normtweak plot FILE.csv --kind speedup --x M --y speedup --series bits,group_size --panel layer\n"
             "without a CUDA device: exits 1 with \"normtweak bench: no CUDA device (...)\"\n");
@@ -80,18 +93,10 @@ static bool ok_bits(int v) { return v == 2 || v == 3 || v == 4 || v == 8; }
 static bool ok_group(int v) { return v == -1 || v == 32 || v == 64 || v == 128; }
 static bool ok_m(int v) { return v >= 1 && v <= 65536; }
 
-// A CSV field, quoted when it holds a comma, a quote or a newline.
-static void csv_str(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
+// A text field of the CSV, quoted by libcsv (always: the names are free text), then a comma.
+static void csv_text(FILE *f, const char *s) {
+    csv_fwrite(f, s, strlen(s));
+    fputc(',', f);
 }
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
@@ -103,42 +108,56 @@ static uint32_t rnd_u32(void) {
 }
 static float rnd_unif(void) { return ((float)(rnd_u32() >> 8) + 0.5f) / 16777216.0f; }
 
-// A random quantized linear: every bit pattern of qweight is a valid code stream, so random words will do.
-static nt_qlinear *random_qlinear(int N, int K, int bits, int group, nt_err *err) {
+enum { VAR_ASYM, VAR_SYM, VAR_ACT, N_VARIANTS };
+static const char *const g_variants[N_VARIANTS] = {"asym", "sym", "act"};
+
+// A random quantized linear: every bit pattern of qweight is a valid code stream, so random words will do. act:
+// asymmetric, columns quantized in a random order, groups formed in that order (g_idx[perm[j]] = j / group).
+static nt_qlinear *random_qlinear(int N, int K, int bits, int group, int variant, nt_err *err) {
     nt_qlinear *q = NULL;
-    if (nt_qlinear_alloc(&q, N, K, bits, group, false, false, err)) return NULL;
+    bool sym = variant == VAR_SYM, act = variant == VAR_ACT;
+    if (nt_qlinear_alloc(&q, N, K, bits, group, sym, act, err)) return NULL;
     size_t nw = (size_t)nt_qpacks(K) * bits * N, ng = (size_t)q->n_groups * N;
     for (size_t i = 0; i < nw; i++) q->qweight[i] = rnd_u32();
     int maxq = (1 << bits) - 1;
     for (size_t i = 0; i < ng; i++) {
         q->scales[i] = nt_f32_to_f16(0.005f + 0.015f * rnd_unif());
-        q->zeros[i] = (uint8_t)(rnd_u32() % (uint32_t)(maxq + 1));
+        if (q->zeros) q->zeros[i] = (uint8_t)(rnd_u32() % (uint32_t)(maxq + 1));
+    }
+    if (act) {
+        for (int i = K - 1; i > 0; i--) {
+            int j = (int)(rnd_u32() % (uint32_t)(i + 1)), t = q->perm[i];
+            q->perm[i] = q->perm[j];
+            q->perm[j] = t;
+        }
+        for (int j = 0; j < K; j++) q->g_idx[q->perm[j]] = group > 0 ? j / group : 0;
     }
     return q;
 }
 
 typedef struct {
     nt_gpu_ctx *ctx;
-    const nt_gpu_qlinear *w;
+    nt_gpu_qlinear **w; // (copies)
     const uint16_t *X;
     uint16_t *Y;
     int M;
     nt_qkernel kernel;
 } qarg;
-static int launch_q(void *arg, nt_err *err) {
+static int launch_q(void *arg, int copy, nt_err *err) {
     qarg *a = arg;
-    return nt_gpu_qgemm(a->ctx, a->w, a->X, a->Y, a->M, a->kernel, err);
+    return nt_gpu_qgemm(a->ctx, a->w[copy], a->X, a->Y, a->M, a->kernel, err);
 }
 
 typedef struct {
     nt_gpu_ctx *ctx;
-    const uint16_t *X, *W;
+    void **W; // (copies) (N, K) fp16
+    const uint16_t *X;
     uint16_t *Y;
     int M, N, K;
 } darg;
-static int launch_d(void *arg, nt_err *err) {
+static int launch_d(void *arg, int copy, nt_err *err) {
     darg *a = arg;
-    return nt_gpu_gemm_f16(a->ctx, a->X, a->W, a->Y, a->M, a->N, a->K, err);
+    return nt_gpu_gemm_f16(a->ctx, a->X, a->W[copy], a->Y, a->M, a->N, a->K, err);
 }
 
 // max |a - b| / max |b| over n fp16 values.
@@ -154,73 +173,111 @@ static double rel_err(const uint16_t *a, const uint16_t *b, size_t n) {
 
 typedef struct {
     int bits[MAX_LIST], n_bits, groups[MAX_LIST], n_groups, ms[MAX_LIST], n_ms;
-    bool model_on[N_MODELS];
+    bool model_on[N_MODELS], variant_on[N_VARIANTS];
     nt_qkernel kernel;
-    int reps, warmup, device;
+    int batches, device;
+    double warmup_ms;
     const char *out;
 } bench_opts;
 
-// One shape x bits x group: upload, then every M. Returns 0, or -1 with err (the run stops).
-static int bench_cell(nt_gpu_ctx *ctx, const bench_opts *o, const bench_shape *sh, int bits, int group,
+// Copies of `bytes` each that together exceed twice the L2 (so a rotation never finds its data cached), at least
+// one, at most 64, and at most a quarter of the device memory.
+static int rotation(const nt_gpu_info *info, size_t bytes) {
+    size_t n = 2 * info->l2_bytes / (bytes ? bytes : 1) + 1;
+    size_t cap = bytes ? info->mem_bytes / 4 / bytes : 64;
+    if (n > cap) n = cap;
+    if (n > 64) n = 64;
+    return n < 1 ? 1 : (int)n;
+}
+
+// A number field then a comma (an empty field for NaN / negative "unknown").
+static void csv_num(FILE *f, const char *fmt, double v) {
+    if (!isnan(v)) fprintf(f, fmt, v);
+    fputc(',', f);
+}
+
+// One shape x bits x group x variant: upload (and the rotation's copies), then every M. Returns 0, or -1 with err.
+static int bench_cell(nt_gpu_ctx *ctx, const bench_opts *o, const bench_shape *sh, int bits, int group, int variant,
                       double copy_gbps, FILE *csv, nt_err *err) {
     const nt_gpu_info *info = nt_gpu_ctx_info(ctx);
     int mmax = 0;
     for (int i = 0; i < o->n_ms; i++) mmax = o->ms[i] > mmax ? o->ms[i] : mmax;
     const int N = sh->N, K = sh->K;
-    nt_qlinear *q = random_qlinear(N, K, bits, group, err);
+    nt_qlinear *q = random_qlinear(N, K, bits, group, variant, err);
     if (!q) return -1;
-    nt_gpu_qlinear *dw = NULL;
-    void *dX = NULL, *dW = NULL, *dYq = NULL, *dYd = NULL;
+    nt_gpu_qlinear *qw[64] = {NULL};
+    void *dw[64] = {NULL}, *dX = NULL, *dYq = NULL, *dYd = NULL;
+    int nq = 0, nd = 0, rc = -1;
     uint16_t *X = malloc((size_t)mmax * K * 2), *Yq = malloc((size_t)mmax * N * 2), *Yd = malloc((size_t)mmax * N * 2);
-    int rc = -1;
     if (!X || !Yq || !Yd) {
         nt_fail(err, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < (size_t)mmax * K; i++) X[i] = nt_f32_to_f16(2.0f * rnd_unif() - 1.0f);
-    if (nt_gpu_qlinear_upload(&dw, q, err) || nt_gpu_malloc(&dX, (size_t)mmax * K * 2, err) ||
-        nt_gpu_malloc(&dW, (size_t)N * K * 2, err) || nt_gpu_malloc(&dYq, (size_t)mmax * N * 2, err) ||
+    if (nt_gpu_qlinear_upload(&qw[0], q, err)) goto done;
+    nq = 1;
+    const int want_q = rotation(info, nt_gpu_qlinear_weight_bytes(qw[0]));
+    const int want_d = rotation(info, (size_t)N * K * 2);
+    for (; nq < want_q; nq++)
+        if (nt_gpu_qlinear_clone(&qw[nq], qw[0], err)) goto done;
+    for (; nd < want_d; nd++) // the dense weights of each copy: its own dequantization
+        if (nt_gpu_malloc(&dw[nd], (size_t)N * K * 2, err) || nt_gpu_qdequantize(ctx, qw[nd % nq], dw[nd], err))
+            goto done;
+    if (nt_gpu_malloc(&dX, (size_t)mmax * K * 2, err) || nt_gpu_malloc(&dYq, (size_t)mmax * N * 2, err) ||
         nt_gpu_malloc(&dYd, (size_t)mmax * N * 2, err) || nt_gpu_upload(dX, X, (size_t)mmax * K * 2, err) ||
-        nt_gpu_qdequantize(ctx, dw, dW, err) || nt_gpu_sync(err))
+        nt_gpu_sync(err))
         goto done;
     for (int i = 0; i < o->n_ms; i++) {
         const int M = o->ms[i];
         nt_qkernel kernel = o->kernel == NT_QKERNEL_AUTO ? nt_qkernel_pick(M) : o->kernel;
         if (kernel == NT_QKERNEL_GEMV && M > NT_QGEMV_MAX_M) continue; // forced GEMV: only its rows
-        qarg qa = {ctx, dw, dX, dYq, M, kernel};
-        darg da = {ctx, dX, dW, dYd, M, N, K};
-        double us = NAN, cus = NAN;
-        if (nt_gpu_time(ctx, launch_q, &qa, o->warmup, o->reps, true, &us, err) ||
-            nt_gpu_time(ctx, launch_d, &da, o->warmup, o->reps, true, &cus, err) ||
+        qarg qa = {ctx, qw, dX, dYq, M, kernel};
+        darg da = {ctx, dw, dX, dYd, M, N, K};
+        nt_gpu_timing tq, td;
+        int sm_mhz = -1, mem_mhz = -1;
+        nt_err clk_err = {0};
+        if (nt_gpu_time(ctx, launch_q, &qa, nq, o->warmup_ms, o->batches, &tq, err)) goto done;
+        nt_gpu_clocks_now(info, &sm_mhz, &mem_mhz, &clk_err); // -1 without NVML: an empty field
+        if (nt_gpu_time(ctx, launch_d, &da, nd, o->warmup_ms, o->batches, &td, err) ||
             nt_gpu_download(Yq, dYq, (size_t)M * N * 2, err) || nt_gpu_download(Yd, dYd, (size_t)M * N * 2, err))
             goto done;
         double flop = 2.0 * M * N * K;
-        double bytes = (double)nt_gpu_qlinear_weight_bytes(dw) + 2.0 * M * K + 2.0 * M * N;
-        double tflops = flop / (us * 1e-6) / 1e12, gbps = bytes / (us * 1e-6) / 1e9;
-        double ctflops = flop / (cus * 1e-6) / 1e12, speedup = cus / us, err_rel = rel_err(Yq, Yd, (size_t)M * N);
+        double bytes = (double)nt_gpu_qlinear_weight_bytes(qw[0]) + 2.0 * M * K + 2.0 * M * N;
+        double tflops = flop / (tq.us * 1e-6) / 1e12, gbps = bytes / (tq.us * 1e-6) / 1e9;
+        double ctflops = flop / (td.us * 1e-6) / 1e12, speedup = td.us / tq.us;
+        double err_rel = rel_err(Yq, Yd, (size_t)M * N);
         char layer[64];
         snprintf(layer, sizeof layer, "%s.%s", sh->model, sh->layer);
-        printf("%-18s %6d %6d %2d %5d %5d %-4s %10.2f %7.2f %8.1f %6.1f%% %10.2f %7.2f %6.2fx %9.2e\n", layer, N, K,
-               bits, group, M, nt_qkernel_name(kernel), us, tflops, gbps, 100.0 * gbps / copy_gbps, cus, ctflops,
-               speedup, err_rel);
+        printf("%-18s %6d %6d %2d %5d %-4s %5d %-5s %10.2f %7.2f %8.1f %6.1f%% %10.2f %7.2f %6.2fx %9.2e\n", layer, N,
+               K, bits, group, g_variants[variant], M, nt_qkernel_name(kernel), tq.us, tflops, gbps,
+               100.0 * gbps / copy_gbps, td.us, ctflops, speedup, err_rel);
         fflush(stdout);
         if (csv) {
-            csv_str(csv, info->name);
-            fprintf(csv, ",%d,%d,%d,%.1f,", info->sm_count, info->sm_clock_mhz, info->mem_clock_mhz, copy_gbps);
-            csv_str(csv, nt_build_commit());
-            fprintf(csv, ",%s,%s,%d,%d,%d,%d,%d,%s,%.3f,%.4f,%.2f,%.2f,%.3f,%.4f,%.4f,%.3g\n", sh->model, layer, N, K,
-                    bits, group, M, nt_qkernel_name(kernel), us, tflops, gbps, 100.0 * gbps / copy_gbps, cus, ctflops,
-                    speedup, err_rel);
+            csv_text(csv, info->name);
+            fprintf(csv, "%d,%d,%d,", info->sm_count, info->sm_clock_mhz, info->mem_clock_mhz);
+            csv_num(csv, "%.0f", sm_mhz >= 0 ? sm_mhz : NAN);
+            csv_num(csv, "%.0f", mem_mhz >= 0 ? mem_mhz : NAN);
+            csv_num(csv, "%.1f", copy_gbps);
+            csv_text(csv, nt_build_commit());
+            csv_text(csv, sh->model);
+            csv_text(csv, layer);
+            fprintf(csv, "%d,%d,%d,%d,%d,%d,%d,", N, K, bits, group, variant == VAR_SYM, variant == VAR_ACT, M);
+            csv_text(csv, nt_qkernel_name(kernel));
+            fprintf(csv, "%.3f,%.3f,%.3f,%d,%d,%.4f,%.2f,%.2f,%.3f,%.3f,%.3f,%.4f,%.4f,%.3g\n", tq.us, tq.us_min,
+                    tq.us_max, tq.batch, nq, tflops, gbps, 100.0 * gbps / copy_gbps, td.us, td.us_min, td.us_max,
+                    ctflops, speedup, err_rel);
             fflush(csv);
         }
     }
     rc = 0;
 done:
     nt_gpu_free(&dX);
-    nt_gpu_free(&dW);
     nt_gpu_free(&dYq);
     nt_gpu_free(&dYd);
-    nt_gpu_qlinear_free(&dw);
+    for (int i = 0; i < 64; i++) {
+        nt_gpu_qlinear_free(&qw[i]);
+        nt_gpu_free(&dw[i]);
+    }
     nt_qlinear_free(&q);
     free(X);
     free(Yq);
@@ -228,39 +285,63 @@ done:
     return rc;
 }
 
+// A positive whole number option (1..max).
+static bool parse_count(const char *opt, const char *s, long min, long max, long *out) {
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < min || v > max) {
+        fprintf(stderr, "normtweak bench: %s '%s': expected a whole number in %ld..%ld\n", opt, s, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 int nt_cmd_bench(int argc, char **argv) {
     bench_opts o = {.bits = {2, 3, 4}, .n_bits = 3, .groups = {128, -1}, .n_groups = 2,
-                    .ms = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024}, .n_ms = 10,
-                    .kernel = NT_QKERNEL_AUTO, .reps = 50, .warmup = 5, .device = 0, .out = NULL};
+                    .ms = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}, .n_ms = 12,
+                    .kernel = NT_QKERNEL_AUTO, .batches = 20, .warmup_ms = 100.0, .device = 0, .out = NULL};
     for (int i = 0; i < N_MODELS; i++) o.model_on[i] = true;
+    for (int i = 0; i < N_VARIANTS; i++) o.variant_on[i] = true;
     static const struct option longopts[] = {
-        {"shapes", required_argument, 0, 's'}, {"bits", required_argument, 0, 'b'},
-        {"group", required_argument, 0, 'g'},  {"m", required_argument, 0, 'm'},
-        {"kernel", required_argument, 0, 'k'}, {"reps", required_argument, 0, 'r'},
-        {"warmup", required_argument, 0, 'w'}, {"device", required_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},    {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"shapes", required_argument, 0, 's'},   {"bits", required_argument, 0, 'b'},
+        {"group", required_argument, 0, 'g'},    {"m", required_argument, 0, 'm'},
+        {"variants", required_argument, 0, 'v'}, {"kernel", required_argument, 0, 'k'},
+        {"batches", required_argument, 0, 'r'},  {"warmup-ms", required_argument, 0, 'w'},
+        {"device", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        char *end = NULL;
         long v = 0;
         switch (c) {
-        case 's': {
-            for (int i = 0; i < N_MODELS; i++) o.model_on[i] = false;
+        case 's':
+        case 'v': {
+            const bool models = c == 's';
+            const int n = models ? N_MODELS : N_VARIANTS;
+            const char *const *names = models ? g_models : g_variants;
+            bool *on = models ? o.model_on : o.variant_on;
+            for (int i = 0; i < n; i++) on[i] = false;
             char buf[512];
             snprintf(buf, sizeof buf, "%s", optarg);
+            int found_any = 0;
             for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
                 int found = -1;
-                for (int i = 0; i < N_MODELS; i++)
-                    if (strcmp(t, g_models[i]) == 0) found = i;
+                for (int i = 0; i < n; i++)
+                    if (strcmp(t, names[i]) == 0) found = i;
                 if (found < 0) {
-                    fprintf(stderr, "normtweak bench: --shapes: unknown model '%s' (llama7b, llama13b, llama70b, "
-                                    "opt66b, bloom176b)\n", t);
+                    fprintf(stderr, "normtweak bench: --%s: unknown %s '%s' (%s)\n", models ? "shapes" : "variants",
+                            models ? "model" : "variant", t,
+                            models ? "llama7b, llama13b, llama70b, opt66b, bloom176b" : "asym, sym, act");
                     return 2;
                 }
-                o.model_on[found] = true;
+                on[found] = true;
+                found_any = 1;
+            }
+            if (!found_any) {
+                fprintf(stderr, "normtweak bench: --%s is empty\n", models ? "shapes" : "variants");
+                return 2;
             }
             break;
         }
@@ -278,23 +359,23 @@ int nt_cmd_bench(int argc, char **argv) {
             if (strcmp(optarg, "auto") == 0) o.kernel = NT_QKERNEL_AUTO;
             else if (strcmp(optarg, "gemv") == 0) o.kernel = NT_QKERNEL_GEMV;
             else if (strcmp(optarg, "mma") == 0) o.kernel = NT_QKERNEL_MMA;
+            else if (strcmp(optarg, "dense") == 0) o.kernel = NT_QKERNEL_DENSE;
             else {
-                fprintf(stderr, "normtweak bench: --kernel %s: expected auto, gemv or mma\n", optarg);
+                fprintf(stderr, "normtweak bench: --kernel %s: expected auto, gemv, mma or dense\n", optarg);
                 return 2;
             }
             break;
         case 'r':
+            if (!parse_count("--batches", optarg, 1, 100000, &v)) return 2;
+            o.batches = (int)v;
+            break;
         case 'w':
+            if (!parse_count("--warmup-ms", optarg, 0, 600000, &v)) return 2;
+            o.warmup_ms = (double)v;
+            break;
         case 'd':
-            v = strtol(optarg, &end, 10);
-            if (end == optarg || *end || v < (c == 'r') || v > 100000) {
-                fprintf(stderr, "normtweak bench: --%s '%s': expected a whole number%s\n",
-                        c == 'r' ? "reps" : c == 'w' ? "warmup" : "device", optarg, c == 'r' ? " >= 1" : " >= 0");
-                return 2;
-            }
-            if (c == 'r') o.reps = (int)v;
-            else if (c == 'w') o.warmup = (int)v;
-            else o.device = (int)v;
+            if (!parse_count("--device", optarg, 0, 1024, &v)) return 2;
+            o.device = (int)v;
             break;
         case 'o': o.out = optarg; break;
         case 'h': bench_usage(stdout); return 0;
@@ -334,26 +415,33 @@ int nt_cmd_bench(int argc, char **argv) {
     double copy_gbps = NAN;
     size_t copy_bytes = (size_t)1 << 30;
     if (copy_bytes > info->mem_bytes / 8) copy_bytes = info->mem_bytes / 8;
-    if (nt_gpu_copy_gbps(ctx, copy_bytes, 20, &copy_gbps, &err)) {
+    if (nt_gpu_copy_gbps(ctx, copy_bytes, o.batches, &copy_gbps, &err)) {
         fprintf(stderr, "normtweak bench: %s\n", err.msg);
         nt_gpu_ctx_free(&ctx);
         return 1;
     }
-    printf("# %s: %d SMs, SM clock %d MHz, memory clock %d MHz, L2 %zu MiB, copy bandwidth %.0f GB/s; normtweak %s\n",
-           info->name, info->sm_count, info->sm_clock_mhz, info->mem_clock_mhz, info->l2_bytes >> 20, copy_gbps,
-           nt_build_commit());
-    printf("%-18s %6s %6s %2s %5s %5s %-4s %10s %7s %8s %7s %10s %7s %7s %9s\n", "layer", "N", "K", "b", "group", "M",
-           "kern", "us", "TFLOP/s", "GB/s", "%copy", "cublas_us", "TFLOP/s", "speedup", "rel_err");
+    int sm_mhz = -1, mem_mhz = -1;
+    nt_err clk_err = {0};
+    if (nt_gpu_clocks_now(info, &sm_mhz, &mem_mhz, &clk_err)) fprintf(stderr, "normtweak bench: %s\n", clk_err.msg);
+    printf("# %s: %d SMs, peak SM clock %d MHz, memory clock %d MHz (now: %d, %d), L2 %zu MiB, copy bandwidth %.0f "
+           "GB/s; normtweak %s\n",
+           info->name, info->sm_count, info->sm_clock_mhz, info->mem_clock_mhz, sm_mhz, mem_mhz, info->l2_bytes >> 20,
+           copy_gbps, nt_build_commit());
+    printf("%-18s %6s %6s %2s %5s %-4s %5s %-5s %10s %7s %8s %7s %10s %7s %7s %9s\n", "layer", "N", "K", "b", "group",
+           "var", "M", "kern", "us", "TFLOP/s", "GB/s", "%copy", "cublas_us", "TFLOP/s", "speedup", "rel_err");
     FILE *csv = NULL;
-    if (o.out) {
-        csv = fopen(o.out, "w");
+    char tmp[4096] = "";
+    if (o.out) { // written to OUT.tmp, renamed when complete: never a half-written CSV
+        snprintf(tmp, sizeof tmp, "%s.tmp", o.out);
+        csv = fopen(tmp, "w");
         if (!csv) {
             fprintf(stderr, "normtweak bench: %s: cannot write\n", o.out);
             nt_gpu_ctx_free(&ctx);
             return 1;
         }
-        fputs("gpu,sm_count,sm_clock_mhz,mem_clock_mhz,copy_gbps,commit,model,layer,N,K,bits,group_size,M,kernel,us,"
-              "tflops,gbps,pct_copy_bw,cublas_us,cublas_tflops,speedup,max_rel_err\n",
+        fputs("gpu,sm_count,peak_sm_clock_mhz,peak_mem_clock_mhz,sm_clock_mhz,mem_clock_mhz,copy_gbps,commit,model,"
+              "layer,N,K,bits,group_size,sym,act_order,M,kernel,us,us_min,us_max,batch,copies,tflops,gbps,pct_copy_bw,"
+              "cublas_us,cublas_us_min,cublas_us_max,cublas_tflops,speedup,max_rel_err\n",
               csv);
     }
     int rc = 0;
@@ -363,16 +451,24 @@ int nt_cmd_bench(int argc, char **argv) {
         if (!on) continue;
         for (int b = 0; b < o.n_bits && !rc; b++)
             for (int g = 0; g < o.n_groups && !rc; g++)
-                if (bench_cell(ctx, &o, &g_shapes[s], o.bits[b], o.groups[g], copy_gbps, csv, &err)) {
-                    fprintf(stderr, "normtweak bench: %s.%s %d-bit group %d: %s\n", g_shapes[s].model,
-                            g_shapes[s].layer, o.bits[b], o.groups[g], err.msg);
-                    rc = 1;
+                for (int v = 0; v < N_VARIANTS && !rc; v++) {
+                    if (!o.variant_on[v] || (v == VAR_ACT && o.groups[g] < 0)) continue; // per channel: no groups
+                    if (bench_cell(ctx, &o, &g_shapes[s], o.bits[b], o.groups[g], v, copy_gbps, csv, &err)) {
+                        fprintf(stderr, "normtweak bench: %s.%s %d-bit group %d %s: %s\n", g_shapes[s].model,
+                                g_shapes[s].layer, o.bits[b], o.groups[g], g_variants[v], err.msg);
+                        rc = 1;
+                    }
                 }
     }
     if (csv && fclose(csv) != 0 && !rc) {
         fprintf(stderr, "normtweak bench: %s: write failed\n", o.out);
         rc = 1;
     }
+    if (csv && !rc && rename(tmp, o.out) != 0) {
+        fprintf(stderr, "normtweak bench: %s: cannot write (rename: %s)\n", o.out, strerror(errno));
+        rc = 1;
+    }
+    if (csv && rc) remove(tmp);
     nt_gpu_ctx_free(&ctx);
     return rc;
 }

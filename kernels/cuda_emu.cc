@@ -5,6 +5,7 @@
 #include <sanitizer/common_interface_defs.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <time.h>
 #include <ucontext.h>
 
@@ -26,6 +27,84 @@ extern "C" {
 float __half2float(__half h) { return nt_f16_to_f32(h.x); }
 __half __float2half_rn(float f) { return __half{nt_f32_to_f16(f)}; }
 
+namespace {
+// fp16 a * b + c rounded once, as fma.rn.f16 does: the product of two fp16 is exact in double and so is the sum
+// but for extreme exponent spreads; double -> fp32 rounded to odd, then fp32 -> fp16 to nearest even, is a
+// single correct rounding of the double.
+uint16_t h_fma(uint16_t a, uint16_t b, uint16_t c) {
+    double d = (double)nt_f16_to_f32(a) * nt_f16_to_f32(b) + nt_f16_to_f32(c);
+    float f = (float)d;
+    if ((double)f != d && isfinite(f)) {
+        if (fabs((double)f) > fabs(d)) f = nextafterf(f, 0.0f);
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        u |= 1u;
+        memcpy(&f, &u, 4);
+    }
+    return nt_f32_to_f16(f);
+}
+uint32_t per_half(uint32_t a, uint32_t b, uint32_t c, uint16_t (*op)(uint16_t, uint16_t, uint16_t)) {
+    return (uint32_t)op((uint16_t)a, (uint16_t)b, (uint16_t)c) |
+           (uint32_t)op((uint16_t)(a >> 16), (uint16_t)(b >> 16), (uint16_t)(c >> 16)) << 16;
+}
+uint16_t h_sub(uint16_t a, uint16_t b, uint16_t) { return h_fma(b, 0xbc00 /* -1 */, a); }
+uint16_t h_mul(uint16_t a, uint16_t b, uint16_t) { return h_fma(a, b, 0x8000 /* -0: a * b + -0 is a * b */); }
+} // namespace
+
+uint32_t hfma2(uint32_t a, uint32_t b, uint32_t c) { return per_half(a, b, c, h_fma); }
+uint32_t hsub2(uint32_t a, uint32_t b) { return per_half(a, b, 0, h_sub); }
+uint32_t hmul2(uint32_t a, uint32_t b) { return per_half(a, b, 0, h_mul); }
+float h2_lo(uint32_t a) { return nt_f16_to_f32((uint16_t)a); }
+float h2_hi(uint32_t a) { return nt_f16_to_f32((uint16_t)(a >> 16)); }
+uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+    uint64_t x = (uint64_t)a | (uint64_t)b << 32;
+    uint32_t d = 0;
+    for (int k = 0; k < 4; k++) d |= (uint32_t)(x >> 8 * ((sel >> 4 * k) & 7) & 0xff) << 8 * k;
+    return d;
+}
+
+// --------------------------------------------------------------------------------------- context switch
+// One fiber per CUDA thread. glibc's swapcontext saves and restores the signal mask with a system call on every
+// switch (two per synchronization of every thread: most of the emulator's time); on x86-64 the switch is eight
+// pushes and pops instead (the System V callee-saved registers, the SSE and x87 control words), elsewhere
+// ucontext remains.
+#if defined(__x86_64__)
+#define EMU_FAST_SWITCH 1
+extern "C" void nt_emu_switch(void **save_sp, void *to_sp);
+asm(R"(
+    .text
+    .globl nt_emu_switch
+    .type nt_emu_switch, @function
+nt_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size nt_emu_switch, .-nt_emu_switch
+    .section .note.GNU-stack,"",@progbits
+    .text
+)");
+#else
+#define EMU_FAST_SWITCH 0
+#endif
+
 // ------------------------------------------------------------------------------------------ the scheduler
 namespace {
 
@@ -38,12 +117,16 @@ struct pending_copy {
     int bytes, src_bytes, group;
 };
 
-const size_t STACK_BYTES = 256 << 10; // the GEMV kernel keeps ~1 KB of arrays per thread; headroom for ASan
+const size_t STACK_BYTES = 256 << 10; // the kernels keep ~1 KB of arrays per thread; headroom for ASan
 
 } // namespace
 
 struct nt_emu_thread {
+#if EMU_FAST_SWITCH
+    void *sp; // saved stack pointer while switched out
+#else
     ucontext_t uc;
+#endif
     char *stack;
     uint3 tid;
     int lin; // linear index in the block
@@ -64,22 +147,87 @@ nt_emu_thread *nt_emu_cur;
 uint3 nt_emu_block_idx;
 dim3 nt_emu_grid_dim, nt_emu_block_dim;
 
+// The __shared__ section (cuda_emu.h), bounded by the linker's symbols; weak, for a program without one.
+extern "C" char __start_nt_emu_smem[] __attribute__((weak));
+extern "C" char __stop_nt_emu_smem[] __attribute__((weak));
+
 namespace {
 
 struct block_state {
     std::vector<nt_emu_thread> th;
+#if EMU_FAST_SWITCH
+    void *sched_sp;
+#else
     ucontext_t sched;
+#endif
     const std::function<void()> *body;
     std::vector<char> dyn_smem;
     std::string error; // a launch failure: the rest of the launch is abandoned
     const void *sched_stack_bottom;
     size_t sched_stack_size;
+    std::vector<int> order; // the scheduling order of one round (thread indices)
 };
 
 block_state *g_blk;
 cudaError_t g_sticky = cudaSuccess;
 std::string g_error_msg;
 
+// ------------------------------------------------------------------------------------- the seeded order
+uint64_t g_seed_state;
+bool g_seed_set = false;
+bool g_in_order = false; // seed 0: blocks, warps and lanes in index order
+
+void seed_init(void) {
+    if (g_seed_set) return;
+    const char *e = getenv("NT_EMU_SEED");
+    uint64_t s = e && *e ? strtoull(e, NULL, 0) : 1;
+    nt_emu_set_seed(s);
+}
+
+uint64_t rnd(void) { // xorshift64*
+    g_seed_state ^= g_seed_state >> 12;
+    g_seed_state ^= g_seed_state << 25;
+    g_seed_state ^= g_seed_state >> 27;
+    return g_seed_state * 0x2545f4914f6cdd1dull;
+}
+
+template <typename T> void shuffle(T *a, size_t n) {
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(rnd() % i);
+        T t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+// The order of one scheduling round: warps in a random order, the lanes of each warp in a random order.
+void round_order(block_state *b) {
+    size_t n = b->th.size(), nw = (n + 31) / 32;
+    b->order.resize(n);
+    int warps[32];
+    for (size_t w = 0; w < nw; w++) warps[w] = (int)w;
+    if (!g_in_order) shuffle(warps, nw);
+    size_t o = 0;
+    for (size_t i = 0; i < nw; i++) {
+        size_t w0 = (size_t)warps[i] * 32, w1 = w0 + 32 < n ? w0 + 32 : n, first = o;
+        for (size_t t = w0; t < w1; t++) b->order[o++] = (int)t;
+        if (!g_in_order) shuffle(&b->order[first], w1 - w0);
+    }
+}
+
+// Fills memory with the poison (0xff bytes) without the sanitizer's checks (the section may hold its redzones).
+__attribute__((no_sanitize_address)) void poison(void *p, size_t n) {
+    volatile unsigned char *c = static_cast<volatile unsigned char *>(p);
+    for (size_t i = 0; i < n; i++) c[i] = 0xff;
+}
+
+void poison_shared(block_state *b) {
+    char *a = __start_nt_emu_smem, *z = __stop_nt_emu_smem;
+    if (a && z > a) poison(a, (size_t)(z - a));
+    poison(b->dyn_smem.data(), b->dyn_smem.size());
+}
+
+// ------------------------------------------------------------------------------------------- switching
 void switch_to_scheduler(nt_emu_thread *t, bool exiting) {
 #if EMU_ASAN
     __sanitizer_start_switch_fiber(exiting ? NULL : &t->asan_fake, g_blk->sched_stack_bottom,
@@ -87,7 +235,11 @@ void switch_to_scheduler(nt_emu_thread *t, bool exiting) {
 #else
     (void)exiting;
 #endif
+#if EMU_FAST_SWITCH
+    nt_emu_switch(&t->sp, g_blk->sched_sp);
+#else
     swapcontext(&t->uc, &g_blk->sched);
+#endif
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
 #endif
@@ -101,6 +253,7 @@ void fiber_main(void) {
     (*g_blk->body)();
     t->st = DONE;
     switch_to_scheduler(t, true);
+    abort(); // a finished fiber is never resumed
 }
 
 void run_fiber(nt_emu_thread *t) {
@@ -109,7 +262,11 @@ void run_fiber(nt_emu_thread *t) {
     void *fake = NULL;
     __sanitizer_start_switch_fiber(&fake, t->stack, STACK_BYTES);
 #endif
+#if EMU_FAST_SWITCH
+    nt_emu_switch(&g_blk->sched_sp, t->sp);
+#else
     swapcontext(&g_blk->sched, &t->uc);
+#endif
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
@@ -221,14 +378,38 @@ bool release(block_state *b) {
     return false;
 }
 
+#if EMU_FAST_SWITCH
+[[noreturn]] void fiber_entry(void) {
+    fiber_main();
+    abort();
+}
+#endif
+
 // A fresh fiber for thread t (its own function: getcontext returns twice, so no caller variables live across it).
 __attribute__((noinline)) void init_fiber(nt_emu_thread *t, char *stack) {
     t->stack = stack;
+#if EMU_FAST_SWITCH
+    // The frame nt_emu_switch pops: control words, r15..rbp, then "returns" into fiber_entry with the stack
+    // aligned as after a call (rsp + 8 a multiple of 16).
+    uintptr_t top = ((uintptr_t)stack + STACK_BYTES) & ~(uintptr_t)15;
+    void **sp = reinterpret_cast<void **>(top);
+    *--sp = NULL;                                   // fiber_entry's return address (it never returns)
+    *--sp = reinterpret_cast<void *>(&fiber_entry); // popped by ret
+    for (int i = 0; i < 6; i++) *--sp = NULL;       // rbp, rbx, r12..r15
+    --sp;
+    uint32_t csr;
+    uint16_t cw;
+    asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(csr), "=m"(cw));
+    memcpy(reinterpret_cast<char *>(sp), &csr, 4);
+    memcpy(reinterpret_cast<char *>(sp) + 4, &cw, 2);
+    t->sp = sp;
+#else
     getcontext(&t->uc);
     t->uc.uc_stack.ss_sp = stack;
     t->uc.uc_stack.ss_size = STACK_BYTES;
     t->uc.uc_link = NULL;
     makecontext(&t->uc, fiber_main, 0);
+#endif
 }
 
 // Fiber stacks, reused across launches (one per thread of the largest block so far), freed at exit.
@@ -239,7 +420,29 @@ struct stacks {
     }
 } g_stacks;
 
+// cudaFuncSetAttribute(MaxDynamicSharedMemorySize) per kernel.
+struct func_attr {
+    const void *kernel;
+    int max_dyn_smem;
+};
+std::vector<func_attr> g_func_attrs;
+
+const size_t SMEM_DEFAULT = 48 << 10, SMEM_OPTIN = 227 << 10;
+
+void launch_fail(cudaError_t e, const std::string &msg) {
+    g_sticky = e;
+    g_error_msg = msg;
+    fprintf(stderr, "cuda_emu: %s\n", msg.c_str());
+}
+
 } // namespace
+
+extern "C" void nt_emu_set_seed(uint64_t seed) {
+    g_seed_set = true;
+    g_in_order = seed == 0;
+    g_seed_state = seed ? seed : 1;
+    for (int i = 0; i < 4; i++) rnd();
+}
 
 const uint3 &nt_emu_thread_idx(void) { return nt_emu_cur->tid; }
 
@@ -247,19 +450,41 @@ void nt_emu_syncthreads(void) { block_until_released(AT_BARRIER); }
 
 void *nt_emu_dyn_smem(void) { return g_blk->dyn_smem.data(); }
 
-void nt_emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+cudaError_t nt_emu_func_set_attribute(const void *kernel, cudaFuncAttribute a, int value) {
+    if (a != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || (size_t)value > SMEM_OPTIN)
+        return cudaErrorInvalidValue;
+    for (auto &f : g_func_attrs)
+        if (f.kernel == kernel) {
+            f.max_dyn_smem = value;
+            return cudaSuccess;
+        }
+    g_func_attrs.push_back(func_attr{kernel, value});
+    return cudaSuccess;
+}
+
+void nt_emu_launch(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
     if (g_sticky != cudaSuccess) return; // as on a device: a failed context fails every later launch
+    seed_init();
     size_t nthreads = (size_t)block.x * block.y * block.z, nblocks = (size_t)grid.x * grid.y * grid.z;
     if (nthreads == 0 || nthreads > 1024 || nblocks == 0 || grid.y > 65535 || grid.z > 65535) {
-        g_sticky = cudaErrorInvalidValue;
-        g_error_msg = "invalid launch configuration";
+        launch_fail(cudaErrorInvalidValue, "invalid launch configuration");
         return;
+    }
+    if (smem > SMEM_DEFAULT) { // as on a device: above 48 KB only after cudaFuncSetAttribute
+        size_t allowed = SMEM_DEFAULT;
+        for (auto &f : g_func_attrs)
+            if (f.kernel == kernel) allowed = (size_t)f.max_dyn_smem;
+        if (smem > allowed) {
+            launch_fail(cudaErrorInvalidValue, "invalid argument: " + std::to_string(smem) +
+                                                   " bytes of dynamic shared memory, more than the kernel's limit of " +
+                                                   std::to_string(allowed) + " (cudaFuncSetAttribute)");
+            return;
+        }
     }
     while (g_stacks.v.size() < nthreads) {
         char *p = static_cast<char *>(malloc(STACK_BYTES));
         if (!p) {
-            g_sticky = cudaErrorMemoryAllocation;
-            g_error_msg = "out of memory for fiber stacks";
+            launch_fail(cudaErrorMemoryAllocation, "out of memory for fiber stacks");
             return;
         }
         g_stacks.v.push_back(p);
@@ -274,34 +499,36 @@ void nt_emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void(
     g_blk = &b;
     nt_emu_grid_dim = grid;
     nt_emu_block_dim = block;
-    for (unsigned bz = 0; bz < grid.z && b.error.empty(); bz++)
-        for (unsigned by = 0; by < grid.y && b.error.empty(); by++)
-            for (unsigned bx = 0; bx < grid.x && b.error.empty(); bx++) {
-                nt_emu_block_idx = uint3{bx, by, bz};
-                for (size_t i = 0; i < nthreads; i++) {
-                    nt_emu_thread &t = b.th[i];
-                    t.lin = (int)i;
-                    t.tid = uint3{(unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
-                                  (unsigned)(i / ((size_t)block.x * block.y))};
-                    t.st = RUNNABLE;
-                    t.op = C_NONE;
-                    t.copies.clear();
-                    t.n_commits = 0;
-                    t.asan_fake = NULL;
-                    init_fiber(&t, g_stacks.v[i]);
-                }
-                for (;;) {
-                    for (auto &t : b.th)
-                        if (t.st == RUNNABLE) run_fiber(&t);
-                    if (!release(&b)) break;
-                }
-            }
-    g_blk = outer;
-    if (!b.error.empty()) {
-        g_sticky = cudaErrorLaunchFailure;
-        g_error_msg = "emulated launch failure: " + b.error;
-        fprintf(stderr, "cuda_emu: %s\n", g_error_msg.c_str());
+    // the blocks in a seeded random order (index order with seed 0)
+    std::vector<uint32_t> blocks(nblocks);
+    for (size_t i = 0; i < nblocks; i++) blocks[i] = (uint32_t)i;
+    if (!g_in_order) shuffle(blocks.data(), nblocks);
+    for (size_t bi = 0; bi < nblocks && b.error.empty(); bi++) {
+        size_t id = blocks[bi];
+        nt_emu_block_idx = uint3{(unsigned)(id % grid.x), (unsigned)(id / grid.x % grid.y),
+                                 (unsigned)(id / ((size_t)grid.x * grid.y))};
+        poison_shared(&b);
+        for (size_t i = 0; i < nthreads; i++) {
+            nt_emu_thread &t = b.th[i];
+            t.lin = (int)i;
+            t.tid = uint3{(unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
+                          (unsigned)(i / ((size_t)block.x * block.y))};
+            t.st = RUNNABLE;
+            t.op = C_NONE;
+            t.copies.clear();
+            t.n_commits = 0;
+            t.asan_fake = NULL;
+            init_fiber(&t, g_stacks.v[i]);
+        }
+        for (;;) {
+            round_order(&b);
+            for (int i : b.order)
+                if (b.th[i].st == RUNNABLE) run_fiber(&b.th[i]);
+            if (!release(&b)) break;
+        }
     }
+    g_blk = outer;
+    if (!b.error.empty()) launch_fail(cudaErrorLaunchFailure, "emulated launch failure: " + b.error);
 }
 
 // --------------------------------------------------------------------------------------------- collectives
@@ -346,8 +573,11 @@ float __shfl_sync(unsigned mask, float v, int src_lane) {
     return shfl(v, src_lane, C_SHFL_IDX);
 }
 
+// The destination is poisoned at once: whatever reads it before the issuing thread's wait (and the barrier
+// after it) reads NaN, as it could read anything on a device.
 void nt_emu_cp_async(void *dst, const void *src, int bytes, int src_bytes) {
     nt_emu_thread *t = nt_emu_cur;
+    poison(dst, (size_t)bytes);
     t->copies.push_back(pending_copy{dst, src, bytes, src_bytes, t->n_commits});
 }
 
@@ -399,6 +629,12 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int device) {
 
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }
 
+cudaError_t cudaDeviceGetPCIBusId(char *id, int len, int device) {
+    if (device != 0 || len < 1) return cudaErrorInvalidValue;
+    snprintf(id, (size_t)len, "emulator");
+    return cudaSuccess;
+}
+
 cudaError_t nt_emu_malloc(void **p, size_t bytes) {
     *p = malloc(bytes ? bytes : 1); // exact sizes: ASan sees a kernel's out-of-bounds access
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
@@ -437,6 +673,7 @@ cudaError_t cudaDeviceSynchronize(void) { return g_sticky; }
 cudaError_t cudaGetLastError(void) { return g_sticky; }
 
 const char *cudaGetErrorString(cudaError_t e) {
+    if (e != cudaSuccess && e == g_sticky && !g_error_msg.empty()) return g_error_msg.c_str(); // the launch's why
     switch (e) {
     case cudaSuccess: return "no error";
     case cudaErrorInvalidValue: return "invalid argument";

@@ -122,11 +122,15 @@ __global__ void rope_kernel(__half *__restrict__ x, int n, int heads, int hd, co
 }
 
 // Block (t, h): scores of query t against keys 0..t in shared memory, softmax, then out = P . V. hd <= 256.
+// Its static shared memory (q and the reduction scratch) counts against the same per-block limits as the
+// dynamic scores: 48 KB without the opt-in, the device's opt-in maximum with it.
+#define ATT_MAX_HD 256
+#define ATT_STATIC_SMEM ((ATT_MAX_HD + OP_THREADS) * sizeof(float))
 __global__ void attention_kernel(const __half *__restrict__ q, const __half *__restrict__ k,
                                  const __half *__restrict__ v, int H, int KVH, int hd, const float *__restrict__ alibi,
                                  __half *__restrict__ out) {
     NT_DYN_SMEM(float, sc); // (t + 1) scores, then probabilities
-    __shared__ float qs[256];
+    __shared__ float qs[ATT_MAX_HD];
     __shared__ float red[OP_THREADS];
     const int t = blockIdx.x, h = blockIdx.y, kvh = h / (H / KVH), qd = H * hd, kvd = KVH * hd;
     const float scale = rsqrtf((float)hd), slope = alibi ? alibi[h] : 0.0f;
@@ -226,14 +230,12 @@ int nt_gpu_op_rope(nt_gpu_ctx *ctx, uint16_t *x, int n, int heads, int hd, const
 int nt_gpu_op_attention(nt_gpu_ctx *ctx, const uint16_t *q, const uint16_t *k, const uint16_t *v, int n, int H,
                         int KVH, int hd, const float *alibi, uint16_t *out, nt_err *err) {
     if (hd > 256 || KVH < 1 || H % KVH) return nt_fail(err, "attention: head_dim %d, %d heads over %d K/V heads", hd, H, KVH);
-    size_t smem = (size_t)n * sizeof(float);
-    if (smem > 48 * 1024) {
-        if (smem > ctx->info.smem_optin_bytes)
+    const size_t smem = (size_t)n * sizeof(float); // dynamic: the scores
+    if (smem + ATT_STATIC_SMEM > 48 * 1024) {
+        if (smem + ATT_STATIC_SMEM > ctx->info.smem_optin_bytes)
             return nt_fail(err, "attention: %d positions need %zu bytes of shared memory (the device has %zu)", n,
-                           smem, ctx->info.smem_optin_bytes);
-#ifndef NT_CUDA_EMU
+                           smem + ATT_STATIC_SMEM, ctx->info.smem_optin_bytes);
         NT_CUDA_TRY(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-#endif
     }
     nt_launch(attention_kernel, dim3(n, H), OP_THREADS, smem, ctx->stream, reinterpret_cast<const __half *>(q),
               reinterpret_cast<const __half *>(k), reinterpret_cast<const __half *>(v), H, KVH, hd, alibi,

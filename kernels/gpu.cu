@@ -1,4 +1,6 @@
-// gpu.cu: device discovery, the context, device memory helpers and event timing of gpu.h (no kernels here).
+// gpu.cu: device discovery, the context, device memory helpers, event timing of gpu.h and the copy kernel that
+// measures the device's copy bandwidth.
+#include <math.h>
 #include <string.h>
 
 #include "gpu_common.cuh"
@@ -27,6 +29,7 @@ int nt_gpu_info_get(int device, nt_gpu_info *info, nt_err *err) {
     info->mem_bytes = p.totalGlobalMem;
     info->smem_optin_bytes = p.sharedMemPerBlockOptin;
     info->mem_bus_bits = p.memoryBusWidth;
+    NT_CUDA_TRY(cudaDeviceGetPCIBusId(info->pci_bus_id, (int)sizeof info->pci_bus_id, device));
     int khz = 0;
     // CUDA 13 dropped clockRate from cudaDeviceProp; the attributes remain (peak clocks, kHz).
     NT_CUDA_TRY(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device));
@@ -68,7 +71,7 @@ void nt_gpu_ctx_free(nt_gpu_ctx **ctx) {
     nt_gpu_ctx *c = *ctx;
     nt_gpu_lt_free(c);
     if (c->ws) cudaFree(c->ws);
-    if (c->flush) cudaFree(c->flush);
+    if (c->counters) cudaFree(c->counters);
     if (c->ev[0]) cudaEventDestroy(c->ev[0]);
     if (c->ev[1]) cudaEventDestroy(c->ev[1]);
     free(c);
@@ -88,6 +91,21 @@ int nt_gpu_ws_reserve(nt_gpu_ctx *ctx, size_t bytes, nt_err *err) {
     size_t want = bytes + bytes / 4; // some headroom: the benchmark walks M upwards
     NT_CUDA_TRY(cudaMalloc(&ctx->ws, want));
     ctx->ws_bytes = want;
+    return 0;
+}
+
+int nt_gpu_counters_reserve(nt_gpu_ctx *ctx, size_t n, nt_err *err) {
+    if (n <= ctx->n_counters) return 0;
+    if (ctx->counters) {
+        NT_CUDA_TRY(cudaDeviceSynchronize());
+        cudaFree(ctx->counters);
+        ctx->counters = NULL;
+        ctx->n_counters = 0;
+    }
+    size_t want = n < 4096 ? 4096 : n;
+    NT_CUDA_TRY(cudaMalloc(&ctx->counters, want * sizeof(int)));
+    NT_CUDA_TRY(cudaMemset(ctx->counters, 0, want * sizeof(int)));
+    ctx->n_counters = want;
     return 0;
 }
 
@@ -125,60 +143,87 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int warmup, int reps, bool flush_l2,
-                double *median_us, nt_err *err) {
-    *median_us = NAN;
-    if (reps < 1) return nt_fail(err, "timing needs at least one repetition");
-    if (flush_l2 && !ctx->flush) {
-        // Twice the L2 (at least 64 MiB): writing it evicts every line the timed call could find in the cache.
-        size_t want = ctx->info.l2_bytes * 2 > ((size_t)64 << 20) ? ctx->info.l2_bytes * 2 : ((size_t)64 << 20);
-        NT_CUDA_TRY(cudaMalloc(&ctx->flush, want));
-        ctx->flush_bytes = want;
+// Elapsed milliseconds of n calls (copies rotating from *next), between two events.
+static int time_calls(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int copies, int *next, int n, double *ms,
+                      nt_err *err) {
+    NT_CUDA_TRY(cudaEventRecord(ctx->ev[0], ctx->stream));
+    for (int i = 0; i < n; i++) {
+        if (launch(arg, *next, err)) return -1;
+        *next = (*next + 1) % copies;
     }
-    for (int i = 0; i < warmup; i++)
-        if (launch(arg, err)) return -1;
-    NT_CUDA_TRY(cudaDeviceSynchronize());
-    double *t = (double *)malloc((size_t)reps * sizeof *t);
+    NT_CUDA_TRY(cudaEventRecord(ctx->ev[1], ctx->stream));
+    NT_CUDA_TRY(cudaEventSynchronize(ctx->ev[1]));
+    float f = 0.0f;
+    NT_CUDA_TRY(cudaEventElapsedTime(&f, ctx->ev[0], ctx->ev[1]));
+    *ms = f;
+    return 0;
+}
+
+int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int copies, double warmup_ms, int batches,
+                nt_gpu_timing *out, nt_err *err) {
+    memset(out, 0, sizeof *out);
+    out->us = out->us_min = out->us_max = NAN;
+    if (copies < 1 || batches < 1) return nt_fail(err, "timing needs at least one copy and one batch");
+    int next = 0, n = 1;
+    double ms = 0.0, spent = 0.0, per_call = 0.0;
+    // Warm-up: doubling runs until warmup_ms have passed (clocks up, caches and plans made); the last run gives
+    // the estimate of one call.
+    do {
+        if (time_calls(ctx, launch, arg, copies, &next, n, &ms, err)) return -1;
+        spent += ms;
+        per_call = ms / n;
+        if (n < (1 << 20)) n *= 2;
+    } while (spent < warmup_ms);
+    // Batches of at least ~0.5 ms: an event pair's resolution and launch gaps are then below 1% of a batch.
+    int batch = per_call > 0.0 ? (int)ceil(0.5 / per_call) : 1000;
+    if (batch < 1) batch = 1;
+    if (batch > 100000) batch = 100000;
+    double *t = (double *)malloc((size_t)batches * sizeof *t);
     if (!t) return nt_fail(err, "out of memory");
-    for (int i = 0; i < reps; i++) {
-        float ms = 0.0f;
-        cudaError_t e = cudaSuccess;
-        if (flush_l2) e = cudaMemsetAsync(ctx->flush, i & 0xff, ctx->flush_bytes, ctx->stream);
-        if (e == cudaSuccess) e = cudaEventRecord(ctx->ev[0], ctx->stream);
-        if (e == cudaSuccess && launch(arg, err)) {
+    for (int b = 0; b < batches; b++) {
+        if (time_calls(ctx, launch, arg, copies, &next, batch, &ms, err)) {
             free(t);
             return -1;
         }
-        if (e == cudaSuccess) e = cudaEventRecord(ctx->ev[1], ctx->stream);
-        if (e == cudaSuccess) e = cudaEventSynchronize(ctx->ev[1]);
-        if (e == cudaSuccess) e = cudaEventElapsedTime(&ms, ctx->ev[0], ctx->ev[1]);
-        if (e != cudaSuccess) {
-            free(t);
-            return nt_fail(err, "%s:%d: timing repetition %d: %s", __FILE__, __LINE__, i, cudaGetErrorString(e));
-        }
-        t[i] = ms * 1e3;
+        t[b] = ms * 1e3 / batch;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    *median_us = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+    qsort(t, (size_t)batches, sizeof *t, cmp_double);
+    out->us = batches % 2 ? t[batches / 2] : 0.5 * (t[batches / 2 - 1] + t[batches / 2]);
+    out->us_min = t[0];
+    out->us_max = t[batches - 1];
+    out->batch = batch;
+    out->batches = batches;
+    out->warmup_ms = spent;
     free(t);
     return 0;
 }
 
+// dst = src, 16 bytes per thread per step (the bandwidth a streaming kernel can reach).
+__global__ void copy_kernel(const uint4 *__restrict__ src, uint4 *__restrict__ dst, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = src[i];
+}
+
 typedef struct {
+    nt_gpu_ctx *ctx;
     void *dst;
     const void *src;
     size_t bytes;
 } copy_arg;
 
-static int launch_copy(void *arg, nt_err *err) {
+static int launch_copy(void *arg, int copy, nt_err *err) {
+    (void)copy;
     copy_arg *a = (copy_arg *)arg;
-    NT_CUDA_TRY(cudaMemcpyAsync(a->dst, a->src, a->bytes, cudaMemcpyDeviceToDevice, 0));
+    const int sms = a->ctx->info.sm_count > 0 ? a->ctx->info.sm_count : 1;
+    nt_launch(copy_kernel, sms * 8, 256, 0, a->ctx->stream, (const uint4 *)a->src, (uint4 *)a->dst, a->bytes / 16);
+    NT_CUDA_LAUNCHED("copy_kernel");
     return 0;
 }
 
-int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int reps, double *gbps, nt_err *err) {
+int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int batches, double *gbps, nt_err *err) {
     *gbps = NAN;
-    copy_arg a = {NULL, NULL, bytes};
+    bytes &= ~(size_t)15;
+    copy_arg a = {ctx, NULL, NULL, bytes};
     void *src = NULL;
     NT_CUDA_TRY(cudaMalloc(&src, bytes));
     cudaError_t e = cudaMalloc(&a.dst, bytes);
@@ -190,11 +235,11 @@ int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int reps, double *gbps, nt_e
                        cudaGetErrorString(e));
     }
     a.src = src;
-    double us = NAN;
-    int rc = nt_gpu_time(ctx, launch_copy, &a, 3, reps, false, &us, err);
+    nt_gpu_timing t;
+    int rc = nt_gpu_time(ctx, launch_copy, &a, 1, 100.0, batches, &t, err);
     cudaFree(src);
     cudaFree(a.dst);
     if (rc) return -1;
-    *gbps = 2.0 * (double)bytes / (us * 1e-6) / 1e9;
+    *gbps = 2.0 * (double)bytes / (t.us * 1e-6) / 1e9;
     return 0;
 }

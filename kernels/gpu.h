@@ -1,25 +1,33 @@
 // gpu.h: the CUDA side of normtweak: fp16-activation x packed-weight matrix products on the device (a GEMV kernel
-// for M <= 8 and a tensor-core kernel for larger M), the dense cuBLASLt fp16 baseline, device memory and timing
-// helpers, and the load-time layout the kernels read. C API, usable from C and from the .cu files.
+// for M <= 8, a Marlin-style tensor-core kernel up to 511 rows, dequantization + cuBLASLt from 512), the dense
+// cuBLASLt fp16 baseline, device memory and timing helpers, and the load-time layout the kernels read. C API,
+// usable from C and from the .cu files.
 //
-// Implementations: kernels/gpu.cu (device, context, memory, timing), kernels/qgemm.cu (the quantized kernels),
-// kernels/cublaslt.cu (the dense baseline), kernels/forward.cu + gpu_forward.c (the model's forward pass);
+// Implementations: kernels/gpu.cu (device, context, memory, timing, the copy kernel), kernels/qgemm.cu (the
+// quantized kernels; its header comment is their design), kernels/cublaslt.cu (the dense baseline),
+// kernels/forward.cu + gpu_forward.c (the model's forward pass), kernels/gpu_clock.c (NVML clocks, dlopen);
 // kernels/gpu_none.c replaces them in a build without nvcc, where every call fails with "normtweak built without
-// CUDA". kernels/kernels_ref.c holds the scalar CPU references and the load-time layout (plain C, built in both
-// cases). The tests also build every .cu file for kernels/cuda_emu.h, a CPU emulator, under nt_emu_* names.
+// CUDA". kernels/kernels_ref.c holds the scalar CPU references, the kernel choice and the load-time layout
+// (plain C, built in both cases). The tests also build every .cu file for kernels/cuda_emu.h, a CPU emulator,
+// under nt_emu_* names.
 //
-// The interchange format is qformat.h's nt_qlinear, read as it is. At upload the layout step
-// (nt_qgemm_layout_make) may reorder the K dimension once, so that every 32-value pack of K lies in one group:
-//   - g_idx trivial (k / group_size, or all 0 per channel; also act-order with static groups): nothing moves;
-//     the qweight is uploaded as is, and the kernels read X columns directly.
+// The interchange format is qformat.h's nt_qlinear. At upload the layout step (nt_qgemm_layout_make) orders K once
+// so that every 32-value pack of K lies in one group, then puts the codes in codec/qinterleave.h's tensor-core
+// order and the scales and zero points in its per-lane order:
+//   - g_idx trivial (k / group_size, or all 0 per channel; also act-order with static groups): K stays as it is
+//     and the kernels read X columns directly.
 //   - otherwise (act-order: g_idx[perm[j]] = j / group_size, or any valid g_idx): K columns are sorted by group
-//     (stable), each group padded with zero-activation columns to a multiple of 32, qweight repacked in that
-//     order (same packed format, columns reordered), and kmap[k'] gives the original column of each kernel
-//     column k' (-1 for padding). The kernels gather X by kmap (GEMV: while staging X in shared memory; MMA: one
-//     gather pass into a scratch copy of X). So act-order costs a gather of X, never a per-k scale lookup.
-// Dequantization is qformat.h's W[n][k] = scale_fp16[g][n] * (q - zero) in fp32 (zero = zeros[g][n], or 2^(bits-1)
-// when symmetric); the GEMV kernel keeps it in fp32, the tensor-core kernel rounds it to fp16 for the MMA
-// (nt_ref_qgemm's w_f16 flag reproduces that rounding). Both accumulate in fp32 and write fp16 Y.
+//     (stable), each group padded with zero-activation columns to a multiple of 32, and kmap[k'] gives the
+//     original column of each kernel column k' (-1 for padding). The kernels gather X by kmap (GEMV: while
+//     staging X in shared memory; MMA and dense: one gather pass into a scratch copy of X). So act-order costs a
+//     gather of X, never a per-k scale lookup.
+// The layout also records the scale step: the largest of 4, 2, 1 packs at whose multiples every change of group
+// falls (4 for group 128 and per channel, 2 for 64, 1 for 32 or arbitrary g_idx), which the GEMV kernel is
+// instantiated for.
+// Dequantization is qformat.h's W[n][k] = scale_fp16[g][n] * (q - zero) (zero = zeros[g][n], or 2^(bits-1) when
+// symmetric): the GEMV kernel multiplies the exact q - zero on the tensor cores and scales in fp32 (as fp32
+// weights would); the MMA kernel and the dense path feed fp16(scale * (q - zero)) to the tensor cores
+// (nt_ref_qgemm's w_f16 flag reproduces that rounding). All accumulate in fp32 and write fp16 Y.
 #pragma once
 #ifdef NT_CUDA_EMU
 #include "gpu_emu_names.h"
@@ -36,22 +44,32 @@ extern "C" {
 
 #include "nt.h"
 
+#ifdef NT_CUDA_EMU
+// The CPU emulator's scheduling seed for the launches that follow (0: blocks, warps and lanes in index order);
+// cuda_emu.h.
+void nt_emu_set_seed(uint64_t seed);
+#endif
+
 // ------------------------------------------------------------------------------------------ load-time layout
-// What the kernels read (host copy; nt_gpu_qlinear_upload_layout copies it to the device).
+// What the kernels read (host copy; nt_gpu_qlinear_upload_layout copies it to the device): K in kernel order
+// (see the top of this file), the codes in codec/qinterleave.h's tensor-core order, the per-group scales and
+// zero points in its per-lane order. Groups are indexed through pack_group (built from g_idx, or k / group_size),
+// so a shorter last group (n_groups = ceil(K / group_size)) needs nothing special.
 typedef struct {
     int N, K;                // out, in of the nt_qlinear
     int Kp;                  // K in kernel order, padded: a multiple of 32
     int npacks;              // Kp / 32
+    int tiles;               // ceil(N / 32): 32-channel tiles of qinterleave.h
     int bits;                // 2, 3, 4, 8
     int group_size;          // as in the nt_qlinear (-1: per channel)
     int n_groups;
-    int sym_zero;            // 2^(bits-1): the zero point when zeros == NULL
-    const uint32_t *qweight; // (npacks*bits, N) qformat.h's packing, K in kernel order (q's own array or owned)
-    const uint16_t *scales;  // (n_groups, N) fp16, borrowed from the nt_qlinear
-    const uint8_t *zeros;    // (n_groups, N) or NULL (symmetric), borrowed
-    int32_t *pack_group;     // (npacks) owned: the group of each pack
-    int32_t *kmap;           // (Kp) owned: the original column of kernel column k' (-1: padding); NULL = identity
-    uint32_t *qweight_owned; // the reordered copy when K moved, else NULL
+    int sym_zero;            // 2^(bits-1): the zero point of a symmetric linear (qz is filled with it)
+    int spp;                 // packs per scale step: every change of group is at a multiple of spp packs (4, 2, 1)
+    int32_t *pack_group;     // (npacks) the group of each pack (every pack lies in one group)
+    int32_t *kmap;           // (Kp) the original column of kernel column k' (-1: padding); NULL = identity
+    uint32_t *qi;            // (npacks, tiles, 32*bits) the codes, K in kernel order, qinterleave.h's order
+    uint16_t *qs;            // (n_groups, tiles, 8, 4) fp16 scales, qinterleave.h's order
+    uint8_t *qz;             // (n_groups, tiles, 8, 4) zero points (sym_zero when symmetric)
 } nt_qgemm_layout;
 
 void nt_qgemm_layout_free(nt_qgemm_layout *lay);
@@ -68,6 +86,7 @@ typedef struct {
     size_t l2_bytes;
     size_t mem_bytes;
     size_t smem_optin_bytes; // shared memory a block can get after cudaFuncSetAttribute
+    char pci_bus_id[32];     // "0000:19:00.0": what NVML finds the device by
 } nt_gpu_info;
 
 // Number of CUDA devices (> 0), or -1 with a message: "normtweak built without CUDA", or the CUDA runtime's
@@ -75,8 +94,8 @@ typedef struct {
 int nt_gpu_device_count(nt_err *err);
 int nt_gpu_info_get(int device, nt_gpu_info *info, nt_err *err);
 
-// A context: the device, its info, scratch memory (split-K partials, gathered X; grows on demand), an L2 flush
-// buffer for timing, and the cuBLASLt handle with its workspace and plan cache. Work goes to the legacy default
+// A context: the device, its info, scratch memory (split-K partials and counters, gathered X, dequantized weights;
+// grows on demand), and the cuBLASLt handle with its workspace and plan cache. Work goes to the legacy default
 // stream. One context per host thread.
 typedef struct nt_gpu_ctx nt_gpu_ctx;
 int nt_gpu_ctx_create(nt_gpu_ctx **ctx, int device, nt_err *err);
@@ -97,15 +116,19 @@ typedef struct nt_gpu_qlinear nt_gpu_qlinear;
 // Copies a layout's arrays to the device.
 int nt_gpu_qlinear_upload_layout(nt_gpu_qlinear **d, const nt_qgemm_layout *lay, nt_err *err);
 void nt_gpu_qlinear_free(nt_gpu_qlinear **d);
-// Bytes a product streams from the weights: qweight + scales + zeros (what the GB/s of the benchmark counts).
+// Bytes a product streams from the weights: codes + scales + zeros (what the GB/s of the benchmark counts).
 size_t nt_gpu_qlinear_weight_bytes(const nt_gpu_qlinear *d);
+// A second device copy of d (the benchmark rotates copies so the L2 never holds the weights of the next call).
+int nt_gpu_qlinear_clone(nt_gpu_qlinear **copy, const nt_gpu_qlinear *d, nt_err *err);
 
 typedef enum {
-    NT_QKERNEL_AUTO = 0, // GEMV for M <= NT_QGEMV_MAX_M, else MMA
-    NT_QKERNEL_GEMV,     // memory-bound: qweight streamed along N, X in shared memory, split over K
-    NT_QKERNEL_MMA,      // tensor cores: dequantized to fp16 in shared memory, mma.sync m16n8k16, cp.async x2
+    NT_QKERNEL_AUTO = 0, // GEMV for M <= NT_QGEMV_MAX_M, MMA below NT_QDENSE_MIN_M, DENSE from there
+    NT_QKERNEL_GEMV,     // memory-bound: weights as mma.sync's A operand, X (M <= 8) as B, single-kernel split-K
+    NT_QKERNEL_MMA,      // Marlin-style: X as A, weights dequantized in registers as B, 4-stage cp.async, stripes
+    NT_QKERNEL_DENSE,    // the stop-gap for large M: dequantized to fp16 once per call, then cuBLASLt
 } nt_qkernel;
 #define NT_QGEMV_MAX_M 8
+#define NT_QDENSE_MIN_M 512
 
 const char *nt_qkernel_name(nt_qkernel k);
 // The kernel AUTO runs for M rows.
@@ -129,22 +152,36 @@ int nt_gpu_gemm_f16_f32(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, f
                         nt_err *err);
 
 // ----------------------------------------------------------------------------------------------- timing
-// Runs launch(arg) warmup times, then reps times, each repetition between two CUDA events, the L2 flushed
-// before each one (a memset of a buffer twice the L2 size, outside the events) when flush_l2. *median_us gets
-// the median of the repetitions (reps >= 1).
-typedef int (*nt_gpu_launch_fn)(void *arg, nt_err *err);
-int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int warmup, int reps, bool flush_l2,
-                double *median_us, nt_err *err);
-// Device-to-device copy bandwidth, GB/s (bytes read + bytes written, median of reps copies of `bytes` bytes).
-int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int reps, double *gbps, nt_err *err);
+// Times launch(arg, copy): warm-up runs (doubling, until warmup_ms have passed), then `batches` batches of calls
+// between two CUDA events, each batch long enough (~0.5 ms) that event resolution and launch gaps do not matter;
+// the calls rotate through `copies` copies of their data (copy = 0, 1, ..., copies-1, 0, ...), which the caller
+// makes large enough together (more than twice the L2) that no call finds its weights in the cache.
+typedef int (*nt_gpu_launch_fn)(void *arg, int copy, nt_err *err);
+typedef struct {
+    double us, us_min, us_max; // per call: median, fastest and slowest batch
+    int batch, batches;        // calls per batch, batches timed
+    double warmup_ms;          // spent warming up
+} nt_gpu_timing;
+int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int copies, double warmup_ms, int batches,
+                nt_gpu_timing *t, nt_err *err);
+// Device-to-device copy bandwidth of a streaming copy kernel, GB/s (bytes read + bytes written, median of
+// `batches` batches after 100 ms of warm-up).
+int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int batches, double *gbps, nt_err *err);
+// The SM and memory clocks the device runs at now, MHz, from NVML (libnvidia-ml.so.1, opened with dlopen on first
+// use; kernels/gpu_clock.c); -1 with a message when NVML or the device is not available.
+int nt_gpu_clocks_now(const nt_gpu_info *info, int *sm_mhz, int *mem_mhz, nt_err *err);
 
 // ------------------------------------------------------------------------- C-only: the nt_qlinear entry points
 #ifndef __cplusplus
 #include "qformat.h"
 
-// The layout of q (see the top of this file); q must stay alive while the layout is used (scales and zeros are
-// borrowed, and so is qweight when nothing moved).
+// The layout of q (see the top of this file): nt_qlinear_validate, then nt_qgemm_layout_build. The layout owns
+// its arrays (q may be freed afterwards).
 int nt_qgemm_layout_make(nt_qgemm_layout *lay, const nt_qlinear *q, nt_err *err);
+// The same without the validation (q trusted: g_idx within 0..n_groups-1, zeros <= maxq), and without
+// nt_qformat_check's rule that the group size divides K: groups are read through g_idx, so a shorter last group
+// (n_groups = ceil(K / group_size), g = k / group_size) works as any other. Fails only for lack of memory.
+int nt_qgemm_layout_build(nt_qgemm_layout *lay, const nt_qlinear *q, nt_err *err);
 // nt_qgemm_layout_make + nt_gpu_qlinear_upload_layout.
 int nt_gpu_qlinear_upload(nt_gpu_qlinear **d, const nt_qlinear *q, nt_err *err);
 
@@ -154,8 +191,9 @@ int nt_gpu_qlinear_upload(nt_gpu_qlinear **d, const nt_qlinear *q, nt_err *err);
 // tensor-core kernel feeds the MMA); off: fp32 weights (what the GEMV kernel uses).
 void nt_ref_qgemm(const nt_qlinear *q, const uint16_t *X /*(M, K) fp16*/, int M, bool w_f16, float *Y /*(M, N)*/);
 void nt_ref_qgemm_f32(const nt_qlinear *q, const float *X /*(M, K)*/, int M, bool w_f16, float *Y /*(M, N)*/);
-// The kernels' arithmetic on the CPU, over a layout: per pack, fp32 sums of x * (q - zero) times the pack's
-// group scale, kmap gathers X, padding reads zero. Checks the layout (act-order, padding) without a GPU.
+// The GEMV kernel's arithmetic on the CPU, over a layout: per pack, fp32 sums of x * (q - zero) times the pack's
+// group scale, codes, scales and zeros read from the interleaved arrays (qinterleave.h's maps), kmap gathers X,
+// padding reads zero. Checks the layout (act-order, padding, interleaving) without a GPU.
 void nt_ref_qgemm_layout(const nt_qgemm_layout *lay, const uint16_t *X /*(M, K) fp16*/, int M, float *Y /*(M, N)*/);
 #endif
 

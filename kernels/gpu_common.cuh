@@ -44,25 +44,27 @@ struct nt_gpu_ctx {
     int device;
     nt_gpu_info info;
     cudaStream_t stream;    // the legacy default stream (0)
-    void *ws;               // scratch: split-K partials, gathered X (grows, never shrinks)
+    void *ws;               // scratch: split-K partials, gathered X, dequantized weights (grows, never shrinks)
     size_t ws_bytes;
-    void *flush;            // written before each timed repetition: twice the L2
-    size_t flush_bytes;
+    int *counters;          // split-K arrival counters, zero between launches (each launch leaves them zero)
+    size_t n_counters;
     cudaEvent_t ev[2];
     struct nt_lt_state *lt; // cuBLASLt (cublaslt.cu), created on first use
 };
 
 // Grows ctx->ws to at least bytes (synchronizes the device when it reallocates).
 int nt_gpu_ws_reserve(nt_gpu_ctx *ctx, size_t bytes, nt_err *err);
+// Grows ctx->counters to at least n zeroed counters.
+int nt_gpu_counters_reserve(nt_gpu_ctx *ctx, size_t n, nt_err *err);
 // Frees the cuBLASLt state (cublaslt.cu).
 void nt_gpu_lt_free(nt_gpu_ctx *ctx);
 
-// The device copy of an nt_qgemm_layout.
+// The device copy of an nt_qgemm_layout (gpu.h; the arrays in codec/qinterleave.h's order).
 struct nt_gpu_qlinear {
-    int N, K, Kp, npacks, bits, group_size, n_groups, sym_zero;
-    uint32_t *qweight;   // (npacks*bits, N)
-    __half *scales;      // (n_groups, N)
-    uint8_t *zeros;      // (n_groups, N) or NULL
+    int N, K, Kp, npacks, tiles, bits, group_size, n_groups, sym_zero, spp;
+    uint32_t *qi;        // (npacks, tiles, 32*bits)
+    __half *qs;          // (n_groups, tiles, 8, 4)
+    uint8_t *qz;         // (n_groups, tiles, 8, 4)
     int32_t *pack_group; // (npacks)
     int32_t *kmap;       // (Kp) or NULL
 };

@@ -1,6 +1,7 @@
-// gpu_emu_names.h: in the emulated build (-DNT_CUDA_EMU, see cuda_emu.h) every public symbol of gpu.h is renamed
-// nt_emu_*, so the emulated kernels link into the same test executable as the library (whose gpu.h symbols are
-// the real CUDA ones, or gpu_none.c's). gpu.h includes this first; a TU compiled with NT_CUDA_EMU calls the
+// gpu_emu_names.h: in the emulated build (-DNT_CUDA_EMU, see cuda_emu.h) every public symbol of gpu.h that the
+// .cu files define is renamed nt_emu_* (the plain-C parts, kernels_ref.c and gpu_clock.c, exist once), so the
+// emulated kernels link into the same test executable as the library (whose gpu.h symbols are the real CUDA
+// ones, or gpu_none.c's). gpu.h includes this first; a TU compiled with NT_CUDA_EMU calls the
 // emulator through the ordinary names.
 #pragma once
 #define nt_gpu_device_count nt_emu_gpu_device_count
@@ -22,8 +23,8 @@
 #define nt_gpu_qlinear_upload nt_emu_gpu_qlinear_upload
 #define nt_gpu_qlinear_free nt_emu_gpu_qlinear_free
 #define nt_gpu_qlinear_weight_bytes nt_emu_gpu_qlinear_weight_bytes
-#define nt_qkernel_name nt_emu_qkernel_name
-#define nt_qkernel_pick nt_emu_qkernel_pick
+#define nt_gpu_qlinear_clone nt_emu_gpu_qlinear_clone
+#define nt_gpu_counters_reserve nt_emu_gpu_counters_reserve
 #define nt_gpu_qgemm nt_emu_gpu_qgemm
 #define nt_gpu_qdequantize nt_emu_gpu_qdequantize
 #define nt_gpu_gemm_f16 nt_emu_gpu_gemm_f16

@@ -1,6 +1,8 @@
 // gpu_none.c: gpu.h in a build without nvcc (CMake leaves it out when the .cu files are built): every device
 // call fails with "normtweak built without CUDA", so the tests skip and `normtweak bench` says why. The CPU
 // references and the layout (kernels_ref.c) are built in both cases.
+#include <string.h>
+
 #include "gpu.h"
 
 #define NO_CUDA "normtweak built without CUDA (configure with nvcc on PATH and -DNT_CUDA=ON)"
@@ -65,10 +67,6 @@ size_t nt_gpu_qlinear_weight_bytes(const nt_gpu_qlinear *d) {
     return 0;
 }
 
-const char *nt_qkernel_name(nt_qkernel k) {
-    return k == NT_QKERNEL_GEMV ? "gemv" : k == NT_QKERNEL_MMA ? "mma" : k == NT_QKERNEL_AUTO ? "auto" : "?";
-}
-nt_qkernel nt_qkernel_pick(int M) { return M <= NT_QGEMV_MAX_M ? NT_QKERNEL_GEMV : NT_QKERNEL_MMA; }
 
 int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *X, uint16_t *Y, int M, nt_qkernel kernel,
                  nt_err *err) {
@@ -89,15 +87,20 @@ int nt_gpu_gemm_f16_f32(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, f
     (void)ctx, (void)X, (void)W, (void)Y, (void)M, (void)N, (void)K;
     return nt_fail(err, NO_CUDA);
 }
-int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int warmup, int reps, bool flush_l2,
-                double *median_us, nt_err *err) {
-    (void)ctx, (void)launch, (void)arg, (void)warmup, (void)reps, (void)flush_l2;
-    *median_us = 0.0;
+int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int copies, double warmup_ms, int batches,
+                nt_gpu_timing *t, nt_err *err) {
+    (void)ctx, (void)launch, (void)arg, (void)copies, (void)warmup_ms, (void)batches;
+    memset(t, 0, sizeof *t);
     return nt_fail(err, NO_CUDA);
 }
-int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int reps, double *gbps, nt_err *err) {
-    (void)ctx, (void)bytes, (void)reps;
+int nt_gpu_copy_gbps(nt_gpu_ctx *ctx, size_t bytes, int batches, double *gbps, nt_err *err) {
+    (void)ctx, (void)bytes, (void)batches;
     *gbps = 0.0;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_qlinear_clone(nt_gpu_qlinear **copy, const nt_gpu_qlinear *d, nt_err *err) {
+    (void)d;
+    *copy = NULL;
     return nt_fail(err, NO_CUDA);
 }
 

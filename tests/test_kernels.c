@@ -1,19 +1,26 @@
-// test_kernels.c: the quantized matrix-product kernels of kernels/ (GEMV and tensor-core MMA over qformat.h's packed
-// format) and the cuBLASLt baseline against their scalar CPU references, over awkward shapes: M from 1 to 1024,
-// K not a multiple of the 32-value pack or of 8, odd N and N not a multiple of the 128-channel tile, every bit
-// width and group size, symmetric and asymmetric, act-order and arbitrary g_idx.
+// test_kernels.c: the quantized matrix-product kernels of kernels/ (GEMV, Marlin-style MMA and the dense stop-gap
+// over qformat.h's packed format in qinterleave.h's order) and the cuBLASLt baseline against their scalar CPU
+// references, over awkward shapes: M from 1 to past 512, K not a multiple of the 32-value pack or of 8, odd N and
+// N not a multiple of the 32- and 128-channel tiles, every bit width and group size, a shorter last group
+// (K = 576, group 128), symmetric and asymmetric, act-order, static groups and arbitrary g_idx.
 //
-// CPU part (runs everywhere): the reference nt_ref_qgemm against nt_qlinear_dequantize + a plain matmul, and the
-// load-time layout (K reordered by group, padded to packs) through nt_ref_qgemm_layout, the kernels' arithmetic.
-// GPU part: skipped, with the reason, when there is no CUDA device or the build has no CUDA. Error budget:
-// max |y - ref| / max |ref| <= 2e-3 for every bit width (kernel and reference use the same dequantized weights
-// and fp32/double accumulation; what is left is the fp16 rounding of Y, 2^-11 relative, and accumulation order),
-// and elementwise |y - ref| <= atol + rtol |ref| with atol = 2e-3 max|ref|, rtol = 2e-3.
+// CPU part (runs everywhere): the reference nt_ref_qgemm against nt_qlinear_dequantize + a plain matmul, the
+// interleaved layout (round trip, scalar reads, the fp16x2 magic-number decode against the codes), and the
+// load-time layout (K reordered by group, padded to packs, scale steps) through nt_ref_qgemm_layout.
+// GPU part: skipped, with the reason, when there is no CUDA device or the build has no CUDA; the emulated build
+// (test_kernels_emu) runs it on kernels/cuda_emu.h. Error budget, elementwise |y - ref| <= atol + rtol |ref| with
+// atol = 2e-3 max|ref| and rtol = 2e-3, for every bit width: kernel and reference use the same weights (fp32
+// s * (q - zero) for the GEMV, whose tensor cores multiply the exact q - zero and scale in fp32; fp16-rounded
+// ones for the MMA and dense paths, which nt_ref_qgemm's w_f16 rounds identically), so what is left is the fp16
+// rounding of Y (2^-11 relative, 4.9e-4) and fp32 accumulation in another order (K <= 4128 terms: below 1e-5 of
+// max |ref| here), with a factor 4 of headroom for the hardware's accumulation order.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
 
 #include "gpu.h"
+#include "gpu_ops.h"
+#include "qinterleave.h"
 #include "quant.h"
 #include "testutil.h"
 
@@ -40,12 +47,19 @@ static void shuffle(int32_t *a, int n) {
     }
 }
 
-// A random quantized linear: random codes, fp16 scales in [0.005, 0.02), random zero points (asymmetric).
-static nt_qlinear *make_q(int N, int K, int bits, int gs, bool sym, enum order order) {
+// A zeroed linear (a shorter last group when gs does not divide K: groups of gs, g = k / gs, ceil(K / gs) groups).
+static nt_qlinear *alloc_q(int N, int K, int bits, int gs, bool sym, bool act) {
     nt_qlinear *q = NULL;
     nt_err err = {0};
-    bool act = order == ORDER_ACT || order == ORDER_STATIC;
     cr_assert(nt_qlinear_alloc(&q, N, K, bits, gs, sym, act, &err) == 0, "%s", err.msg);
+    return q;
+}
+
+// A random quantized linear: random codes, fp16 scales in [0.005, 0.02), random zero points (asymmetric).
+static nt_qlinear *make_q(int N, int K, int bits, int gs, bool sym, enum order order) {
+    nt_err err = {0};
+    bool act = order == ORDER_ACT || order == ORDER_STATIC;
+    nt_qlinear *q = alloc_q(N, K, bits, gs, sym, act);
     if (order == ORDER_ACT || order == ORDER_STATIC) shuffle(q->perm, K);
     if (order == ORDER_ACT)
         for (int j = 0; j < K; j++) q->g_idx[q->perm[j]] = gs > 0 ? j / gs : 0;
@@ -67,6 +81,13 @@ static nt_qlinear *make_q(int N, int K, int bits, int gs, bool sym, enum order o
     free(scale);
     free(zero);
     return q;
+}
+
+// The kernels' layout of q (nt_qgemm_layout_make).
+static void layout_of(nt_qgemm_layout *lay, const nt_qlinear *q) {
+    nt_err err = {0};
+    int rc = nt_qgemm_layout_make(lay, q, &err);
+    cr_assert(rc == 0, "%s", err.msg);
 }
 
 static uint16_t *make_x(int M, int K) {
@@ -122,11 +143,13 @@ typedef struct {
     enum order order;
 } shape;
 
-// K not a multiple of 32 (688) or of 8 (100); N odd (129, 37) or not a multiple of 128 (200, 520, 136, 392).
+// K not a multiple of 32 (688) or of 8 (100); N odd (37, 33) or not a multiple of 32 (40, 20); a shorter last
+// group (576 = 4 x 128 + 64), alone and with act-order.
 static const shape g_cpu_shapes[] = {
     {96, 32, 37, false, ORDER_NONE},   {96, 32, 37, true, ORDER_ACT},    {688, -1, 24, false, ORDER_NONE},
     {100, -1, 37, true, ORDER_NONE},   {256, 64, 40, false, ORDER_ACT},  {384, 128, 33, true, ORDER_ANY},
-    {256, 32, 40, false, ORDER_ANY},   {384, 128, 20, false, ORDER_STATIC},
+    {256, 32, 40, false, ORDER_ANY},   {384, 128, 20, false, ORDER_STATIC}, {576, 128, 40, false, ORDER_NONE},
+    {576, 128, 33, true, ORDER_ACT},
 };
 
 static void plain_matmul(const float *W, const uint16_t *X, int M, int N, int K, float *Y) {
@@ -179,6 +202,77 @@ Test(ref, fp32_and_fp16_inputs_agree) {
     nt_qlinear_free(&q);
 }
 
+// ---------------------------------------------------------------------------------- the interleaved layout
+
+// Random canonical codes (every bit pattern of qweight is valid) through qinterleave.h and back, read code by code
+// through the maps, and decoded per lane by the kernels' magic-number arithmetic (nt_qi_decode_lane_ref): each
+// must give back exactly the canonical code (minus the zero point, exactly, in fp16).
+Test(interleave, round_trip_reads_and_magic_decode) {
+    const int Ns[] = {32, 37, 100}, npacks = 3;
+    for (int b = 0; b < 4; b++)
+        for (int ni = 0; ni < 3; ni++) {
+            const int bits = g_bits[b], N = Ns[ni], tiles = nt_qi_tiles(N);
+            const nt_qtraits *t = nt_qtraits_get(bits);
+            size_t nc = (size_t)npacks * bits * N, nqi = (size_t)npacks * tiles * 32 * bits;
+            uint32_t *canon = malloc(nc * 4), *back = malloc(nc * 4), *qi = malloc(nqi * 4);
+            for (size_t i = 0; i < nc; i++) canon[i] = rnd_u32();
+            for (size_t i = 0; i < nqi; i++) qi[i] = 0xdeadbeef; // every word must be written
+            nt_qi_interleave(canon, N, npacks, bits, qi);
+            nt_qi_deinterleave(qi, N, npacks, bits, back);
+            cr_assert(memcmp(canon, back, nc * 4) == 0, "%d bits, N %d: de-interleave differs", bits, N);
+            uint8_t codes[32];
+            for (int n = 0; n < tiles * 32; n++)
+                for (int p = 0; p < npacks; p++) {
+                    if (n < N) t->unpack(canon + (size_t)p * bits * N + n, (size_t)N, codes);
+                    else memset(codes, 0, 32); // padding channels hold code 0
+                    for (int j = 0; j < 32; j++)
+                        cr_assert_eq(nt_qi_code(qi, N, bits, n, p * 32 + j), codes[j], "%d bits n %d k %d", bits, n,
+                                     p * 32 + j);
+                }
+            for (int p = 0; p < npacks; p++)
+                for (int tile = 0; tile < tiles; tile++)
+                    for (int l = 0; l < 32; l++) {
+                        uint32_t w[8];
+                        uint8_t z4[4];
+                        for (int i = 0; i < bits; i++) w[i] = qi[nt_qi_word_index(bits, tiles, p, tile, l, i)];
+                        for (int c = 0; c < 4; c++) z4[c] = (uint8_t)rnd_int(t->maxq + 1);
+                        uint16_t out[32];
+                        nt_qi_decode_lane_ref(bits, w, z4, out);
+                        for (int e = 0; e < 32; e++) {
+                            int dn = nt_qi_channel(l, e), dk = nt_qi_k(l, e);
+                            int q = nt_qi_code(qi, N, bits, tile * 32 + dn, p * 32 + dk);
+                            float want = (float)(q - z4[dn / 8]);
+                            cr_assert(nt_f16_to_f32(out[e]) == want, "%d bits lane %d code %d: %g, expected %g", bits,
+                                      l, e, nt_f16_to_f32(out[e]), want);
+                        }
+                    }
+            free(canon);
+            free(back);
+            free(qi);
+        }
+}
+
+// The maps are bijections: the 32 codes of the 32 lanes cover the 32 x 32 block once.
+Test(interleave, fragment_map_covers_the_block) {
+    int seen[32][32] = {{0}};
+    for (int l = 0; l < 32; l++)
+        for (int e = 0; e < 32; e++) seen[nt_qi_channel(l, e)][nt_qi_k(l, e)]++;
+    for (int c = 0; c < 32; c++)
+        for (int k = 0; k < 32; k++) cr_assert_eq(seen[c][k], 1, "channel %d k %d", c, k);
+    for (int b = 0; b < 4; b++) { // and each lane's bits cover its words once
+        const int bits = g_bits[b];
+        int used[8][32] = {{0}};
+        for (int e = 0; e < 32; e++) {
+            int w, bit, hw, hb, lb = bits == 3 ? 2 : bits;
+            nt_qi_code_pos(bits, e, &w, &bit, &hw, &hb);
+            for (int i = 0; i < lb; i++) used[w][bit + i]++;
+            if (hw >= 0) used[hw][hb]++;
+        }
+        for (int w = 0; w < bits; w++)
+            for (int i = 0; i < 32; i++) cr_assert_eq(used[w][i], 1, "%d bits: word %d bit %d", bits, w, i);
+    }
+}
+
 Test(layout, kernel_arithmetic_matches_reference) {
     const int M = 4;
     for (int b = 0; b < 4; b++)
@@ -186,10 +280,10 @@ Test(layout, kernel_arithmetic_matches_reference) {
             const shape *sh = &g_cpu_shapes[s];
             nt_qlinear *q = make_q(sh->N, sh->K, g_bits[b], sh->gs, sh->sym, sh->order);
             nt_qgemm_layout lay;
-            nt_err err = {0};
-            cr_assert(nt_qgemm_layout_make(&lay, q, &err) == 0, "%s", err.msg);
+            layout_of(&lay, q);
             // structure: packs of 32, each inside one group; kmap a permutation of 0..K-1 plus padding
             cr_assert(lay.Kp % 32 == 0 && lay.npacks * 32 == lay.Kp && lay.Kp >= sh->K);
+            cr_assert_eq(lay.tiles, (sh->N + 31) / 32);
             bool moved = sh->order == ORDER_ANY || (sh->order == ORDER_ACT && sh->gs > 0);
             cr_assert_eq(lay.kmap != NULL, moved, "K %d group %d order %d", sh->K, sh->gs, sh->order);
             if (lay.kmap) {
@@ -203,9 +297,17 @@ Test(layout, kernel_arithmetic_matches_reference) {
                 }
                 for (int k = 0; k < sh->K; k++) cr_assert(seen[k], "column %d lost by the layout", k);
                 free(seen);
-            } else {
-                cr_assert(lay.qweight == q->qweight, "nothing moved, so the packed array is used as is");
             }
+            // the scale step: every change of group at a multiple of spp packs, and spp as large as that allows
+            cr_assert(lay.spp == 1 || lay.spp == 2 || lay.spp == 4);
+            bool could_double = lay.spp < 4;
+            for (int p = 1; p < lay.npacks; p++)
+                if (lay.pack_group[p] != lay.pack_group[p - 1]) {
+                    cr_assert(p % lay.spp == 0, "group changes at pack %d, step %d", p, lay.spp);
+                    could_double = could_double && p % (2 * lay.spp) == 0;
+                }
+            cr_assert(!could_double, "scale step %d could be %d", lay.spp, 2 * lay.spp);
+            if (!moved) cr_assert_eq(lay.spp, sh->gs == 32 ? 1 : sh->gs == 64 ? 2 : 4, "group %d", sh->gs);
             uint16_t *X = make_x(M, sh->K);
             float *Y = malloc((size_t)M * sh->N * sizeof *Y), *R = malloc((size_t)M * sh->N * sizeof *R);
             nt_ref_qgemm(q, X, M, false, R);
@@ -219,6 +321,21 @@ Test(layout, kernel_arithmetic_matches_reference) {
             nt_qgemm_layout_free(&lay);
             nt_qlinear_free(&q);
         }
+}
+
+// A shorter last group (SmolLM2's 576 inputs with groups of 128): five groups, the last two packs in the fifth.
+Test(layout, shorter_last_group_is_built) {
+    nt_qlinear *q = make_q(40, 576, 4, 128, false, ORDER_NONE);
+    nt_qgemm_layout lay;
+    nt_err err = {0};
+    cr_assert(nt_qgemm_layout_make(&lay, q, &err) == 0, "%s", err.msg);
+    cr_assert_eq(lay.n_groups, 5);
+    cr_assert_eq(lay.npacks, 18);
+    cr_assert_eq(lay.pack_group[16], 4);
+    cr_assert_eq(lay.pack_group[17], 4);
+    cr_assert_eq(lay.spp, 4);
+    nt_qgemm_layout_free(&lay);
+    nt_qlinear_free(&q);
 }
 
 Test(layout, rejects_invalid_linear) {
@@ -242,31 +359,41 @@ Test(gpu, no_device_is_reported) {
     if (n > 0) cr_skip_test("a CUDA device is present: the no-device path is not exercised");
     cr_assert(n < 0 && err.msg[0], "no device must come with a reason");
     char *msg = NULL;
-    int rc = tu_run_cli("bench kernels --shapes llama7b --m 1 --reps 1", &msg);
+    int rc = tu_run_cli("bench kernels --shapes llama7b --m 1 --batches 1", &msg);
     cr_assert_eq(rc, 1, "bench without a device exits 1 (got %d): %s", rc, msg ? msg : "");
     cr_assert(msg && strncmp(msg, "normtweak bench: no CUDA device (", 33) == 0, "got: %s", msg ? msg : "(null)");
     cr_assert(strchr(msg, '\n') == msg + strlen(msg) - 1, "one line: %s", msg);
     free(msg);
 }
 
-#ifdef NT_CUDA_EMU
-// On the emulator (every CUDA thread a fiber) the same shapes with fewer and smaller M: each kernel path still
-// runs (GEMV at 1..8 rows, MMA with partial 64-row tiles, several row tiles, split-K on the 4 emulated SMs).
-static const int g_all_m[] = {1, 3, 8, 9, 33, 130};
-#define M_MAX 130
-#else
-static const int g_all_m[] = {1, 2, 3, 7, 8, 9, 16, 33, 64, 127, 256, 1024};
-#define M_MAX 1024
-#endif
-#define N_ALL_M ((int)(sizeof g_all_m / sizeof g_all_m[0]))
-
-// GPU shapes: the direct path with zero-fill (688: K % 32 != 0, K % 8 == 0), the gather/pad path (100:
-// K % 8 != 0; act-order), the 4-byte cp.async path (odd N: 129), N not a multiple of the 128 tile, every group.
+// GPU shapes: K % 32 != 0 (688), K % 8 != 0 (100: X gathered and padded for the MMA kernel), odd N (129, 97),
+// N not a multiple of the 32-channel tile or of the 128-channel block (200, 520, 136, 392, 264), every group size
+// and scale step (group 32: 1 pack, 64: 2, 128 and per channel: 4; arbitrary g_idx), a shorter last group.
 static const shape g_gpu_shapes[] = {
-    {688, -1, 200, false, ORDER_NONE}, {4128, 32, 129, true, ORDER_ACT}, {1024, 128, 520, false, ORDER_ACT},
+    {688, -1, 200, false, ORDER_NONE}, {4128, 32, 129, true, ORDER_ACT},  {1024, 128, 520, false, ORDER_ACT},
     {512, 64, 200, true, ORDER_NONE},  {100, -1, 136, false, ORDER_NONE}, {768, 128, 392, false, ORDER_ANY},
-    {4096, 128, 264, true, ORDER_STATIC},
+    {4096, 128, 264, true, ORDER_STATIC}, {576, 128, 97, false, ORDER_NONE}, {576, 128, 40, true, ORDER_ACT},
 };
+#define N_GPU_SHAPES ((int)(sizeof g_gpu_shapes / sizeof g_gpu_shapes[0]))
+
+// Rows per kernel: every GEMV template (M rounded up to 1, 2, 4, 8), every MMA tile height (16, 32, 48, 64) and
+// several 64-row tiles; on the emulator (every CUDA thread a fiber) fewer of them.
+static const int g_gemv_m[] = {1, 2, 3, 5, 8};
+#ifdef NT_CUDA_EMU
+static const int g_mma_m[] = {9, 24, 40, 64, 130};
+#else
+static const int g_mma_m[] = {9, 16, 17, 24, 32, 33, 40, 48, 49, 64, 65, 127, 256, 511};
+#endif
+#define N_GEMV_M ((int)(sizeof g_gemv_m / sizeof g_gemv_m[0]))
+#define N_MMA_M ((int)(sizeof g_mma_m / sizeof g_mma_m[0]))
+
+// The device copy of q.
+static nt_gpu_qlinear *upload_q(const nt_qlinear *q) {
+    nt_err err = {0};
+    nt_gpu_qlinear *dw = NULL;
+    cr_assert(nt_gpu_qlinear_upload(&dw, q, &err) == 0, "%s", err.msg);
+    return dw;
+}
 
 // Runs the kernel on the device for M rows of X and returns Y as fp32 (Y poisoned with NaN before the run).
 static void run_qgemm(nt_gpu_ctx *ctx, nt_gpu_qlinear *dw, const uint16_t *dX, uint16_t *dY, int M, int N,
@@ -282,27 +409,28 @@ static void run_qgemm(nt_gpu_ctx *ctx, nt_gpu_qlinear *dw, const uint16_t *dX, u
     free(h);
 }
 
-static void check_kernel(nt_qkernel kernel) {
+// kernel over the shapes, every bit width, the rows ms[0..nm-1].
+static void check_kernel(nt_qkernel kernel, const int *ms, int nm) {
     nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {0};
+    int mmax = 0;
+    for (int i = 0; i < nm; i++) mmax = ms[i] > mmax ? ms[i] : mmax;
     for (int b = 0; b < 4; b++)
-        for (size_t s = 0; s < sizeof g_gpu_shapes / sizeof g_gpu_shapes[0]; s++) {
+        for (int s = 0; s < N_GPU_SHAPES; s++) {
             const shape *sh = &g_gpu_shapes[s];
             const int bits = g_bits[b], N = sh->N, K = sh->K;
-            const int mmax = kernel == NT_QKERNEL_GEMV ? NT_QGEMV_MAX_M : M_MAX;
             nt_qlinear *q = make_q(N, K, bits, sh->gs, sh->sym, sh->order);
             uint16_t *X = make_x(mmax, K);
             float *R = malloc((size_t)mmax * N * sizeof *R), *Y = malloc((size_t)mmax * N * sizeof *Y);
-            // the GEMV kernel keeps fp32 weights; the MMA kernel feeds fp16 weights to the tensor cores
-            nt_ref_qgemm(q, X, mmax, kernel == NT_QKERNEL_MMA, R);
-            nt_gpu_qlinear *dw = NULL;
+            // the GEMV kernel keeps fp32 weights; MMA and DENSE feed fp16 weights to the tensor cores
+            nt_ref_qgemm(q, X, mmax, kernel != NT_QKERNEL_GEMV, R);
+            nt_gpu_qlinear *dw = upload_q(q);
             void *dX = NULL, *dY = NULL;
-            cr_assert(nt_gpu_qlinear_upload(&dw, q, &err) == 0, "%s", err.msg);
             cr_assert(nt_gpu_malloc(&dX, (size_t)mmax * K * 2, &err) == 0, "%s", err.msg);
             cr_assert(nt_gpu_malloc(&dY, (size_t)mmax * N * 2, &err) == 0, "%s", err.msg);
             cr_assert(nt_gpu_upload(dX, X, (size_t)mmax * K * 2, &err) == 0, "%s", err.msg);
-            for (int i = 0; i < N_ALL_M && g_all_m[i] <= mmax; i++) {
-                int M = g_all_m[i];
+            for (int i = 0; i < nm; i++) {
+                int M = ms[i];
                 run_qgemm(ctx, dw, dX, dY, M, N, kernel, Y);
                 char what[160];
                 snprintf(what, sizeof what, "%s %d-bit M %d N %d K %d group %d %s order %d", nt_qkernel_name(kernel),
@@ -320,31 +448,91 @@ static void check_kernel(nt_qkernel kernel) {
     nt_gpu_ctx_free(&ctx);
 }
 
-Test(gpu, gemv_matches_reference, .timeout = 600) { check_kernel(NT_QKERNEL_GEMV); }
-Test(gpu, mma_matches_reference, .timeout = 900) { check_kernel(NT_QKERNEL_MMA); }
+Test(gpu, gemv_matches_reference, .timeout = 900) { check_kernel(NT_QKERNEL_GEMV, g_gemv_m, N_GEMV_M); }
+Test(gpu, mma_matches_reference, .timeout = 900) { check_kernel(NT_QKERNEL_MMA, g_mma_m, N_MMA_M); }
+Test(gpu, dense_matches_reference, .timeout = 900) {
+    static const int ms[] = {1, 3, 70};
+    check_kernel(NT_QKERNEL_DENSE, ms, 3);
+}
 
-// AUTO picks GEMV up to 8 rows and MMA above; both sides of the switch on one real-sized layer.
-Test(gpu, auto_on_a_llama_shape, .timeout = 600) {
+// Stripes cut the channel blocks' K at many places (few channel blocks, long K, blocks far fewer than units): the
+// split-K counters and the last-arriving reduction, under several scheduling orders of the emulator's blocks
+// (on a device the order is the hardware's).
+Test(gpu, split_k_under_any_block_order, .timeout = 900) {
     nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {0};
-    const int N = 4096, K = 4096, ms[] = {1, 8, 9, 64};
+    const int N = 72, K = 8192 + 96, ms[] = {1, 5, 12, 40};
+    nt_qlinear *q = make_q(N, K, 4, 32, false, ORDER_NONE);
+    uint16_t *X = make_x(40, K);
+    float *R = malloc((size_t)40 * N * sizeof *R), *Y = malloc((size_t)40 * N * sizeof *Y);
+    nt_gpu_qlinear *dw = upload_q(q);
+    void *dX = NULL, *dY = NULL;
+    cr_assert(nt_gpu_malloc(&dX, (size_t)40 * K * 2, &err) == 0 && nt_gpu_malloc(&dY, (size_t)40 * N * 2, &err) == 0);
+    cr_assert(nt_gpu_upload(dX, X, (size_t)40 * K * 2, &err) == 0, "%s", err.msg);
+#ifdef NT_CUDA_EMU
+    const int n_seeds = 4;
+#else
+    const int n_seeds = 1;
+#endif
+    for (int seed = 0; seed < n_seeds; seed++) {
+#ifdef NT_CUDA_EMU
+        nt_emu_set_seed((uint64_t)seed * 7919u); // seed 0: index order
+#endif
+        for (int f16 = 0; f16 < 2; f16++) {
+            nt_ref_qgemm(q, X, 40, f16, R);
+            for (int i = 0; i < 4; i++) {
+                if ((ms[i] <= NT_QGEMV_MAX_M) == (f16 != 0)) continue;
+                for (int rep = 0; rep < 2; rep++) { // twice: the counters must be left at zero
+                    run_qgemm(ctx, dw, dX, dY, ms[i], N, NT_QKERNEL_AUTO, Y);
+                    char what[96];
+                    snprintf(what, sizeof what, "split-K M %d N %d K %d seed %d rep %d", ms[i], N, K, seed, rep);
+                    validate_result(what, Y, R, ms[i], N, budget_for(4));
+                }
+            }
+        }
+    }
+#ifdef NT_CUDA_EMU
+    nt_emu_set_seed(1);
+#endif
+    nt_gpu_free(&dX);
+    nt_gpu_free(&dY);
+    nt_gpu_qlinear_free(&dw);
+    free(R);
+    free(Y);
+    free(X);
+    nt_qlinear_free(&q);
+    nt_gpu_ctx_free(&ctx);
+}
+
+// AUTO picks GEMV up to 8 rows, MMA below 512 and DENSE from there; each side of each switch on a real layer
+// shape (on the emulator a smaller one).
+Test(gpu, auto_on_a_llama_shape, .timeout = 900) {
+    nt_gpu_ctx *ctx = tu_need_gpu();
+    nt_err err = {0};
+#ifdef NT_CUDA_EMU
+    const int N = 512, K = 1024;
+#else
+    const int N = 4096, K = 4096;
+#endif
+    const int ms[] = {1, 8, 9, 64, 511, 512}, mmax = 512;
     cr_assert_eq(nt_qkernel_pick(8), NT_QKERNEL_GEMV);
     cr_assert_eq(nt_qkernel_pick(9), NT_QKERNEL_MMA);
+    cr_assert_eq(nt_qkernel_pick(511), NT_QKERNEL_MMA);
+    cr_assert_eq(nt_qkernel_pick(512), NT_QKERNEL_DENSE);
     nt_qlinear *q = make_q(N, K, 4, 128, false, ORDER_NONE);
-    uint16_t *X = make_x(64, K);
-    float *R = malloc((size_t)64 * N * sizeof *R), *Y = malloc((size_t)64 * N * sizeof *Y);
-    nt_gpu_qlinear *dw = NULL;
+    uint16_t *X = make_x(mmax, K);
+    float *R = malloc((size_t)mmax * N * sizeof *R), *Y = malloc((size_t)mmax * N * sizeof *Y);
+    nt_gpu_qlinear *dw = upload_q(q);
     void *dX = NULL, *dY = NULL;
-    cr_assert(nt_gpu_qlinear_upload(&dw, q, &err) == 0, "%s", err.msg);
-    cr_assert(nt_gpu_malloc(&dX, (size_t)64 * K * 2, &err) == 0 && nt_gpu_malloc(&dY, (size_t)64 * N * 2, &err) == 0);
-    cr_assert(nt_gpu_upload(dX, X, (size_t)64 * K * 2, &err) == 0, "%s", err.msg);
+    cr_assert(nt_gpu_malloc(&dX, (size_t)mmax * K * 2, &err) == 0 && nt_gpu_malloc(&dY, (size_t)mmax * N * 2, &err) == 0);
+    cr_assert(nt_gpu_upload(dX, X, (size_t)mmax * K * 2, &err) == 0, "%s", err.msg);
     for (int f16 = 0; f16 < 2; f16++) {
-        nt_ref_qgemm(q, X, 64, f16, R);
-        for (int i = 0; i < 4; i++) {
-            if ((nt_qkernel_pick(ms[i]) == NT_QKERNEL_MMA) != f16) continue;
+        nt_ref_qgemm(q, X, mmax, f16, R);
+        for (int i = 0; i < 6; i++) {
+            if ((nt_qkernel_pick(ms[i]) != NT_QKERNEL_GEMV) != f16) continue;
             run_qgemm(ctx, dw, dX, dY, ms[i], N, NT_QKERNEL_AUTO, Y);
             char what[64];
-            snprintf(what, sizeof what, "auto 4-bit g128 M %d 4096x4096", ms[i]);
+            snprintf(what, sizeof what, "auto 4-bit g128 M %d %dx%d", ms[i], N, K);
             validate_result(what, Y, R, ms[i], N, budget_for(4));
         }
     }
@@ -358,13 +546,54 @@ Test(gpu, auto_on_a_llama_shape, .timeout = 600) {
     nt_gpu_ctx_free(&ctx);
 }
 
+// Each path once on two small shapes (K % 32 != 0 per channel; act-order with groups of 64): what the GPU session
+// runs under compute-sanitizer (racecheck, memcheck, synccheck), where the full sweeps would take too long.
+Test(gpu, smoke_each_path, .timeout = 600) {
+    nt_gpu_ctx *ctx = tu_need_gpu();
+    nt_err err = {0};
+    const shape shapes[] = {{688, -1, 200, false, ORDER_NONE}, {1024, 64, 136, true, ORDER_ACT}};
+    const struct {
+        nt_qkernel k;
+        int M;
+    } runs[] = {{NT_QKERNEL_GEMV, 1}, {NT_QKERNEL_GEMV, 5}, {NT_QKERNEL_MMA, 24}, {NT_QKERNEL_MMA, 130},
+                {NT_QKERNEL_DENSE, 3}};
+    for (int s = 0; s < 2; s++) {
+        const shape *sh = &shapes[s];
+        nt_qlinear *q = make_q(sh->N, sh->K, 4, sh->gs, sh->sym, sh->order);
+        uint16_t *X = make_x(130, sh->K);
+        float *R = malloc((size_t)130 * sh->N * sizeof *R), *Y = malloc((size_t)130 * sh->N * sizeof *Y);
+        nt_gpu_qlinear *dw = upload_q(q);
+        void *dX = NULL, *dY = NULL;
+        cr_assert(nt_gpu_malloc(&dX, (size_t)130 * sh->K * 2, &err) == 0 && nt_gpu_malloc(&dY, (size_t)130 * sh->N * 2, &err) == 0);
+        cr_assert(nt_gpu_upload(dX, X, (size_t)130 * sh->K * 2, &err) == 0, "%s", err.msg);
+        for (int f16 = 0; f16 < 2; f16++) {
+            nt_ref_qgemm(q, X, 130, f16, R);
+            for (int i = 0; i < 5; i++) {
+                if ((runs[i].k != NT_QKERNEL_GEMV) != f16) continue;
+                run_qgemm(ctx, dw, dX, dY, runs[i].M, sh->N, runs[i].k, Y);
+                char what[96];
+                snprintf(what, sizeof what, "smoke %s M %d N %d K %d", nt_qkernel_name(runs[i].k), runs[i].M, sh->N,
+                         sh->K);
+                validate_result(what, Y, R, runs[i].M, sh->N, budget_for(4));
+            }
+        }
+        nt_gpu_free(&dX);
+        nt_gpu_free(&dY);
+        nt_gpu_qlinear_free(&dw);
+        free(R);
+        free(Y);
+        free(X);
+        nt_qlinear_free(&q);
+    }
+    nt_gpu_ctx_free(&ctx);
+}
+
 Test(gpu, gemv_refuses_more_than_8_rows) {
     nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {0};
     nt_qlinear *q = make_q(64, 64, 4, 32, true, ORDER_NONE);
-    nt_gpu_qlinear *dw = NULL;
+    nt_gpu_qlinear *dw = upload_q(q);
     void *dX = NULL, *dY = NULL;
-    cr_assert(nt_gpu_qlinear_upload(&dw, q, &err) == 0, "%s", err.msg);
     cr_assert(nt_gpu_malloc(&dX, 9 * 64 * 2, &err) == 0 && nt_gpu_malloc(&dY, 9 * 64 * 2, &err) == 0);
     cr_assert(nt_gpu_qgemm(ctx, dw, dX, dY, 9, NT_QKERNEL_GEMV, &err) != 0);
     cr_assert(strstr(err.msg, "at most 8 rows") != NULL, "%s", err.msg);
@@ -376,21 +605,23 @@ Test(gpu, gemv_refuses_more_than_8_rows) {
 }
 
 // The dense weights the baseline multiplies: exactly qformat.h's dequantization rounded to fp16, in the original
-// column order (act-order and arbitrary g_idx included).
+// column order (act-order, arbitrary g_idx and a shorter last group included); and a copy of a device linear
+// computes the same.
 Test(gpu, dequantize_matches_reference) {
     nt_gpu_ctx *ctx = tu_need_gpu();
     nt_err err = {0};
     for (int b = 0; b < 4; b++)
-        for (size_t s = 0; s < sizeof g_gpu_shapes / sizeof g_gpu_shapes[0]; s++) {
+        for (int s = 0; s < N_GPU_SHAPES; s++) {
             const shape *sh = &g_gpu_shapes[s];
             nt_qlinear *q = make_q(sh->N, sh->K, g_bits[b], sh->gs, sh->sym, sh->order);
             size_t nw = (size_t)sh->N * sh->K;
             float *W = malloc(nw * sizeof *W);
             uint16_t *Wd = malloc(nw * 2);
             nt_qlinear_dequantize(q, W);
-            nt_gpu_qlinear *dw = NULL;
+            nt_gpu_qlinear *dw0 = upload_q(q), *dw = NULL;
+            cr_assert(nt_gpu_qlinear_clone(&dw, dw0, &err) == 0, "%s", err.msg);
+            nt_gpu_qlinear_free(&dw0);
             void *dW = NULL;
-            cr_assert(nt_gpu_qlinear_upload(&dw, q, &err) == 0, "%s", err.msg);
             cr_assert(nt_gpu_malloc(&dW, nw * 2, &err) == 0, "%s", err.msg);
             cr_assert(nt_gpu_memset(dW, 0xff, nw * 2, &err) == 0, "%s", err.msg);
             cr_assert(nt_gpu_qdequantize(ctx, dw, dW, &err) == 0, "%s", err.msg);
@@ -441,5 +672,99 @@ Test(gpu, cublaslt_matches_cpu_gemm, .timeout = 600) {
         free(R);
         free(Y);
     }
+    nt_gpu_ctx_free(&ctx);
+}
+
+// Attention over 12,000 positions: 47 KB of dynamic shared memory (the scores) plus the kernel's 2 KB of static
+// shared memory passes 48 KB, so the launch needs the opt-in although the scores alone do not (positions 11,777
+// to 12,288 failed on a device before the static part was counted). Device only: 12,000 blocks of 256 threads
+// are hours on the emulator. Rows checked against a double-precision softmax attention.
+Test(gpu, attention_past_48k_of_shared_memory, .timeout = 600) {
+#if defined(NT_CUDA_EMU) || !defined(NT_HAVE_CUDA)
+    cr_skip_test("device only (on the emulator 12,000 blocks of 256 fibers; without CUDA no forward ops)");
+#else
+    nt_gpu_ctx *ctx = tu_need_gpu();
+    nt_err err = {0};
+    const int n = 12000, hd = 64;
+    uint16_t *q = make_x(n, hd), *k = make_x(n, hd), *v = make_x(n, hd), *o = malloc((size_t)n * hd * 2);
+    void *dq = NULL, *dk = NULL, *dv = NULL, *dout = NULL;
+    size_t bytes = (size_t)n * hd * 2;
+    cr_assert(nt_gpu_malloc(&dq, bytes, &err) == 0 && nt_gpu_malloc(&dk, bytes, &err) == 0 &&
+              nt_gpu_malloc(&dv, bytes, &err) == 0 && nt_gpu_malloc(&dout, bytes, &err) == 0, "%s", err.msg);
+    cr_assert(nt_gpu_upload(dq, q, bytes, &err) == 0 && nt_gpu_upload(dk, k, bytes, &err) == 0 &&
+              nt_gpu_upload(dv, v, bytes, &err) == 0, "%s", err.msg);
+    cr_assert(nt_gpu_op_attention(ctx, dq, dk, dv, n, 1, 1, hd, NULL, dout, &err) == 0, "%s", err.msg);
+    cr_assert(nt_gpu_sync(&err) == 0 && nt_gpu_download(o, dout, bytes, &err) == 0, "%s", err.msg);
+    const int rows[] = {0, 1, 5000, n - 1};
+    double *p = malloc((size_t)n * sizeof *p);
+    for (int ri = 0; ri < 4; ri++) {
+        const int t = rows[ri];
+        double mx = -INFINITY, sum = 0.0;
+        for (int j = 0; j <= t; j++) {
+            double s = 0.0;
+            for (int d = 0; d < hd; d++) s += (double)nt_f16_to_f32(q[t * hd + d]) * nt_f16_to_f32(k[j * hd + d]);
+            p[j] = s / sqrt((double)hd);
+            mx = fmax(mx, p[j]);
+        }
+        for (int j = 0; j <= t; j++) sum += (p[j] = exp(p[j] - mx));
+        float ref[64], got[64];
+        for (int d = 0; d < hd; d++) {
+            double acc = 0.0;
+            for (int j = 0; j <= t; j++) acc += p[j] * nt_f16_to_f32(v[j * hd + d]);
+            ref[d] = (float)(acc / sum);
+            got[d] = nt_f16_to_f32(o[t * hd + d]);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "attention row %d of %d", t, n);
+        validate_result(what, got, ref, 1, hd, 2e-3); // fp32 softmax, fp16 output: 2^-11 relative
+    }
+    free(p);
+    nt_gpu_free(&dq);
+    nt_gpu_free(&dk);
+    nt_gpu_free(&dv);
+    nt_gpu_free(&dout);
+    free(q);
+    free(k);
+    free(v);
+    free(o);
+    nt_gpu_ctx_free(&ctx);
+#endif
+}
+
+// ------------------------------------------------------------------------------------------------- timing
+
+typedef struct {
+    int calls, bad_order, last;
+    int copies;
+} count_arg;
+static int count_launch(void *arg, int copy, nt_err *err) {
+    (void)err;
+    count_arg *a = arg;
+    if (copy != (a->last + 1) % a->copies) a->bad_order++;
+    a->last = copy;
+    a->calls++;
+    return 0;
+}
+
+// nt_gpu_time rotates the copies in order from 0, warms up for at least the time asked, and reports the batch.
+Test(gpu, timing_rotates_copies_and_warms_up) {
+    nt_gpu_ctx *ctx = tu_need_gpu();
+    nt_err err = {0};
+    count_arg a = {0, 0, -1, 3};
+    nt_gpu_timing t;
+    double t0 = nt_time();
+    cr_assert(nt_gpu_time(ctx, count_launch, &a, 3, 20.0, 5, &t, &err) == 0, "%s", err.msg);
+    cr_assert(nt_time() - t0 >= 0.020, "warm-up shorter than asked");
+    cr_assert_eq(a.bad_order, 0, "copies not rotated in order");
+    cr_assert(t.batch >= 1 && t.batches == 5 && t.warmup_ms >= 20.0);
+    cr_assert(a.calls >= 5 * t.batch);
+    cr_assert(t.us_min <= t.us && t.us <= t.us_max && isfinite(t.us), "%g %g %g", t.us_min, t.us, t.us_max);
+    cr_assert(nt_gpu_time(ctx, count_launch, &a, 0, 1.0, 1, &t, &err) != 0, "zero copies is an error");
+    double gbps = 0.0;
+    cr_assert(nt_gpu_copy_gbps(ctx, (size_t)1 << 16, 1, &gbps, &err) == 0, "%s", err.msg);
+    cr_assert(isfinite(gbps) && gbps > 0.0, "%g", gbps);
+    int sm = 0, mem = 0; // NVML: clocks, or -1 and a reason
+    if (nt_gpu_clocks_now(nt_gpu_ctx_info(ctx), &sm, &mem, &err) == 0) cr_assert(sm > 0 && mem > 0);
+    else cr_assert(sm == -1 && mem == -1 && err.msg[0]);
     nt_gpu_ctx_free(&ctx);
 }
