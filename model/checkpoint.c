@@ -390,11 +390,6 @@ static const char *find_prefix(const nt_safetensors *st, const nt_config *c) {
     return c->arch == NT_ARCH_BLOOM ? "transformer." : "model."; // the error will name the expected tensor
 }
 
-void nt_model_name_of_path(const char *path, char *buf, size_t size) {
-    nt_path_basename(path, buf, size);
-    size_t k = strlen(buf);
-    if (k > 5 && strcmp(buf + k - 5, ".gguf") == 0) buf[k - 5] = '\0';
-}
 
 int nt_model_load(nt_model **out, const char *dir, nt_err *err) {
     if (nt_gguf_model_path(dir)) return nt_gguf_model_load(out, dir, err); // a .gguf file, not a directory

@@ -324,7 +324,7 @@ int nt_forward(const nt_model *m, nt_run *r, const int32_t *tokens, int n, float
     return 0;
 }
 
-// ---------------------------------------------------------------------------------------------------- freeing
+// ----------------------------------------------------------------------------------------- naming and freeing
 // The model is the forward pass's; both loaders (checkpoint.c, gguf_model.c) build it and free it through here.
 static void free_linear(nt_linear *l) {
     free(l->w);
@@ -364,4 +364,10 @@ void nt_model_free(nt_model **mp) {
     free(m->name);
     free(m);
     *mp = NULL;
+}
+
+void nt_model_name_of_path(const char *path, char *buf, size_t size) {
+    nt_path_basename(path, buf, size);
+    size_t k = strlen(buf);
+    if (k > 5 && strcmp(buf + k - 5, ".gguf") == 0) buf[k - 5] = '\0';
 }
