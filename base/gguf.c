@@ -75,6 +75,7 @@ typedef struct {
     nt_gguf_vtype elem;  // ARRAY: element type
     uint64_t count;      // ARRAY: element count
     uint64_t *str_off;   // ARRAY of STRING: (count) offset in the map of each string's 8-byte length
+    size_t raw_off, raw_len; // the whole entry (key, type, value) in the map, as the file encodes it
 } gguf_kv;
 
 struct nt_gguf {
@@ -288,6 +289,7 @@ static int parse_kvs(nt_gguf *g, cursor *c, uint64_t n_kv, nt_err *err) {
     if (!g->kv) return nt_fail(err, "%s: out of memory", g->path);
     for (uint64_t i = 0; i < n_kv; i++) {
         gguf_kv *kv = &g->kv[i];
+        kv->raw_off = c->pos;
         kv->key = rd_name(c, GGUF_MAX_KEY, "metadata key", err);
         if (!kv->key) return -1;
         g->n_kv++; // from here on nt_gguf_close frees what kv holds
@@ -295,6 +297,7 @@ static int parse_kvs(nt_gguf *g, cursor *c, uint64_t n_kv, nt_err *err) {
         if (rd_u32(c, &type, "the value type of key", kv->key, err)) return -1;
         kv->type = (nt_gguf_vtype)type;
         if (parse_value(c, kv, err)) return -1;
+        kv->raw_len = c->pos - kv->raw_off;
     }
     int64_t dup = table_build(g, g->n_kv, kv_name, &g->kv_slots, &g->n_kv_slots);
     if (!g->kv_slots) return nt_fail(err, "%s: out of memory", g->path);
@@ -750,5 +753,41 @@ int nt_gguf_dequantize(const nt_gguf_tensor *t, float **out, nt_err *err) {
         return -1;
     }
     *out = buf;
+    return 0;
+}
+
+// ------------------------------------------------------------------------------------------ metadata image
+static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); } // GGUF is little-endian, as this host (checked)
+static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+int nt_gguf_metadata_image(const nt_gguf *g, const char *const *prefixes, size_t n_prefixes, uint8_t **out,
+                           size_t *len, nt_err *err) {
+    *out = NULL;
+    *len = 0;
+    size_t body = 0, n = 0;
+    for (size_t i = 0; i < g->n_kv; i++)
+        for (size_t j = 0; j < n_prefixes; j++)
+            if (strncmp(g->kv[i].key, prefixes[j], strlen(prefixes[j])) == 0) {
+                body += g->kv[i].raw_len, n++;
+                break;
+            }
+    size_t head = 4 + 4 + 8 + 8, total = head + body, align = NT_GGUF_DEFAULT_ALIGNMENT;
+    total = (total + align - 1) / align * align; // the (empty) data section starts at the alignment
+    uint8_t *b = calloc(total, 1);
+    if (!b) return nt_fail(err, "%s: out of memory", g->path);
+    memcpy(b, "GGUF", 4);
+    put_u32(b + 4, 3);
+    put_u64(b + 8, 0); // no tensors
+    put_u64(b + 16, n);
+    size_t k = head;
+    for (size_t i = 0; i < g->n_kv; i++)
+        for (size_t j = 0; j < n_prefixes; j++)
+            if (strncmp(g->kv[i].key, prefixes[j], strlen(prefixes[j])) == 0) {
+                memcpy(b + k, g->map + g->kv[i].raw_off, g->kv[i].raw_len); // v2 and v3 encode values alike
+                k += g->kv[i].raw_len;
+                break;
+            }
+    *out = b;
+    *len = total;
     return 0;
 }

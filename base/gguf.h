@@ -110,3 +110,9 @@ const nt_gguf_tensor *nt_gguf_find_tensor(const nt_gguf *g, const char *name); /
 int nt_gguf_dequantize_rows(const nt_gguf_tensor *t, int64_t row0, int64_t n_rows, float *out, nt_err *err);
 // The whole tensor into a new malloc'd fp32 array (n_elements floats).
 int nt_gguf_dequantize(const nt_gguf_tensor *t, float **out, nt_err *err);
+
+// A GGUF v3 image with no tensors and the metadata entries of g whose keys start with one of the prefixes (in
+// file order, copied as encoded), e.g. {"general.architecture", "tokenizer."}: the tokenizer of a model without its
+// weights. *out is malloc'd (*len bytes, padded to the default alignment).
+int nt_gguf_metadata_image(const nt_gguf *g, const char *const *prefixes, size_t n_prefixes, uint8_t **out,
+                           size_t *len, nt_err *err);

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_text(const char *path, const char *text, nt_err *err) {
+static int write_text(const char *path, const char *text, size_t len, nt_err *err) {
     FILE *f = fopen(path, "wb");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    int ok = f && (len ? fwrite(text, 1, len, f) == len : fputs(text, f) >= 0 && fputc('\n', f) != EOF);
     ok = f && fclose(f) == 0 && ok;
     return ok ? 0 : nt_fail(err, "%s: cannot write: %s", path, strerror(errno));
 }
@@ -79,7 +79,7 @@ int nt_qcheckpoint_write_dir(const char *out_dir, const char *src_dir, const nt_
     free(p);
     for (size_t i = 0; i < n_texts && r2 == 0; i++) {
         p = nt_path_join(tmp, texts[i].name);
-        r2 = write_text(p, texts[i].text, err);
+        r2 = write_text(p, texts[i].text, texts[i].len, err);
         free(p);
     }
     const char *copies[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",

@@ -4,10 +4,12 @@
 #pragma once
 #include "safetensors.h"
 
-// A checkpoint file given as text: name (e.g. "quantize_config.json") and contents (a newline is appended).
+// A checkpoint file given in memory: name (e.g. "quantize_config.json") and contents: text (NUL-terminated, a
+// newline is appended) when len is 0, else len bytes written as they are.
 typedef struct {
     const char *name;
     const char *text;
+    size_t len;
 } nt_qcheckpoint_text;
 
 // 0 when out_dir can receive a checkpoint (absent, or an empty directory); -1 with "OUT: exists and is not empty".

@@ -89,7 +89,7 @@ int nt_gptq_export(const char *qdir, const char *out_dir, nt_qfmt fmt, nt_err *e
     if (!cfg) goto done;
     {
         const char *meta[] = {"format", "pt", "quantized_by", "normtweak"};
-        nt_qcheckpoint_text texts[2] = {{"config.json", cfg}, {"quantize_config.json", qc}};
+        nt_qcheckpoint_text texts[2] = {{"config.json", cfg, 0}, {"quantize_config.json", qc, 0}};
         if (nt_qcheckpoint_write_dir(out_dir, qdir, L.list.t, L.list.n, meta, 2, texts, 2, err)) goto done;
     }
     rc = 0;

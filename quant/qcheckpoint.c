@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf.h"
 #include "gguf_model.h"
 #include "qdir.h"
 #include "qtensors.h"
@@ -154,18 +155,28 @@ static int list_from_model(const nt_model *m, tensor_list *L, nt_err *err) {
     return 0;
 }
 
+// The tokenizer goes along as tokenizer.gguf: the source's tokenizer.* metadata (and its architecture) without
+// the weights, which nt_tokenizer_load_dir reads as it reads the GGUF itself.
 static int save_from_gguf(const nt_model *m, const char *out_dir, nt_err *err) {
     tensor_list L = {0};
     char *cfg = nt_config_json(&m->cfg);
     char *qc = nt_quantize_config_text(&m->quant, NT_QFMT_NORMTWEAK, m->name);
+    uint8_t *tok = NULL;
+    size_t tok_len = 0;
+    nt_gguf *g = NULL;
+    static const char *const keep[] = {"general.architecture", "tokenizer."};
     int rc = -1;
     if (!cfg) nt_fail(err, "%s: no config.json can describe this model", m->dir);
     else if (!qc) nt_fail(err, "out of memory writing %s", out_dir);
-    else if (list_from_model(m, &L, err) == 0) {
+    else if (nt_gguf_open(&g, m->dir, err) == 0 && nt_gguf_metadata_image(g, keep, 2, &tok, &tok_len, err) == 0 &&
+             list_from_model(m, &L, err) == 0) {
         const char *meta[] = {"format", "pt", "normtweak", "quantized"};
-        nt_qcheckpoint_text texts[2] = {{"config.json", cfg}, {"quantize_config.json", qc}};
-        rc = nt_qcheckpoint_write_dir(out_dir, m->dir, L.list.t, L.list.n, meta, 2, texts, 2, err);
+        nt_qcheckpoint_text texts[3] = {{"config.json", cfg, 0}, {"quantize_config.json", qc, 0},
+                                        {"tokenizer.gguf", (const char *)tok, tok_len}};
+        rc = nt_qcheckpoint_write_dir(out_dir, m->dir, L.list.t, L.list.n, meta, 2, texts, 3, err);
     }
+    nt_gguf_close(&g);
+    free(tok);
     free(cfg);
     free(qc);
     nt_st_list_free(&L.list);
@@ -220,7 +231,7 @@ int nt_qcheckpoint_save(const nt_model *m, const char *out_dir, nt_err *err) {
         const char *meta[] = {"format", "pt", "normtweak", "quantized"};
         char *qc = nt_quantize_config_text(&m->quant, NT_QFMT_NORMTWEAK, m->name);
         if (!qc) goto oom;
-        nt_qcheckpoint_text texts[1] = {{"quantize_config.json", qc}};
+        nt_qcheckpoint_text texts[1] = {{"quantize_config.json", qc, 0}};
         int r2 = nt_qcheckpoint_write_dir(out_dir, m->dir, L.list.t, L.list.n, meta, 2, texts, 1, err);
         free(qc);
         if (r2) goto done;

@@ -716,3 +716,35 @@ Test(gguf_model, smollm2_logprobs_vs_transformers) {
     cJSON_Delete(j);
     free(path);
 }
+
+// A checkpoint quantized from the SmolLM2 GGUF carries the source's tokenizer (tokenizer.gguf: its tokenizer.*
+// metadata without the weights), so `eval --model QDIR` tokenizes exactly as the GGUF does.
+Test(gguf_model, smollm2_quantized_checkpoint_keeps_its_tokenizer) {
+    char *path = smollm2_path(), *tmp = tu_tmpdir(), *q = nt_path_join(tmp, "q");
+    nt_quant_opts o = nt_quant_opts_make("rtn", 4, 128);
+    nt_err err = {0};
+    cr_assert_eq(nt_quantize_checkpoint(path, NULL, &o, q, NULL, NULL, &err), 0, "%s", err.msg);
+    char *tg = nt_path_join(q, "tokenizer.gguf");
+    cr_assert(nt_file_exists(tg), "no tokenizer.gguf in the checkpoint");
+    nt_tokenizer *a = NULL, *b = NULL;
+    cr_assert_eq(nt_tokenizer_load_model(&a, path, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_tokenizer_load_model(&b, q, &err), 0, "%s", err.msg);
+    const char *text = "The 2 quick brown foxes  jumped\n\nover 1,234 lazy dogs: naïve café, 東京, 🙂.";
+    int32_t *ia = NULL, *ib = NULL;
+    size_t na = 0, nb = 0;
+    cr_assert(nt_tokenizer_encode(a, text, strlen(text), true, &ia, &na, &err) == 0 &&
+                  nt_tokenizer_encode(b, text, strlen(text), true, &ib, &nb, &err) == 0,
+              "%s", err.msg);
+    cr_assert(na > 10 && na == nb && memcmp(ia, ib, na * sizeof(int32_t)) == 0, "ids differ (%zu vs %zu)", na, nb);
+    cr_assert_eq(nt_tokenizer_vocab_size(a), nt_tokenizer_vocab_size(b));
+    cr_assert_eq(nt_tokenizer_bos_id(a), nt_tokenizer_bos_id(b));
+    free(ia);
+    free(ib);
+    nt_tokenizer_free(&a);
+    nt_tokenizer_free(&b);
+    free(tg);
+    free(q);
+    tu_rmtree(tmp);
+    free(tmp);
+    free(path);
+}
