@@ -114,7 +114,8 @@ Test(normtweak, grid_never_worse_than_no_tweak_on_held_out, .timeout = 600) {
     for (int l = 0; l < f.m->cfg.n_layers; l++) {
         float scale = 1.0f + l * depth / f.m->cfg.n_layers, lr = st.nt_lr_used[l];
         bool in_grid = lr == 0.0f;
-        for (int i = 0; i < 3; i++) in_grid |= fabsf(lr - grid[i] * scale) <= 1e-6f * grid[i] * scale;
+        // the library's lr is grid[i] * scale by the same fp32 expression: equal; rtol 1e-6 (~8 ulps), atol 0
+        for (int i = 0; i < 3; i++) in_grid |= tu_close(lr, grid[i] * scale, 0.0, 1e-6);
         cr_assert(in_grid, "block %d: lr %g is not from the grid", l, lr);
         cr_assert(st.nt_loss_after[l] <= st.nt_loss_before[l], "block %d: held-out loss %.6g > untweaked %.6g", l,
                   st.nt_loss_after[l], st.nt_loss_before[l]);
