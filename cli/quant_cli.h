@@ -25,9 +25,9 @@
     "  --nt-loss L       dist (the paper's, default), mean-std (the authors' code), mean-std-sse, mse\n"             \
     "  --nt-lr LR        base learning rate (default 1e-5), scaled per block by 1 + l*k/n_blocks\n"                \
     "  --nt-lr-depth K   k of that scaling (default: 100 for OPT/LLaMA, 10 for BLOOM, as the authors)\n"            \
-    "  --nt-lr-grid LIST per block, the lr (from LIST, or no tweak) with the lowest loss on held-out calibration\n"  \
-    "                    samples (never evaluation data)\n"                                                          \
-    "  --nt-holdout N    calibration samples held out of tweaking to score it (default N/8 with a grid, else 0)\n"  \
+    "  --nt-lr-grid LIST per block, the lr (from LIST, or no tweak) with the lowest loss on half of the held-out\n"  \
+    "                    calibration samples (never evaluation data); the other half scores the choice\n"            \
+    "  --nt-holdout N    calibration samples held out of tweaking (default max(2, N/8) with a grid, else 0)\n"       \
     "  --nt-iters N      passes over the calibration samples (default 1)\n"                                         \
     "  --nt-batch N      samples per Adam step (default 1)\n"
 

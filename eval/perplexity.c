@@ -9,12 +9,9 @@
 // packed once per window), and bounds the buffer at long seqlen
 enum { LOGIT_ROWS = 512 };
 
-// Scores one window: nll[t] for its S-1 predicted tokens.
-typedef int (*window_nll_fn)(void *arg, const int32_t *ids, int S, double *nll, nt_err *err);
-
 // The windows loop of both devices: sums, progress, the result's statistics.
-static int score_windows(window_nll_fn score, void *arg, const nt_windows *w, size_t max_windows, const char *label,
-                         nt_ppl_result *res, nt_err *err) {
+int nt_ppl_score_windows(nt_window_nll_fn score, void *arg, const nt_windows *w, size_t max_windows,
+                         const char *label, nt_ppl_result *res, nt_err *err) {
     memset(res, 0, sizeof(*res));
     int S = (int)w->seqlen;
     size_t nw = (max_windows && max_windows < w->n_windows) ? max_windows : w->n_windows;
@@ -77,25 +74,9 @@ int nt_perplexity(const nt_model *m, const nt_windows *w, size_t max_windows, co
     cpu_scorer c = {m, NULL, NULL};
     if (S >= 2 && nt_run_init(&c.r, m, S, S, err)) return -1;
     c.logits = malloc((size_t)LOGIT_ROWS * m->cfg.vocab * sizeof(float));
-    int rc = c.logits ? score_windows(cpu_window, &c, w, max_windows, label, res, err)
+    int rc = c.logits ? nt_ppl_score_windows(cpu_window, &c, w, max_windows, label, res, err)
                       : nt_fail(err, "%s: out of memory for logits", label);
     free(c.logits);
     nt_run_free(&c.r);
     return rc;
-}
-
-typedef struct {
-    nt_gpu_ctx *ctx;
-    nt_gpu_model *g;
-} gpu_scorer;
-
-static int gpu_window(void *arg, const int32_t *ids, int S, double *nll, nt_err *err) {
-    gpu_scorer *c = arg;
-    return nt_gpu_window_nll(c->ctx, c->g, ids, S, nll, err);
-}
-
-int nt_perplexity_gpu(nt_gpu_ctx *ctx, nt_gpu_model *g, const nt_windows *w, size_t max_windows, const char *label,
-                      nt_ppl_result *res, nt_err *err) {
-    gpu_scorer c = {ctx, g};
-    return score_windows(gpu_window, &c, w, max_windows, label, res, err);
 }

@@ -21,6 +21,13 @@ typedef struct {
 int nt_perplexity(const nt_model *m, const nt_windows *w, size_t max_windows, const char *label, nt_ppl_result *res,
                   nt_err *err);
 
-// The same on the device: g uploaded with max_tokens >= the windows' seqlen (eval --device cuda).
+// The same on the device: g uploaded with max_tokens >= the windows' seqlen (eval --device cuda). In
+// perplexity_gpu.c (the emulator's tests build it a second time, see there).
 int nt_perplexity_gpu(nt_gpu_ctx *ctx, nt_gpu_model *g, const nt_windows *w, size_t max_windows, const char *label,
                       nt_ppl_result *res, nt_err *err);
+
+// The windows loop of both: score(arg, ids, S, nll, err) fills nll[0..S-2] for one window of S tokens; the
+// sums, progress and statistics of *res as above.
+typedef int (*nt_window_nll_fn)(void *arg, const int32_t *ids, int S, double *nll, nt_err *err);
+int nt_ppl_score_windows(nt_window_nll_fn score, void *arg, const nt_windows *w, size_t max_windows,
+                         const char *label, nt_ppl_result *res, nt_err *err);

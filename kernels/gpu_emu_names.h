@@ -1,8 +1,9 @@
 // gpu_emu_names.h: in the emulated build (-DNT_CUDA_EMU, see cuda_emu.h) every public symbol of gpu.h that the
 // .cu files define is renamed nt_emu_* (the plain-C parts, kernels_ref.c and gpu_clock.c, exist once), so the
 // emulated kernels link into the same test executable as the library (whose gpu.h symbols are the real CUDA
-// ones, or gpu_none.c's). gpu.h includes this first; a TU compiled with NT_CUDA_EMU calls the
-// emulator through the ordinary names.
+// ones, or gpu_none.c's). gpu.h includes this first; a TU compiled with NT_CUDA_EMU calls the emulator through
+// the ordinary names. Also renamed: the library's device entry points above gpu.h that the emulator's build
+// compiles again (eval/perplexity_gpu.c's nt_perplexity_gpu).
 #pragma once
 #define nt_gpu_device_count nt_emu_gpu_device_count
 #define nt_gpu_info_get nt_emu_gpu_info_get
@@ -34,6 +35,7 @@
 #define nt_gpu_forward nt_emu_gpu_forward
 #define nt_gpu_logits nt_emu_gpu_logits
 #define nt_gpu_window_nll nt_emu_gpu_window_nll
+#define nt_perplexity_gpu nt_emu_perplexity_gpu
 #define nt_gpu_op_embed nt_emu_gpu_op_embed
 #define nt_gpu_op_add_rows nt_emu_gpu_op_add_rows
 #define nt_gpu_op_norm nt_emu_gpu_op_norm

@@ -237,15 +237,21 @@ static int tweak_run(nt_model *m, tweak_ws *w, const norm_params *np, int l, con
     return rc ? -1 : 0;
 }
 
-// Tweaks on the first N - holdout samples; the held-out ones score the lr grid (never the samples tweaked on).
+// Tweaks on the first N - holdout samples. With an lr grid the held-out samples are split: the first half chooses
+// the lr, the second half scores the choice (the stats' before/after), so the reported score is measured on
+// samples that neither the tweaking nor the choice saw (a minimum over the grid taken on the same samples it
+// reports would be biased low, and could never come out worse than not tweaking).
 int nt_normtweak_block(nt_model *m, int l, const float *x, const float *yf, int N, int T, const nt_quant_opts *o,
                        nt_normtweak_block_stats *st, nt_err *err) {
     const nt_config *c = &m->cfg;
     nt_layer *ly = &m->layers[l];
     norm_params np = block_norms(ly, c->dim);
     int n = np.n_vec * c->dim;
-    int holdout = o->nt_holdout >= 0 ? o->nt_holdout : (o->n_lr_grid > 0 ? (N / 8 > 0 ? N / 8 : 1) : 0);
+    int holdout = o->nt_holdout >= 0 ? o->nt_holdout : (o->n_lr_grid > 0 ? (N / 8 > 2 ? N / 8 : 2) : 0);
     if (holdout >= N) return nt_fail(err, "norm tweaking: %d held-out samples leave none of %d to tweak on", holdout, N);
+    if (o->n_lr_grid > 0 && holdout < 2)
+        return nt_fail(err, "norm tweaking: an lr grid needs at least 2 held-out samples (to choose the lr on, and to "
+                            "score the choice on others), got %d", holdout);
     int n_train = N - holdout;
     float scale = nt_normtweak_lr_scale(o, c, l);
     tweak_ws w = {0};
@@ -261,18 +267,19 @@ int nt_normtweak_block(nt_model *m, int l, const float *x, const float *yf, int 
         goto done;
     }
     params_get(&np, w.P0);
-    int sa = holdout ? n_train : 0, sb = N; // the samples that score: held-out ones, else all
+    // the samples that score: [sa, sb) (held-out ones, else all); with a grid, [n_train, sa) choose the lr
+    int sa = o->n_lr_grid > 0 ? n_train + holdout / 2 : (holdout ? n_train : 0), sb = N;
     double before, after, best_loss = 0.0;
     if (tweak_score(m, &w, l, x, yf, sa, sb, T, o, &before, err)) goto done;
     float best_lr = o->nt_lr * scale;
-    if (o->n_lr_grid > 0) { // per-block grid search, "no tweak" (lr 0) included
+    if (o->n_lr_grid > 0) { // per-block grid search on the choosing samples, "no tweak" (lr 0) included
         best_lr = 0.0f;
-        best_loss = before;
+        if (tweak_score(m, &w, l, x, yf, n_train, sa, T, o, &best_loss, err)) goto done;
         for (int i = 0; i < o->n_lr_grid; i++) {
             float lr = o->nt_lr_grid[i] * scale;
             double loss;
             if (tweak_run(m, &w, &np, l, x, yf, n_train, T, lr, o, err) ||
-                tweak_score(m, &w, l, x, yf, sa, sb, T, o, &loss, err))
+                tweak_score(m, &w, l, x, yf, n_train, sa, T, o, &loss, err))
                 goto done;
             if (loss < best_loss) best_loss = loss, best_lr = lr;
         }

@@ -41,11 +41,12 @@ typedef struct {
     nt_loss_kind nt_loss;   // NT_LOSS_DIST (the paper's)
     float nt_lr;            // base learning rate (1e-5)
     float nt_lr_grid[8];    // if n_lr_grid > 0: per block, the lr (scaled by depth) scoring the lowest loss on the
-    int n_lr_grid;          //   held-out calibration samples, "no tweak" included; replaces nt_lr
+    int n_lr_grid;          //   first half of the held-out calibration samples, "no tweak" included; replaces nt_lr
     float nt_lr_depth;      // k in lr_l = lr (1 + l k / n_blocks); < 0: the authors' (100 OPT/LLaMA, 10 BLOOM)
     int nt_iters;           // passes over the tweaking samples (1)
     int nt_batch;           // samples per Adam step (1)
-    int nt_holdout;         // calibration samples held out of tweaking to score it (-1: N/8 with a grid, else 0)
+    int nt_holdout;         // calibration samples held out of tweaking to score it (-1: max(2, N/8) with a grid, else
+                            //   0); with a grid, half choose the lr and the other half score the choice (>= 2)
 } nt_quant_opts;
 
 // GPTQ's defaults for method, bits and group size (and the paper's for norm tweaking). An unknown method is

@@ -20,7 +20,8 @@ typedef struct {
     // norm tweaking, per block (n_layers), malloc'd when tweaking ran:
     float *nt_lr_used;          // the learning rate applied (0: the grid chose not to tweak)
     double *nt_seconds;         // time spent tweaking the block
-    double *nt_loss_before;     // mean loss on the held-out samples (or all, without hold-out) before tweaking
+    double *nt_loss_before;     // mean loss on the held-out samples (with a grid: the half that did not choose the lr;
+                                //   without hold-out: all samples) before tweaking
     double *nt_loss_after;      // and after
 } nt_quant_stats;
 void nt_quant_stats_free(nt_quant_stats *s);

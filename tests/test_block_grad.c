@@ -5,16 +5,18 @@
 //   with GELU-erf) and the shared tiny-llama / tiny-opt: max |diff| <= 1e-5 * max(1, max |y|).
 // - Norm-parameter gradients (every coordinate for the fixtures, 12 per vector for tiny-llama) against
 //   finite differences of L = sum r * y (r random) on the same set, and of each loss L(y_f, y_q) with y_q
-//   from a block whose linears were perturbed by 5% of their sd ("quantized"). The forward is fp32, so a
-//   difference quotient carries the loss's fp32 noise over 2h: Richardson-extrapolated central differences
-//   with h = 3e-3 * max(1, |p|) (ReLU: 1e-3), dividing by the step actually taken after rounding to float,
-//   losses summed in double. Kinks: the dist loss is differenced with its |.| signs frozen at the base point
-//   (same value and gradient there); for ReLU blocks a step that flips a ReLU input is shrunk 3x once, then
-//   the coordinate is skipped (at most 3/4 of them). Pass: per coordinate
-//   |a - n| <= FD_ATOL * max|n| + FD_RTOL * |n| and per vector ||a - n|| / ||n|| <= FD_VEC_RTOL.
+//   from a block whose linears were perturbed by 5% of their sd ("quantized"). The forward is fp32, so every
+//   evaluation of the loss carries its own rounding noise, and a difference quotient divides it by the step:
+//   the numerical derivative is the slope of a least-squares cubic through 8 evaluations at offsets
+//   +-h/2 .. +-2h (h = 3e-3 * max(1, |p|), ReLU: 1e-3; offsets as actually taken after rounding to float,
+//   losses summed in double), whose residuals measure that noise. Kinks: the dist loss is differenced with
+//   its |.| signs frozen at the base point (same value and gradient there); for ReLU blocks a stencil that
+//   flips a ReLU input is shrunk 3x once, then the coordinate is skipped (at most 3/4 of them). Pass:
+//   |a - n| <= FD_Z * se(n) + FD_RTOL * |n| per coordinate (se: the noise's standard error of n) and the
+//   same with vector norms per vector; the noise allowance must stay below FD_MAX_NOISE of max |n|.
 //   The backward without dx must give bit-identical parameter gradients.
 // - Input gradient dL/dx on sampled coordinates, same tolerances.
-// - Each loss's gradient w.r.t. y_q by central differences (losses in double: tight tolerance 1e-6).
+// - Each loss's gradient w.r.t. y_q by central differences (losses in double: 1e-6 + 1e-4 relative).
 // - Adam: 3 steps against torch.optim.Adam.
 #include <criterion/criterion.h>
 #include <math.h>
@@ -25,18 +27,32 @@
 #include "testutil.h"
 #include "transformer.h"
 
+// Training forward against nt_block_forward: the same ops in the same order, bit-identical as measured (every
+// OPENBLAS_CORETYPE tried, 1 and 2 threads). An sgemm that blocked one of the two differently would change
+// rounding relative to the sums' magnitudes, i.e. to the block's scale (a reordered sum of K terms: up to
+// K u ~ 1e-5 of it for K ~ 200, u = 2^-24): atol = FWD_TOL * max(1, max |y|), rtol 0.
 #define FWD_TOL 1e-5
-// Finite differences (see fd_derivative): relative step h * max(1, |p|), Richardson-extrapolated central
-// differences; ReLU blocks take a smaller step (their kinks) and shrink it 3x when a ReLU input flips.
+// Finite differences (see fd_derivative): relative step h * max(1, |p|), FD_POINTS evaluations at +-h/2 ..
+// +-2h; ReLU blocks take a smaller step (their kinks) and shrink it 3x when a ReLU input flips.
 #define FD_H 3e-3
 #define FD_H_RELU 1e-3
-// Pass: |analytic - numerical| <= FD_ATOL * max|numerical over the vector| + FD_RTOL * |numerical| per
-// coordinate, and ||analytic - numerical|| / ||numerical|| <= FD_VEC_RTOL per vector. Measured margin:
-// over 30 seeds no coordinate exceeded these; the worst was 4.4% at the old 2% rtol.
-#define FD_ATOL 2e-3
-#define FD_ATOL_SHARED 5e-3 // tiny-llama: 256 channels x 32 tokens of fp32 noise in the loss
-#define FD_RTOL 3e-2
-#define FD_VEC_RTOL 1e-2
+#define FD_POINTS 8
+// Pass: |analytic - numerical| <= FD_Z * se + FD_RTOL * |numerical| per coordinate (and with norms per vector).
+// - atol = FD_Z * se: the numerical derivative's noise, measured (compare_fd). An fp32 forward of a block rounds
+//   differently at every step, so the loss is noisy at ~1e-7 relative; the step divides it: se is 6e-5 of
+//   max |n| for the median coordinate, up to 9e-4 (tiny-random-opt's ReLU blocks at a shrunk step). The
+//   standardized errors (a - n) / se measured over ~3300 coordinates, each of OPENBLAS_CORETYPE Haswell,
+//   SkylakeX, Sandybridge, Prescott, Zen at 1 and 2 threads, have sd 1.01 to 1.03, but the rounding noise is
+//   not quite independent between stencil points (a sum's rounding changes in steps, which the fit partly
+//   reads as slope): the largest was 5.3 se. FD_Z = 10 leaves 2x over that. (The old bound, 2e-3 * max |n|,
+//   was about 2 se for the noisiest coordinates: tiny-random-opt block 1's dist loss failed on AVX-512.)
+// - rtol: the fit's O(h^4) truncation and the fp32 backward's own rounding; measured at most 2e-4 (post-LN
+//   OPT, where the rounding of y = x + b is a staircase in b: correlated noise the residuals do not see).
+// The allowance FD_Z * se must stay below FD_MAX_NOISE * max |n| (measured <= 1%), or the check means little.
+#define FD_Z 10.0
+#define FD_RTOL 1e-3
+#define FD_VEC_RTOL 1e-3
+#define FD_MAX_NOISE 0.02
 
 // ----------------------------------------------------------------------------
 // helpers
@@ -170,13 +186,12 @@ static void check_forward_equal(const char *spec, bool shared, int layer, int T,
     nt_block_grad *g = NULL;
     cr_assert_eq(nt_block_grad_init(&g, m, T, &err), 0, "%s", err.msg);
     cr_assert_eq(nt_block_train_forward(m, g, layer, x, T, y, &err), 0, "%s", err.msg);
-    double maxd = 0.0, maxy = 0.0;
-    for (size_t i = 0; i < (size_t)T * D; i++) {
-        maxd = fmax(maxd, fabs((double)y[i] - ref[i]));
-        maxy = fmax(maxy, fabs((double)ref[i]));
-    }
-    cr_expect(maxd <= FWD_TOL * fmax(1.0, maxy), "%s block %d: training forward differs by %g (max |y| %g)", spec,
-              layer, maxd, maxy);
+    double maxy = 0.0;
+    for (size_t i = 0; i < (size_t)T * D; i++) maxy = fmax(maxy, fabs((double)ref[i]));
+    char what[128];
+    snprintf(what, sizeof what, "%s block %d: training forward (max |y| %g)", spec, layer, maxy);
+    size_t bad = tu_count_far(what, y, ref, (size_t)T * D, FWD_TOL * fmax(1.0, maxy), 0.0, 5, NULL);
+    cr_expect(bad == 0, "%s: %zu of %d outputs differ from nt_block_forward's", what, bad, T * D);
     nt_block_grad_free(&g);
     nt_run_free(&r);
     nt_model_free(&m);
@@ -206,7 +221,6 @@ typedef struct {
     nt_loss_kind kind;
     const float *yf;     // target of the norm-tweaking loss
     double h;            // relative finite-difference step
-    double atol;         // per-coordinate tolerance: atol * max |numerical| + rtol * |numerical|
     const double *dist_sign; // (2C) dist loss: signs of mu_f - mu_q, var_f - var_q frozen at the base point
     bool relu;           // watch the ReLU kinks
     uint64_t kinks;      // hash of the ReLU input signs of the last evaluation
@@ -262,60 +276,120 @@ static double fd_loss(fd_ctx *f, float *dy) {
     return L;
 }
 
-// Central difference quotient of the loss in p[i] with step h (divided by the step actually taken after
-// rounding to float); *crossed is set if a ReLU input changed sign from the base point's pattern `at`.
-static double central(fd_ctx *f, float *p, int i, double h, uint64_t at, bool *crossed) {
-    float p0 = p[i], pp = (float)(p0 + h), pm = (float)(p0 - h);
-    p[i] = pp;
-    double lp = fd_loss(f, NULL);
-    *crossed |= f->kinks != at;
-    p[i] = pm;
-    double lm = fd_loss(f, NULL);
-    *crossed |= f->kinks != at;
-    p[i] = p0;
-    return (lp - lm) / ((double)pp - (double)pm);
+// The numerical derivative of the loss in p[i] and what the fp32 forward's noise does to it. The loss is
+// evaluated at FD_POINTS offsets s = +-h/2, +-h, +-3h/2, +-2h (the offsets actually taken after rounding
+// p[i] + s to float) and a cubic c0 + c1 s + c2 s^2 + c3 s^3 fitted by least squares: c1 is the derivative,
+// with a truncation error O(h^4) (the symmetric stencil's even terms do not leak into c1), and the residuals
+// measure the loss's own rounding noise (each evaluation rounds differently: every op of the block in fp32).
+typedef struct {
+    double d;    // c1, the derivative (NAN: skipped, every stencil tried crossed a ReLU kink)
+    double rss;  // residual sum of squares of the fit (FD_POINTS - 4 degrees of freedom)
+    double v11;  // ((X^T X)^-1)_11 in the unit of s: sd(c1) = sd(loss noise) * sqrt(v11)
+} fd_est;
+
+// Least squares for L = X c with X = [1, t, t^2, t^3] (n points, t in [-1, 1]): the normal equations by
+// Gauss-Jordan in double (4x4, well conditioned in t); returns c and ((X^T X)^-1)_11, and the residual SS.
+static void cubic_fit(const double *t, const double *L, int n, double c[4], double *v11, double *rss) {
+    double A[4][8] = {{0}}, b[4] = {0};
+    for (int k = 0; k < n; k++) {
+        double pw[4] = {1.0, t[k], t[k] * t[k], t[k] * t[k] * t[k]};
+        for (int i = 0; i < 4; i++) {
+            b[i] += pw[i] * L[k];
+            for (int j = 0; j < 4; j++) A[i][j] += pw[i] * pw[j];
+        }
+    }
+    for (int i = 0; i < 4; i++) A[i][4 + i] = 1.0;
+    for (int col = 0; col < 4; col++) {
+        int piv = col;
+        for (int i = col + 1; i < 4; i++)
+            if (fabs(A[i][col]) > fabs(A[piv][col])) piv = i;
+        for (int j = 0; j < 8; j++) {
+            double tmp = A[col][j];
+            A[col][j] = A[piv][j];
+            A[piv][j] = tmp;
+        }
+        double inv = 1.0 / A[col][col];
+        for (int j = 0; j < 8; j++) A[col][j] *= inv;
+        for (int i = 0; i < 4; i++) {
+            if (i == col) continue;
+            double fct = A[i][col];
+            for (int j = 0; j < 8; j++) A[i][j] -= fct * A[col][j];
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        c[i] = 0.0;
+        for (int j = 0; j < 4; j++) c[i] += A[i][4 + j] * b[j];
+    }
+    *v11 = A[1][5];
+    *rss = 0.0;
+    for (int k = 0; k < n; k++) {
+        double r = L[k] - (c[0] + t[k] * (c[1] + t[k] * (c[2] + t[k] * c[3])));
+        *rss += r * r;
+    }
 }
 
-// Richardson-extrapolated central difference (4 D(h) - D(2h)) / 3: the O(h^2) truncation error cancels,
-// so h can stay large enough for the fp32 noise of the loss not to dominate. ReLU blocks: a step that
-// flips a ReLU input is shrunk 3x once, then the coordinate is skipped (returns NAN).
-static double fd_derivative(fd_ctx *f, float *p, int i) {
+// ReLU blocks: a stencil with a point whose ReLU inputs changed sign from the base point's pattern is shrunk
+// 3x once, then the coordinate is skipped.
+static fd_est fd_derivative(fd_ctx *f, float *p, int i) {
     uint64_t at = 0;
-    if (f->relu) {
-        fd_loss(f, NULL);
-        at = f->kinks;
-    }
-    double h = f->h * fmax(1.0, fabs((double)p[i]));
+    double L0 = fd_loss(f, NULL);
+    if (f->relu) at = f->kinks;
+    float p0 = p[i];
+    double h = f->h * fmax(1.0, fabs((double)p0));
     for (int attempt = 0; attempt < 2; attempt++, h /= 3) {
+        double t[FD_POINTS], L[FD_POINTS];
         bool crossed = false;
-        double d1 = central(f, p, i, h, at, &crossed), d2 = central(f, p, i, 2 * h, at, &crossed);
-        if (!crossed) return (4.0 * d1 - d2) / 3.0;
+        for (int k = 0; k < FD_POINTS && !crossed; k++) {
+            int j = k / 2 + 1, sgn = k % 2 ? -1 : 1;
+            p[i] = (float)(p0 + sgn * j * h * 2.0 / (FD_POINTS / 2));
+            t[k] = ((double)p[i] - (double)p0) / h;
+            L[k] = fd_loss(f, NULL) - L0; // the base value off: the fit works on the small changes
+            crossed = f->relu && f->kinks != at;
+        }
+        p[i] = p0;
+        if (crossed) continue;
+        double c[4], v11, rss;
+        cubic_fit(t, L, FD_POINTS, c, &v11, &rss);
+        return (fd_est){c[1] / h, rss, v11 / (h * h)};
     }
     f->skipped++;
-    return NAN;
+    return (fd_est){NAN, 0.0, 0.0};
 }
 
-// Compares analytic a[idx[k]] with the numerical derivative of p[idx[k]] for k < n.
+// Compares analytic a[idx[k]] with the numerical derivative of p[idx[k]] for k < n. The noise of the loss
+// is pooled over the vector's coordinates (the same forward pass: one noise level), sd_noise^2 = sum rss /
+// sum dof, and each derivative's standard error is sd_noise * sqrt(v11). Pass, per coordinate:
+// |a - n| <= FD_Z * se + FD_RTOL * |n|, and per vector ||a - n|| <= FD_Z * sqrt(sum se^2) + FD_VEC_RTOL * ||n||.
 static void compare_fd(fd_ctx *f, const char *what, const char *label, float *p, const float *a, const int *idx,
-                       int n, double rtol, double vec_rtol) {
-    double *num = malloc(n * sizeof(double));
-    double maxn = 0.0, se = 0.0, sn = 0.0;
+                       int n) {
+    fd_est *num = malloc(n * sizeof(fd_est));
+    double maxn = 0.0, se2 = 0.0, sn = 0.0, sse = 0.0, rss = 0.0;
+    int dof = 0;
     for (int k = 0; k < n; k++) {
         num[k] = fd_derivative(f, p, idx[k]);
-        if (!isnan(num[k])) maxn = fmax(maxn, fabs(num[k]));
+        if (isnan(num[k].d)) continue;
+        maxn = fmax(maxn, fabs(num[k].d));
+        rss += num[k].rss;
+        dof += FD_POINTS - 4;
     }
+    double sd_noise = dof ? sqrt(rss / dof) : 0.0, worst_se = 0.0;
     for (int k = 0; k < n; k++) {
-        if (isnan(num[k])) continue;
-        double an = a[idx[k]], d = fabs(an - num[k]);
-        se += d * d;
-        sn += num[k] * num[k];
-        double bound = f->atol * maxn + rtol * fabs(num[k]);
-        cr_expect(d <= bound, "%s: %s[%d]: analytic %.7g, numerical %.7g (|diff| %.3g > %.3g)", label, what, idx[k],
-                  an, num[k], d, bound);
+        if (isnan(num[k].d)) continue;
+        double an = a[idx[k]], d = fabs(an - num[k].d), se = sd_noise * sqrt(num[k].v11);
+        worst_se = fmax(worst_se, se);
+        se2 += d * d;
+        sn += num[k].d * num[k].d;
+        sse += se * se;
+        TU_EXPECT_CLOSE(an, num[k].d, FD_Z * se, FD_RTOL, "%s: %s[%d] analytic vs numerical (se %.3g)", label, what,
+                        idx[k], se);
     }
-    double rel = sqrt(se) / fmax(sqrt(sn), 1e-30);
-    cr_expect(rel <= vec_rtol, "%s: %s: relative error of the gradient vector %.3g", label, what, rel);
+    TU_EXPECT_WITHIN(sqrt(se2), sqrt(sn), FD_Z * sqrt(sse), FD_VEC_RTOL,
+                     "%s: %s: ||analytic - numerical|| against ||numerical|| (noise ||se|| %.3g)", label, what,
+                     sqrt(sse));
     cr_expect(maxn > 0.0, "%s: %s: all numerical derivatives are 0: the check checks nothing", label, what);
+    // the check means something only if the noise allowance is small next to the gradient's scale
+    cr_expect(FD_Z * worst_se <= FD_MAX_NOISE * maxn, "%s: %s: finite differences too noisy (%g se, max |n| %g)",
+              label, what, worst_se, maxn);
     free(num);
 }
 
@@ -341,7 +415,7 @@ static void check_case_grads(const bg_case *c, int kind, bool check_input) {
     cr_assert_eq(nt_block_grad_init(&g, m, T, &err), 0, "%s", err.msg);
     float *x = make_input(m, T, c->shared), *y = malloc(nd * sizeof(float)), *dy = malloc(nd * sizeof(float));
     float *dx = malloc(nd * sizeof(float)), *r = NULL, *yf = NULL;
-    fd_ctx f = {m, g, c->layer, T, x, y, NULL, NT_LOSS_MSE, NULL, 0.0, 0.0, NULL, false, 0, 0};
+    fd_ctx f = {m, g, c->layer, T, x, y, NULL, NT_LOSS_MSE, NULL, 0.0, NULL, false, 0, 0};
     char label[160];
     snprintf(label, sizeof(label), "%s block %d T %d%s%s, loss %s", c->spec, c->layer, T, c->rpn ? " rpn" : "",
              c->act >= 0 ? " act forced" : "", kind < 0 ? "sum r*y" : nt_loss_name((nt_loss_kind)kind));
@@ -383,7 +457,8 @@ static void check_case_grads(const bg_case *c, int kind, bool check_input) {
         free(sq);
         f.dist_sign = dist_sign;
         double Lf = dist_frozen(&f, y);
-        cr_expect(fabs(Lf - L0) <= 1e-9 * fabs(L0), "%s: frozen-sign dist %.12g != dist %.12g", label, Lf, L0);
+        // the same double sums in another order (per channel here, row by row there): rtol 1e-9, atol 0
+        TU_EXPECT_CLOSE(Lf, L0, 0.0, 1e-9, "%s: frozen-sign dist against dist", label);
     }
     // the backward without dx must give the same parameter gradients
     float *gbuf2 = calloc((size_t)4 * D, sizeof(float));
@@ -394,23 +469,21 @@ static void check_case_grads(const bg_case *c, int kind, bool check_input) {
             cr_expect_eq(gbuf[i], gbuf2[i], "%s: norm grad %d differs with/without dx", label, i);
 
     f.relu = cf->act == NT_ACT_RELU;
-    double rtol = FD_RTOL, vec_rtol = FD_VEC_RTOL;
     f.h = f.relu ? FD_H_RELU : FD_H;
-    f.atol = c->shared ? FD_ATOL_SHARED : FD_ATOL;
     int want = c->shared ? 12 : 32, *idx = malloc((size_t)(want > 16 ? want : 16) * sizeof(int));
     int n = sample_idx(idx, D, want);
-    compare_fd(&f, "attn_norm.w", label, ly->attn_norm.w, gr.attn_w, idx, n, rtol, vec_rtol);
-    compare_fd(&f, "mlp_norm.w", label, ly->mlp_norm.w, gr.mlp_w, idx, n, rtol, vec_rtol);
+    compare_fd(&f, "attn_norm.w", label, ly->attn_norm.w, gr.attn_w, idx, n);
+    compare_fd(&f, "mlp_norm.w", label, ly->mlp_norm.w, gr.mlp_w, idx, n);
     if (!cf->rms_norm) {
         cr_assert(ly->attn_norm.b && ly->mlp_norm.b, "%s: LayerNorm without bias", label);
-        compare_fd(&f, "attn_norm.b", label, ly->attn_norm.b, gr.attn_b, idx, n, rtol, vec_rtol);
-        compare_fd(&f, "mlp_norm.b", label, ly->mlp_norm.b, gr.mlp_b, idx, n, rtol, vec_rtol);
+        compare_fd(&f, "attn_norm.b", label, ly->attn_norm.b, gr.attn_b, idx, n);
+        compare_fd(&f, "mlp_norm.b", label, ly->mlp_norm.b, gr.mlp_b, idx, n);
     }
     int checked = (cf->rms_norm ? 2 : 4) * n;
     cr_expect(f.skipped <= checked * 3 / 4, "%s: %d of %d coordinates skipped at kinks", label, f.skipped, checked);
     if (check_input) {
         int ni = sample_idx(idx, (int)nd, 16);
-        compare_fd(&f, "x", label, x, dx, idx, ni, rtol, vec_rtol);
+        compare_fd(&f, "x", label, x, dx, idx, ni);
     }
     nt_block_grad_free(&g);
     nt_model_free(&m);
@@ -487,8 +560,10 @@ Test(nt_loss, gradients_by_finite_differences) {
             nt_loss_eval((nt_loss_kind)k, yf, yq, T, C, &lm, NULL, &err);
             yq[i] = p0;
             double num = (lp - lm) / ((double)pp - pm);
-            cr_expect(fabs(num - d[i]) <= 1e-6 + 1e-4 * fabs(num), "%s: d/dyq[%d]: analytic %.9g numerical %.9g",
-                      nt_loss_name((nt_loss_kind)k), i, (double)d[i], num);
+            // losses in double, so no noise: rtol 1e-4 for the central difference's O(h^2) truncation (the
+            // square roots of mean-std), atol 1e-6 for the analytic gradient's rounding to float near 0
+            TU_EXPECT_CLOSE(d[i], num, 1e-6, 1e-4, "%s: d/dyq[%d] analytic vs numerical", nt_loss_name((nt_loss_kind)k),
+                            i);
         }
     }
     // identical outputs: zero loss, zero gradient
@@ -506,14 +581,15 @@ Test(nt_loss, values_by_hand) {
     double L;
     nt_err err = {0};
     cr_assert_eq(nt_loss_eval(NT_LOSS_DIST, yf, yq, 2, 1, &L, NULL, &err), 0);
-    cr_expect_float_eq(L, 2.0, 1e-12);
+    // sums of two values in double: exact to an ulp or two (atol 1e-12, rtol 0)
+    TU_EXPECT_CLOSE(L, 2.0, 1e-12, 0.0, "dist");
     cr_assert_eq(nt_loss_eval(NT_LOSS_MEANSTD, yf, yq, 2, 1, &L, NULL, &err), 0);
     double ds = sqrt(2.0 + 1e-6) - sqrt(1e-6);
-    cr_expect_float_eq(L, ds * ds, 1e-12);
+    TU_EXPECT_CLOSE(L, ds * ds, 1e-12, 0.0, "mean-std");
     cr_assert_eq(nt_loss_eval(NT_LOSS_MEANSTD_SSE, yf, yq, 2, 1, &L, NULL, &err), 0);
-    cr_expect_float_eq(L, ds * ds + 2.0, 1e-12);
+    TU_EXPECT_CLOSE(L, ds * ds + 2.0, 1e-12, 0.0, "mean-std-sse");
     cr_assert_eq(nt_loss_eval(NT_LOSS_MSE, yf, yq, 2, 1, &L, NULL, &err), 0);
-    cr_expect_float_eq(L, 1.0, 1e-12);
+    TU_EXPECT_CLOSE(L, 1.0, 1e-12, 0.0, "mse");
     cr_expect_eq(nt_loss_eval(NT_LOSS_DIST, yf, yq, 1, 2, &L, NULL, &err), -1, "T = 1 has no variance");
     cr_expect(strstr(err.msg, "2 tokens") != NULL, "%s", err.msg);
     nt_loss_kind k;
@@ -548,8 +624,9 @@ Test(adam, matches_torch_three_steps) {
     for (int s = 0; s < 3; s++) {
         nt_adam_step(a, p, grads[s]);
         for (int i = 0; i < 5; i++)
-            cr_expect(fabs(p[i] - expect[s][i]) <= 1e-7 + 1e-6 * fabs(expect[s][i]),
-                      "step %d param %d: %.9e, torch %.9e", s + 1, i, (double)p[i], expect[s][i]);
+            // fp32 both, torch's op order differs (bias corrections, sqrt): rtol 1e-6 (~16 ulps), atol 1e-7 for
+            // the parameters near 0
+            TU_EXPECT_CLOSE(p[i], expect[s][i], 1e-7, 1e-6, "step %d param %d against torch", s + 1, i);
     }
     cr_expect_eq(a->t, 3);
     nt_adam_reset(a);

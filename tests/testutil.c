@@ -218,3 +218,26 @@ void tu_tok_check_golden(const nt_tokenizer *tok, const char *name) {
     cr_assert(lines > 100, "%s: only %d golden lines", name, lines);
     cr_assert_eq(bad, 0, "%s: %d of %d golden texts differ from HF (see stderr)", name, bad, lines);
 }
+
+double tu_bound(double ref, double atol, double rtol) { return atol + rtol * fabs(ref); }
+bool tu_within(double diff, double ref_mag, double atol, double rtol) {
+    return diff <= tu_bound(ref_mag, atol, rtol); // false for NaN
+}
+bool tu_close(double a, double ref, double atol, double rtol) { return tu_within(fabs(a - ref), ref, atol, rtol); }
+
+size_t tu_count_far(const char *what, const float *a, const float *ref, size_t n, double atol, double rtol, int show,
+                    double *max_diff) {
+    size_t bad = 0;
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = isfinite(a[i]) ? fabs((double)a[i] - ref[i]) : INFINITY;
+        worst = fmax(worst, d);
+        if (tu_close(a[i], ref[i], atol, rtol)) continue;
+        if ((int)bad < show)
+            cr_log_error("%s: [%zu] %.9g vs ref %.9g: |diff| %.3g > %.3g = atol %.3g + rtol %.3g * |ref|", what, i,
+                         (double)a[i], (double)ref[i], d, tu_bound(ref[i], atol, rtol), atol, rtol);
+        bad++;
+    }
+    if (max_diff) *max_diff = worst;
+    return bad;
+}

@@ -1,6 +1,9 @@
 // testutil.h: paths and small helpers shared by the Criterion tests.
 #pragma once
 #include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
 
 #include "gpu.h"
 #include "nt.h"
@@ -62,3 +65,45 @@ cJSON *tu_read_json(const char *path);
 // Every line of tests/golden/tokenizer/NAME.jsonl through tok: encode with and without specials, decode, decode
 // skipping specials, against HF; differences go to stderr, and the test fails if any.
 void tu_tok_check_golden(const nt_tokenizer *tok, const char *name);
+// ---------------------------------------------------------------------------------------------- tolerances
+// The suite's one floating-point comparison, llm.c's validate_result: |a - ref| <= atol + rtol * |ref|, false when
+// either is NaN (or the difference is). Every tolerance is an (atol, rtol) pair, both stated where it is chosen
+// with what justifies each part (summation order, fp16 rounding, threads, the BLAS kernel a CPU gets).
+double tu_bound(double ref, double atol, double rtol); // atol + rtol * |ref|
+bool tu_close(double a, double ref, double atol, double rtol);
+// For aggregates (a norm of differences, a mean |difference|, a one-sided excess): diff <= atol + rtol * ref_mag.
+bool tu_within(double diff, double ref_mag, double atol, double rtol);
+
+// cr_expect / cr_assert of tu_close, the message (printf-style) followed by a, ref, |a - ref| and the bound with
+// its two parts. Formats only on failure: cheap in loops over every element.
+#define TU_EXPECT_CLOSE(a, ref, atol, rtol, ...) TU_CLOSE_(cr_expect, a, ref, atol, rtol, __VA_ARGS__)
+#define TU_ASSERT_CLOSE(a, ref, atol, rtol, ...) TU_CLOSE_(cr_assert, a, ref, atol, rtol, __VA_ARGS__)
+// The same for tu_within: "diff" is already the difference measure (>= 0), ref_mag the reference's magnitude.
+#define TU_EXPECT_WITHIN(diff, ref_mag, atol, rtol, ...) TU_WITHIN_(cr_expect, diff, ref_mag, atol, rtol, __VA_ARGS__)
+#define TU_ASSERT_WITHIN(diff, ref_mag, atol, rtol, ...) TU_WITHIN_(cr_assert, diff, ref_mag, atol, rtol, __VA_ARGS__)
+
+#define TU_CLOSE_(check, a, ref, atol, rtol, ...)                                                                   \
+    do {                                                                                                            \
+        double tu_a_ = (a), tu_r_ = (ref), tu_at_ = (atol), tu_rt_ = (rtol);                                        \
+        if (!tu_close(tu_a_, tu_r_, tu_at_, tu_rt_)) {                                                              \
+            char tu_what_[512];                                                                                     \
+            snprintf(tu_what_, sizeof tu_what_, __VA_ARGS__);                                                       \
+            check(0, "%s: %.9g vs ref %.9g: |diff| %.3g > %.3g = atol %.3g + rtol %.3g * |ref|", tu_what_, tu_a_,   \
+                  tu_r_, fabs(tu_a_ - tu_r_), tu_bound(tu_r_, tu_at_, tu_rt_), tu_at_, tu_rt_);                     \
+        }                                                                                                           \
+    } while (0)
+#define TU_WITHIN_(check, diff, ref_mag, atol, rtol, ...)                                                           \
+    do {                                                                                                            \
+        double tu_d_ = (diff), tu_m_ = (ref_mag), tu_at_ = (atol), tu_rt_ = (rtol);                                 \
+        if (!tu_within(tu_d_, tu_m_, tu_at_, tu_rt_)) {                                                             \
+            char tu_what_[512];                                                                                     \
+            snprintf(tu_what_, sizeof tu_what_, __VA_ARGS__);                                                       \
+            check(0, "%s: %.3g > %.3g = atol %.3g + rtol %.3g * %.3g", tu_what_, tu_d_,                             \
+                  tu_bound(tu_m_, tu_at_, tu_rt_), tu_at_, tu_rt_, tu_m_);                                          \
+        }                                                                                                           \
+    } while (0)
+
+// tu_close over n pairs of floats: returns how many fail, logs the first `show` of them (index, a, ref, |diff|,
+// bound) with cr_log_error, and sets *max_diff (if not NULL) to max |a - ref| (infinite if any a is not finite).
+size_t tu_count_far(const char *what, const float *a, const float *ref, size_t n, double atol, double rtol, int show,
+                    double *max_diff);
