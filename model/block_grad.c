@@ -88,7 +88,7 @@ int nt_block_grad_init(nt_block_grad **out, const nt_model *m, int max_T, nt_err
         g->rope_sin = ws_alloc(g, T * half, &ok);
         // exactly as nt_run_init computes them, so the forward matches nt_block_forward bit for bit
         for (int i = 0; ok && i < half; i++) {
-            float inv = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)g->hd));
+            float inv = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)g->hd); // as transformer.c: fp32 steps
             for (int p = 0; p < max_T; p++) {
                 float ang = (float)p * inv;
                 g->rope_cos[(size_t)p * half + i] = cosf(ang);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gguf_model.h"
 #include "json.h"
 #include "qtensors.h"
 #include "safetensors.h"
@@ -363,6 +364,7 @@ static const char *find_prefix(const nt_safetensors *st, const nt_config *c) {
 }
 
 int nt_model_load(nt_model **out, const char *dir, nt_err *err) {
+    if (nt_gguf_model_path(dir)) return nt_gguf_model_load(out, dir, err); // a .gguf file, not a directory
     *out = NULL;
     nt_model *m = calloc(1, sizeof(nt_model));
     if (!m) return nt_fail(err, "%s: out of memory", dir);

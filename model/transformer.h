@@ -78,7 +78,7 @@ typedef struct {
 
 // Reads config.json and the safetensors weights (F32/F16/BF16, single or sharded) of a Hugging Face
 // model directory and converts them once to fp32. Unknown architectures and any disagreement between
-// config.json and the tensors are errors naming the file.
+// config.json and the tensors are errors naming the file. A .gguf file goes through model/gguf_model.h.
 int nt_model_load(nt_model **out, const char *dir, nt_err *err);
 void nt_model_free(nt_model **m);
 // Parses config.json alone (used by the loader and by tools that only need shapes).

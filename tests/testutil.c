@@ -110,3 +110,33 @@ nt_gpu_ctx *tu_need_gpu(void) {
     cr_assert(nt_gpu_ctx_create(&ctx, 0, &err) == 0, "%s", err.msg);
     return ctx;
 }
+
+void tu_buf_bytes(tu_buf *b, const void *p, size_t n) {
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n) cap *= 2;
+        b->b = realloc(b->b, cap);
+        cr_assert_not_null(b->b, "out of memory building a test file");
+        b->cap = cap;
+    }
+    if (n) memcpy(b->b + b->n, p, n);
+    b->n += n;
+}
+void tu_buf_u8(tu_buf *b, uint8_t v) { tu_buf_bytes(b, &v, 1); }
+void tu_buf_u16(tu_buf *b, uint16_t v) { tu_buf_bytes(b, &v, 2); }
+void tu_buf_u32(tu_buf *b, uint32_t v) { tu_buf_bytes(b, &v, 4); }
+void tu_buf_u64(tu_buf *b, uint64_t v) { tu_buf_bytes(b, &v, 8); }
+void tu_buf_f32(tu_buf *b, float v) { tu_buf_bytes(b, &v, 4); }
+void tu_buf_f64(tu_buf *b, double v) { tu_buf_bytes(b, &v, 8); }
+void tu_buf_gstr(tu_buf *b, const char *s) {
+    tu_buf_u64(b, strlen(s));
+    tu_buf_bytes(b, s, strlen(s));
+}
+void tu_buf_pad(tu_buf *b, size_t align) {
+    while (b->n % align) tu_buf_u8(b, 0);
+}
+void tu_buf_free(tu_buf *b) {
+    free(b->b);
+    b->b = NULL;
+    b->n = b->cap = 0;
+}

@@ -36,3 +36,20 @@ void *tu_read_golden(const char *dir, const char *name, size_t expect_len, const
 int tu_json_int(const cJSON *o, const char *key);
 bool tu_json_bool(const cJSON *o, const char *key);
 const char *tu_json_str(const cJSON *o, const char *key);
+
+// A growable byte buffer for building binary files byte by byte (tests/test_gguf*.c build valid and malformed
+// GGUF files with it). Out of memory fails the test.
+typedef struct {
+    unsigned char *b;
+    size_t n, cap;
+} tu_buf;
+void tu_buf_bytes(tu_buf *b, const void *p, size_t n);
+void tu_buf_u8(tu_buf *b, uint8_t v);
+void tu_buf_u16(tu_buf *b, uint16_t v);
+void tu_buf_u32(tu_buf *b, uint32_t v);
+void tu_buf_u64(tu_buf *b, uint64_t v);
+void tu_buf_f32(tu_buf *b, float v);
+void tu_buf_f64(tu_buf *b, double v);
+void tu_buf_gstr(tu_buf *b, const char *s); // a GGUF string: u64 length, then the bytes (no NUL)
+void tu_buf_pad(tu_buf *b, size_t align);   // zero bytes up to a multiple of align
+void tu_buf_free(tu_buf *b);
