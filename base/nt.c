@@ -238,3 +238,32 @@ void nt_set_threads(int n) {
     openblas_set_num_threads(n);
     omp_set_num_threads(n);
 }
+
+static bool cpu_runs_skylakex_kernels(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
+
+void nt_tune_runtime(char **argv) {
+    // each variable is set only when unset: the re-executed program finds them set and goes on
+    bool again = false;
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        again = true;
+    }
+    const char *core = openblas_get_corename();
+    if (!getenv("OPENBLAS_CORETYPE") && core && (strcmp(core, "Haswell") == 0 || strcmp(core, "Zen") == 0) &&
+        cpu_runs_skylakex_kernels()) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+        again = true;
+    }
+    if (!again) return;
+    execv("/proc/self/exe", argv);
+    // exec failed (no /proc): run on as loaded
+}
