@@ -79,8 +79,9 @@ typedef struct {
 
 struct nt_gguf {
     char *path;
-    const uint8_t *map; // the whole file, PROT_READ
+    const uint8_t *map; // the whole file, PROT_READ (or the caller's buffer)
     size_t size;
+    bool mapped;        // map is ours to munmap
     uint32_t version;
     uint64_t alignment, data_off;
     gguf_kv *kv;        // (n_kv) in file order
@@ -144,7 +145,7 @@ void nt_gguf_close(nt_gguf **pg) {
     free(g->t);
     free(g->kv_slots);
     free(g->t_slots);
-    if (g->map) munmap((void *)g->map, g->size);
+    if (g->map && g->mapped) munmap((void *)g->map, g->size);
     free(g->path);
     free(g);
     *pg = NULL;
@@ -484,6 +485,25 @@ int nt_gguf_open(nt_gguf **out, const char *path, nt_err *err) {
     }
     g->map = map;
     g->size = (size_t)sb.st_size;
+    g->mapped = true;
+    if (parse(g, err)) {
+        nt_gguf_close(&g);
+        return -1;
+    }
+    *out = g;
+    return 0;
+}
+
+int nt_gguf_open_buffer(nt_gguf **out, const char *name, const void *data, size_t size, nt_err *err) {
+    *out = NULL;
+    if (size == 0) return nt_fail(err, "%s: file is empty, not a GGUF file", name);
+    nt_gguf *g = calloc(1, sizeof(*g));
+    if (!g || !(g->path = strdup(name))) {
+        free(g);
+        return nt_fail(err, "%s: out of memory", name);
+    }
+    g->map = data;
+    g->size = size;
     if (parse(g, err)) {
         nt_gguf_close(&g);
         return -1;
@@ -560,7 +580,7 @@ int nt_gguf_get_int(const nt_gguf *g, const char *key, int64_t *out, nt_err *err
 }
 
 int nt_gguf_get_int_range(const nt_gguf *g, const char *key, int64_t lo, int64_t hi, int64_t *out, nt_err *err) {
-    int64_t v;
+    int64_t v = 0; // set by nt_gguf_get_int; initialized for GCC, which warns without -fPIC once it inlines that
     if (nt_gguf_get_int(g, key, &v, err)) return -1;
     if (v < lo || v > hi)
         return nt_fail(err, "%s: metadata key '%s' is %lld, must be in [%lld, %lld]", g->path, key, (long long)v,

@@ -54,6 +54,9 @@ typedef struct nt_gguf nt_gguf;
 // Opens and validates path (see the top of this file). *out is NULL on failure.
 int nt_gguf_open(nt_gguf **out, const char *path, nt_err *err);
 void nt_gguf_close(nt_gguf **g);
+// The same on a GGUF image in memory (size bytes at data, borrowed: it must outlive the handle); name stands for
+// the file in messages. The fuzz harness reads its inputs this way.
+int nt_gguf_open_buffer(nt_gguf **out, const char *name, const void *data, size_t size, nt_err *err);
 // True when path is a regular file that starts with the GGUF magic (reads 4 bytes; never fails loudly).
 bool nt_gguf_is_gguf(const char *path);
 

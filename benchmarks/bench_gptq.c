@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
     nt_quant_stats st = {0};
     nt_windows ptb = {0};
     int rc = 1;
-    if (nt_model_load(&m, model_dir, &err) || nt_tokenizer_load_dir(&tok, model_dir, &err)) goto done;
+    if (nt_model_load(&m, model_dir, &err) || nt_tokenizer_load_model(&tok, model_dir, &err)) goto done;
     nt_quant_opts q = nt_quant_opts_make("gptq", (int)wbits, (int)group);
     q.act_order = act_order;
     q.fp32_scales = !fp16_scales;

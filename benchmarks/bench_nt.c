@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     }
     nt_model *m = NULL;
     nt_tokenizer *tok = NULL;
-    if (nt_model_load(&m, model, &err) || nt_tokenizer_load_dir(&tok, model, &err)) {
+    if (nt_model_load(&m, model, &err) || nt_tokenizer_load_model(&tok, model, &err)) {
         fprintf(stderr, "bench_nt: %s\n", err.msg);
         nt_model_free(&m);
         return 1;

@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
     nt_err err;
     nt_model *m = NULL;
     nt_tokenizer *tok = NULL;
-    if (nt_model_load(&m, model_dir, &err) || nt_tokenizer_load_dir(&tok, model_dir, &err)) {
+    if (nt_model_load(&m, model_dir, &err) || nt_tokenizer_load_model(&tok, model_dir, &err)) {
         fprintf(stderr, "bench_zeroshot: %s\n", err.msg);
         nt_model_free(&m);
         return 1;

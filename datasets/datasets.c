@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "jsonl.h"
+#include "utf8.h"
 
 // ---------------------------------------------------------------------------------------------------------
 // Python's random: MT19937 (Matsumoto & Nishimura), seeded the way CPython seeds it from an int.
@@ -119,48 +120,25 @@ static int sbuf_put(sbuf *s, const char *src, size_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Python str semantics on UTF-8 bytes.
-
-// Decodes the code point starting at s[i] (i < n); *len gets its byte length. An invalid or truncated sequence is
-// one byte U+FFFD (not whitespace), so stray bytes are never stripped.
-static uint32_t utf8_at(const unsigned char *s, size_t n, size_t i, size_t *len) {
-    unsigned c = s[i];
-    *len = 1;
-    if (c < 0x80) return c;
-    int extra = c >= 0xF0 && c < 0xF8 ? 3 : c >= 0xE0 && c < 0xF0 ? 2 : c >= 0xC0 && c < 0xE0 ? 1 : -1;
-    if (extra < 0 || i + (size_t)extra >= n) return 0xFFFD;
-    uint32_t cp = c & (0x3Fu >> extra);
-    for (int e = 1; e <= extra; e++) {
-        if ((s[i + e] & 0xC0) != 0x80) return 0xFFFD;
-        cp = cp << 6 | (s[i + e] & 0x3Fu);
-    }
-    *len = (size_t)extra + 1;
-    return cp;
-}
-
-// str.isspace() for one code point
-static bool py_isspace(uint32_t c) {
-    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
-           c == 0x3000;
-}
+// Python str semantics on UTF-8 bytes (utf8.h). Invalid bytes are U+FFFD, never whitespace, so they are
+// never stripped.
 
 // str.strip(): narrows [*a, *b) of s past leading and trailing whitespace
 static void py_strip(const char *s, size_t *a, size_t *b) {
-    const unsigned char *u = (const unsigned char *)s;
-    while (*a < *b) {
-        size_t l;
-        if (!py_isspace(utf8_at(u, *b, *a, &l))) break;
-        *a += l;
+    size_t i = *a, content_end = *a; // content_end: the end of the last non-space character seen
+    bool leading = true;
+    while (i < *b) {
+        int32_t cp;
+        size_t k = nt_utf8_next(s + i, *b - i, &cp);
+        if (!nt_unicode_py_space(cp)) {
+            if (leading) *a = i;
+            leading = false;
+            content_end = i + k;
+        }
+        i += k;
     }
-    while (*b > *a) {
-        size_t j = *b - 1; // back up to the first byte of the last character
-        while (j > *a && (u[j] & 0xC0) == 0x80 && *b - j < 4) j--;
-        size_t l;
-        uint32_t c = utf8_at(u, *b, j, &l);
-        if (j + l != *b || !py_isspace(c)) break;
-        *b = j;
-    }
+    if (leading) *a = *b; // all whitespace
+    else *b = content_end;
 }
 
 // Python's text-mode line iteration (universal newlines): "\r\n" and a lone "\r" become "\n". In place.

@@ -6,49 +6,32 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "utf8.h"
+
 // ---------------------------------------------------------------------------------------------------------
 // Python string semantics that the prompts depend on
 
-long nt_zs_utf8_chars(const char *s, size_t len) {
-    long n = 0;
-    for (size_t i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return n;
-}
+long nt_zs_utf8_chars(const char *s, size_t len) { return (long)nt_utf8_chars(s, len); }
 
-// Length in bytes of the whitespace character (str.isspace) that ends at s[len-1], or 0.
-static size_t space_before(const char *s, size_t len) {
-    if (len == 0) return 0;
-    unsigned char c = (unsigned char)s[len - 1];
-    if ((c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20)) return 1;
-    if (len >= 2) {
-        const unsigned char *p = (const unsigned char *)s + len - 2;
-        if (p[0] == 0xC2 && (p[1] == 0x85 || p[1] == 0xA0)) return 2; // U+0085, U+00A0
-    }
-    if (len >= 3) {
-        const unsigned char *p = (const unsigned char *)s + len - 3;
-        unsigned cp = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-        if ((p[0] & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
-            (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-             cp == 0x205F || cp == 0x3000))
-            return 3;
-    }
-    return 0;
-}
-
+// str.isspace() (utf8.h); invalid bytes are U+FFFD, not whitespace.
 size_t nt_zs_trailing_space(const char *s, size_t len) {
-    size_t n = 0, k;
-    while ((k = space_before(s, len - n)) > 0) n += k;
-    return n;
+    size_t i = 0, content_end = 0; // the end of the last non-space character
+    while (i < len) {
+        int32_t cp;
+        size_t k = nt_utf8_next(s + i, len - i, &cp);
+        i += k;
+        if (!nt_unicode_py_space(cp)) content_end = i;
+    }
+    return len - content_end;
 }
 
-// Bytes of leading whitespace (the same character set), for str.strip().
+// Bytes of leading whitespace, for str.strip().
 static size_t leading_space(const char *s, size_t len) {
     size_t i = 0;
     while (i < len) {
-        size_t k = 0;
-        for (size_t w = 1; w <= 3 && i + w <= len && !k; w++)
-            if (space_before(s + i, w) == w) k = w;
-        if (!k) break;
+        int32_t cp;
+        size_t k = nt_utf8_next(s + i, len - i, &cp);
+        if (!nt_unicode_py_space(cp)) break;
         i += k;
     }
     return i;

@@ -63,8 +63,9 @@ void nt_zs_task_free(nt_zs_task *t);
 // lm-eval's HellaSwag text cleanup (tasks/hellaswag/utils.py `preprocess`): strip surrounding whitespace,
 // " [title]" -> ". ", drop every "[...]" (shortest match), then one pass of "  " -> " ". Returns a malloc'd string.
 char *nt_zs_hellaswag_preprocess(const char *text, size_t len);
-// Characters of a UTF-8 string as Python's len() counts them (code points).
+// Characters of a UTF-8 string as Python's len() counts them (code points; an invalid byte sequence counts as
+// the U+FFFD characters errors="replace" would make of it).
 long nt_zs_utf8_chars(const char *s, size_t len);
 // Bytes of trailing whitespace in s[0..len) as Python's str.rstrip() removes it (ASCII whitespace, \x1c-\x1f
-// and the Unicode White_Space characters encoded in UTF-8).
+// and the Unicode White_Space characters encoded in UTF-8; invalid bytes are not whitespace).
 size_t nt_zs_trailing_space(const char *s, size_t len);

@@ -125,7 +125,7 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
         nt_fail(err, "out of memory");
         goto done;
     }
-    if (nt_model_load(&m, o->model_dir, err) || nt_tokenizer_load_dir(&tok, o->model_dir, err)) goto done;
+    if (nt_model_load(&m, o->model_dir, err) || nt_tokenizer_load_model(&tok, o->model_dir, err)) goto done;
     if (o->quant && nt_quantize_model(m, tok, o->data_dir, o->quant, NULL, err)) goto done;
     int seqlen = o->seqlen ? o->seqlen : (m->cfg.max_pos < 2048 ? m->cfg.max_pos : 2048);
     if (seqlen > m->cfg.max_pos) {

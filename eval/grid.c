@@ -295,9 +295,7 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
                         if (fp && (w || k || o)) continue;
                         conf *c = &confs[n_confs++];
                         c->model_dir = g.models.s[a];
-                        nt_path_basename(c->model_dir, c->model, sizeof(c->model));
-                        size_t ml = strlen(c->model); // a GGUF model's rows name it without ".gguf" (nt_model_load)
-                        if (ml > 5 && strcmp(c->model + ml - 5, ".gguf") == 0) c->model[ml - 5] = '\0';
+                        nt_model_name_of_path(c->model_dir, c->model, sizeof(c->model));
                         c->method = g.methods.s[b];
                         c->wbits = fp ? 16 : g.wbits.v[w];
                         c->group_size = fp ? 0 : g.groups.v[k];

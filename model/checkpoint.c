@@ -132,6 +132,33 @@ int nt_config_load(nt_config *cfg, const char *path, nt_err *err) {
     return rc;
 }
 
+char *nt_config_json(const nt_config *c) {
+    bool qwen = strcmp(c->model_type, "qwen2") == 0;
+    if (c->arch != NT_ARCH_LLAMA || c->mlp_bias || (qwen ? (!c->qkv_bias || c->o_bias) : c->qkv_bias != c->o_bias))
+        return NULL; // not one config.json can say
+    cJSON *o = cJSON_CreateObject();
+    cJSON *archs = cJSON_AddArrayToObject(o, "architectures");
+    cJSON_AddItemToArray(archs, cJSON_CreateString(qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
+    cJSON_AddStringToObject(o, "model_type", qwen ? "qwen2" : "llama");
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab);
+    cJSON_AddNumberToObject(o, "hidden_size", c->dim);
+    cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(o, "num_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(o, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(o, "intermediate_size", c->ffn_dim);
+    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_pos);
+    cJSON_AddNumberToObject(o, "rms_norm_eps", (double)c->norm_eps); // a float's exact value: reads back the same
+    cJSON_AddNumberToObject(o, "rope_theta", (double)c->rope_theta);
+    cJSON_AddStringToObject(o, "hidden_act", "silu");
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied);
+    if (!qwen) cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
+    cJSON_AddStringToObject(o, "torch_dtype", "float32");
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    return text;
+}
+
 // ----------------------------------------------------------------------------
 // weights
 
@@ -363,6 +390,12 @@ static const char *find_prefix(const nt_safetensors *st, const nt_config *c) {
     return c->arch == NT_ARCH_BLOOM ? "transformer." : "model."; // the error will name the expected tensor
 }
 
+void nt_model_name_of_path(const char *path, char *buf, size_t size) {
+    nt_path_basename(path, buf, size);
+    size_t k = strlen(buf);
+    if (k > 5 && strcmp(buf + k - 5, ".gguf") == 0) buf[k - 5] = '\0';
+}
+
 int nt_model_load(nt_model **out, const char *dir, nt_err *err) {
     if (nt_gguf_model_path(dir)) return nt_gguf_model_load(out, dir, err); // a .gguf file, not a directory
     *out = NULL;
@@ -407,44 +440,4 @@ done:
     if (rc) nt_model_free(&m);
     *out = m;
     return rc;
-}
-
-static void free_linear(nt_linear *l) {
-    free(l->w);
-    free(l->b);
-    l->w = l->b = NULL;
-    nt_qlinear_free(&l->q);
-}
-
-static void free_norm(nt_norm *n) {
-    free(n->w);
-    free(n->b);
-    n->w = n->b = NULL;
-}
-
-void nt_model_free(nt_model **mp) {
-    nt_model *m = mp ? *mp : NULL;
-    if (!m) return;
-    if (m->layers) {
-        for (int l = 0; l < m->cfg.n_layers; l++) {
-            nt_layer *ly = &m->layers[l];
-            free_norm(&ly->attn_norm);
-            free_norm(&ly->mlp_norm);
-            nt_linear *lin[7] = {&ly->q, &ly->k, &ly->v, &ly->o, &ly->up, &ly->gate, &ly->down};
-            for (int j = 0; j < 7; j++) free_linear(lin[j]);
-        }
-    }
-    free(m->layers);
-    if (m->lm_head != m->tok_emb) free(m->lm_head);
-    free(m->tok_emb);
-    free(m->pos_emb);
-    free_norm(&m->emb_norm);
-    free_norm(&m->final_norm);
-    free_linear(&m->proj_in);
-    free_linear(&m->proj_out);
-    free(m->alibi);
-    free(m->dir);
-    free(m->name);
-    free(m);
-    *mp = NULL;
 }

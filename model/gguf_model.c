@@ -251,14 +251,12 @@ int nt_gguf_model_load(nt_model **out, const char *path, nt_err *err) {
     if (!m) return nt_fail(err, "%s: out of memory", path);
     int rc = -1;
     m->dir = strdup(path);
-    const char *base = strrchr(path, '/');
-    m->name = strdup(base && base[1] ? base + 1 : path);
+    m->name = strdup(path); // long enough for its own basename
     if (!m->dir || !m->name) {
         nt_fail(err, "%s: out of memory", path);
         goto done;
     }
-    size_t k = strlen(m->name);
-    if (k > 5 && strcmp(m->name + k - 5, ".gguf") == 0) m->name[k - 5] = '\0';
+    nt_model_name_of_path(path, m->name, strlen(path) + 1); // the file name without ".gguf"
     snprintf(m->quant.method, sizeof(m->quant.method), "fp");
     m->quant.wbits = 16;
 

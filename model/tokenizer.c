@@ -1,15 +1,17 @@
 // tokenizer.c: Hugging Face `tokenizers` BPE in C (see tokenizer.h), the reference and only version.
 // The pipeline follows HF's: added tokens are cut out of the raw text first (special and non-normalized
-// ones), the rest is normalized (Prepend/Replace) and cut again on normalized added tokens, pre-tokenized
-// (ByteLevel with the GPT-2 regex, Split regex, Metaspace), each piece goes through BPE (rank-ordered
-// merges with a heap, byte fallback, unk), and the post-processor adds BOS/EOS. Regexes are PCRE2 with
-// UTF+UCP (HF uses Oniguruma; the patterns in tokenizer.json files mean the same in both). JSON is cJSON.
+// ones), the rest is normalized (Prepend/Replace, NFC/NFD/NFKC/NFKD through utf8proc) and cut again on
+// normalized added tokens, pre-tokenized (ByteLevel with the GPT-2 regex, Split regex, Digits, Metaspace),
+// each piece goes through BPE (rank-ordered merges with a heap, byte fallback, unk), and the post-processor
+// adds BOS/EOS. Regexes are PCRE2 with UTF+UCP (HF uses Oniguruma; the patterns in tokenizer.json files mean
+// the same in both), and Digits is the regex \p{N} (Rust's char::is_numeric: Nd, Nl, No). UTF-8 decoding and
+// Unicode properties come from utf8proc (utf8.h). JSON is cJSON.
 // Speed: open-addressing hash maps for the vocabulary and the merge ranks, and a per-call cache of the
 // words already encoded (a call does not write to the tokenizer, so one tokenizer serves many threads).
 // Not supported (load fails with a message): Unigram/WordPiece/WordLevel models, BPE dropout, normalizers
-// other than Prepend/Replace/NFC, pre-tokenizers other than ByteLevel/Split/Metaspace. NFC is taken as the
-// identity (no Unicode normalization tables here), so decomposed input can differ from HF for Qwen2-style
-// tokenizers; every other step is exact.
+// other than Prepend/Replace/NFC/NFD/NFKC/NFKD, pre-tokenizers other than ByteLevel/Split/Digits/Metaspace.
+// Unicode tables: PCRE2's and utf8proc's versions, not HF's; they differ only on characters added to Unicode
+// since (none in the evaluation data).
 #define _POSIX_C_SOURCE 200809L
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer.h"
@@ -17,6 +19,8 @@
 #include <cjson/cJSON.h>
 #include <pcre2.h>
 #include <string.h>
+
+#include "utf8.h"
 
 // ---------------------------------------------------------------------------------------------------
 // Growable buffers
@@ -226,112 +230,28 @@ static bool mm_get(const merge_map *m, int32_t a, int32_t b, int32_t *rank, int3
 }
 
 // ---------------------------------------------------------------------------------------------------
-// UTF-8
+// UTF-8 (utf8.h, through utf8proc)
 
-// Length of the valid UTF-8 character at s (n bytes left), or 0 when invalid; *bad gets the length of the
-// maximal invalid subpart (what one U+FFFD replaces, as Rust's from_utf8_lossy does).
-static size_t utf8_char(const uint8_t *s, size_t n, size_t *bad) {
-    uint8_t c = s[0];
-    size_t need;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c == 0xE0) need = 2, lo = 0xA0;
-    else if (c >= 0xE1 && c <= 0xEC) need = 2;
-    else if (c == 0xED) need = 2, hi = 0x9F;
-    else if (c >= 0xEE && c <= 0xEF) need = 2;
-    else if (c == 0xF0) need = 3, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) need = 3;
-    else if (c == 0xF4) need = 3, hi = 0x8F;
-    else {
-        *bad = 1;
-        return 0;
-    }
-    for (size_t k = 1; k <= need; k++) {
-        if (k >= n || s[k] < lo || s[k] > hi) {
-            *bad = k;
-            return 0;
-        }
-        lo = 0x80, hi = 0xBF;
-    }
-    return need + 1;
-}
-
-// Length of the UTF-8 character at s in valid text (1 for a stray byte).
+// Length of the character at s (n > 0 bytes left); the maximal invalid subpart for invalid bytes.
 static size_t utf8_len(const char *s, size_t n) {
-    size_t bad;
-    size_t k = utf8_char((const uint8_t *)s, n, &bad);
-    return k ? k : 1;
+    int32_t cp;
+    return nt_utf8_next(s, n, &cp);
 }
 
-static uint32_t utf8_decode(const char *s, size_t k) {
-    const uint8_t *u = (const uint8_t *)s;
-    if (k == 1) return u[0];
-    if (k == 2) return ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
-    if (k == 3) return ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
-    return ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) | ((uint32_t)(u[2] & 0x3F) << 6) |
-           (u[3] & 0x3F);
-}
-
-static size_t utf8_encode(uint32_t cp, char *out) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+// The code point of the character at s (-1 when invalid); *k gets its length.
+static int32_t utf8_cp(const char *s, size_t n, size_t *k) {
+    int32_t cp;
+    *k = nt_utf8_next(s, n, &cp);
+    return cp;
 }
 
 // Appends s to out with every maximal invalid subpart replaced by U+FFFD.
 static int utf8_lossy(sbuf *out, const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        size_t bad = 0, k = utf8_char((const uint8_t *)s + i, n - i, &bad);
-        if (k) {
-            size_t j = i + k; // copy a run of valid characters at once
-            while (j < n && (k = utf8_char((const uint8_t *)s + j, n - j, &bad)) > 0) j += k;
-            if (sbuf_add(out, s + i, j - i)) return -1;
-            i = j;
-        } else {
-            if (sbuf_add(out, "\xEF\xBF\xBD", 3)) return -1;
-            i += bad;
-        }
-    }
-    return 0;
-}
-
-static bool utf8_valid(const char *s, size_t n) {
-    size_t i = 0, bad;
-    while (i < n) {
-        if ((uint8_t)s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = utf8_char((const uint8_t *)s + i, n - i, &bad);
-        if (!k) return false;
-        i += k;
-    }
-    return true;
-}
-
-// Unicode White_Space (Rust's char::is_whitespace).
-static bool is_unicode_space(uint32_t c) {
-    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+    size_t m;
+    char *clean = nt_utf8_lossy(s, n, &m);
+    int rc = clean ? sbuf_add(out, clean, m) : -1;
+    free(clean);
+    return rc;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -352,9 +272,10 @@ typedef struct {
     bool split;
 } pretok_step;
 
-typedef enum { NM_PREPEND, NM_REPLACE, NM_IDENTITY } nm_kind;
+typedef enum { NM_PREPEND, NM_REPLACE, NM_UNICODE } nm_kind;
 typedef struct {
     nm_kind kind;
+    nt_unorm form; // NM_UNICODE: NFC, NFD, NFKC or NFKD
     char *a, *b; // prepend: a; replace: pattern a (literal, or re) -> b
     size_t a_len, b_len;
     pcre2_code *re;
@@ -366,7 +287,7 @@ typedef struct {
     char *a, *b; // replace: a -> b (or re -> b); metaspace: a = replacement; bpe suffix: a
     size_t a_len, b_len;
     pcre2_code *re;
-    uint32_t ch; // strip: the character
+    int32_t ch; // strip: the character
     int start, stop, scheme;
 } dec_step;
 
@@ -420,7 +341,7 @@ static void bytelevel_init(nt_tokenizer *t) {
     for (int b = 0; b < 256; b++) {
         bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
         uint32_t cp = keep ? (uint32_t)b : next++;
-        t->bl_enc_len[b] = (uint8_t)utf8_encode(cp, t->bl_enc[b]);
+        t->bl_enc_len[b] = (uint8_t)nt_utf8_encode((int32_t)cp, t->bl_enc[b]);
         t->bl_dec[cp] = (int16_t)b;
     }
 }
@@ -729,10 +650,11 @@ static int norm_parse(nt_tokenizer *t, const cJSON *n, nt_err *err) {
                 return nt_fail(err, "%s: Replace normalizer: %s", t->path, why);
             }
         }
-    } else if (strcmp(type, "NFC") == 0) {
-        // Text is almost always NFC already; without a Unicode normalization library this is the identity
-        // (a known, documented gap: decomposed input would differ from HF).
-        st.kind = NM_IDENTITY;
+    } else if (strcmp(type, "NFC") == 0 || strcmp(type, "NFD") == 0 || strcmp(type, "NFKC") == 0 ||
+               strcmp(type, "NFKD") == 0) {
+        st.kind = NM_UNICODE;
+        st.form = strcmp(type, "NFC") == 0 ? NT_NFC : strcmp(type, "NFD") == 0 ? NT_NFD
+                : strcmp(type, "NFKC") == 0 ? NT_NFKC : NT_NFKD;
     } else {
         return nt_fail(err, "%s: unsupported normalizer type '%s'", t->path, type);
     }
@@ -802,12 +724,17 @@ static int normalize(const nt_tokenizer *t, const char *s, size_t n, sbuf bufs[2
     int which = 0;
     for (int k = 0; k < t->n_norm; k++) {
         const norm_step *st = &t->norm[k];
-        if (st->kind == NM_IDENTITY) continue;
         sbuf *out = &bufs[which];
         out->n = 0;
         if (st->kind == NM_PREPEND) {
             if (cur_n == 0) continue; // HF prepends only to non-empty text
             if (sbuf_add(out, st->a, st->a_len) || sbuf_add(out, cur, cur_n)) return -1;
+        } else if (st->kind == NM_UNICODE) { // the text is valid UTF-8 here (encode made it so)
+            size_t m;
+            char *u = nt_utf8_normalize(cur, cur_n, st->form, &m);
+            int rc = u ? sbuf_add(out, u, m) : -1;
+            free(u);
+            if (rc) return -1;
         } else {
             if (replace_all(st->a, st->a_len, st->re, md, st->b, st->b_len, cur, cur_n, out)) return -1;
         }
@@ -867,6 +794,23 @@ static int pre_add_bytelevel(nt_tokenizer *t, bool add_prefix_space, bool use_re
     return pre_push(t, (pretok_step){.kind = PT_BYTEMAP}, err);
 }
 
+// Split(Regex pattern, Isolated, invert false)
+static int pre_add_split(nt_tokenizer *t, const char *pattern, nt_err *err) {
+    char why[300];
+    pcre2_code *re = regex_compile(pattern, strlen(pattern), false, why, sizeof(why));
+    if (!re) return nt_fail(err, "%s: Split pre_tokenizer: %s", t->path, why);
+    return pre_push(t, (pretok_step){.kind = PT_SPLIT, .re = re, .behavior = SPLIT_ISOLATED}, err);
+}
+
+// Digits: HF splits on char::is_numeric, Isolated (individual_digits) or Contiguous
+static int pre_add_digits(nt_tokenizer *t, bool individual, nt_err *err) {
+    char why[300];
+    pcre2_code *re = regex_compile("\\p{N}", 5, false, why, sizeof(why));
+    if (!re) return nt_fail(err, "%s: Digits pre_tokenizer: %s", t->path, why);
+    int behavior = individual ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS;
+    return pre_push(t, (pretok_step){.kind = PT_SPLIT, .re = re, .behavior = behavior}, err);
+}
+
 static int pre_parse(nt_tokenizer *t, const cJSON *p, nt_err *err) {
     if (!p || cJSON_IsNull(p)) return 0;
     const char *type = json_str(p, "type");
@@ -893,6 +837,7 @@ static int pre_parse(nt_tokenizer *t, const cJSON *p, nt_err *err) {
                                       .invert = json_bool(p, "invert", false)},
                         err);
     }
+    if (strcmp(type, "Digits") == 0) return pre_add_digits(t, json_bool(p, "individual_digits", false), err);
     if (strcmp(type, "Metaspace") == 0) {
         pretok_step st = {.kind = PT_METASPACE, .scheme = parse_scheme(p), .split = json_bool(p, "split", true)};
         const char *rep = json_str(p, "replacement");
@@ -945,7 +890,9 @@ static int dec_parse(nt_tokenizer *t, const cJSON *d, nt_err *err) {
         const cJSON *stop = cJSON_GetObjectItemCaseSensitive(d, "stop");
         if (!c || !*c) return nt_fail(err, "%s: Strip decoder without content", t->path);
         st.kind = DC_STRIP;
-        st.ch = utf8_decode(c, utf8_len(c, strlen(c)));
+        size_t k;
+        st.ch = utf8_cp(c, strlen(c), &k);
+        if (st.ch < 0) return nt_fail(err, "%s: Strip decoder content is not UTF-8", t->path);
         st.start = cJSON_IsNumber(start) ? (int)start->valuedouble : 0;
         st.stop = cJSON_IsNumber(stop) ? (int)stop->valuedouble : 0;
     } else if (strcmp(type, "Metaspace") == 0) {
@@ -1317,6 +1264,237 @@ int nt_tokenizer_load_dir(nt_tokenizer **out, const char *dir, nt_err *err) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// A tokenizer from plain arrays (nt_tokenizer_spec, what GGUF's tokenizer.ggml.* keys hold), built as the
+// tokenizer.json that Hugging Face's converters write for the same model:
+//   gpt2   byte-level BPE from tokens + merges; the pre-tokenizer that `pre` names (the table below); decoder
+//          ByteLevel; no unk
+//   llama  transformers' LlamaConverter (legacy): BPE with byte fallback, fuse_unk and unk_token = the unk
+//          piece, merges made from the scores as its generate_merges makes them; normalizer Prepend("▁")
+//          (when add_space_prefix) + Replace(" ", "▁"); decoder Replace("▁", " "), ByteFallback, Fuse,
+//          Strip(" ", 1, 0) (when add_space_prefix)
+// Both: CONTROL and UNKNOWN tokens are special added tokens, USER_DEFINED ones non-special added tokens, all
+// matched in the raw text (normalized = false, as SpmConverter and GGUF's converters mark them); BOS/EOS from
+// the ids and add_bos/add_eos (the TemplateProcessing HF puts there).
+
+// The pre-tokenizers of the `pre` names, as each model's own tokenizer.json has them (llama.cpp's names):
+//   gpt-2      ByteLevel(add_prefix_space=false) with GPT-2's regex (GPT2TokenizerFast)
+//   smollm     Digits(individual_digits=true), then that ByteLevel (SmolLM / SmolLM2)
+//   llama-bpe  Split(LLAMA3_PATTERN, Isolated), ByteLevel(use_regex=false), ignore_merges (Llama 3; transformers'
+//              TikTokenConverter)
+//   qwen2      normalizer NFC, Split(QWEN2_PATTERN, Isolated), ByteLevel(use_regex=false) (transformers'
+//              Qwen2Converter)
+static const char *LLAMA3_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                                    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char *QWEN2_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                                   "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_QWEN2 } bpe_pre;
+static const struct {
+    const char *name;
+    bpe_pre pre;
+} BPE_PRES[] = {{"gpt-2", PRE_GPT2}, {"smollm", PRE_SMOLLM}, {"llama-bpe", PRE_LLAMA3}, {"qwen2", PRE_QWEN2}};
+enum { N_BPE_PRES = sizeof(BPE_PRES) / sizeof(BPE_PRES[0]) };
+
+static const char *LLAMA_NORM_PREPEND = "{\"type\": \"Prepend\", \"prepend\": \"\\u2581\"}";
+static const char *LLAMA_NORM_REPLACE = "{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\\u2581\"}";
+static const char *LLAMA_DECODER = "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\", \"pattern\": {\"String\": "
+                                   "\"\\u2581\"}, \"content\": \" \"}, {\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]}";
+static const char *LLAMA_DECODER_STRIP = "{\"type\": \"Strip\", \"content\": \" \", \"start\": 1, \"stop\": 0}";
+static const char *BYTELEVEL_DECODER = "{\"type\": \"ByteLevel\"}";
+
+// A pipeline step written as HF's tokenizer.json writes it, through the same parser as a tokenizer.json file.
+static int parse_fragment(nt_tokenizer *t, const char *json, int (*parse)(nt_tokenizer *, const cJSON *, nt_err *),
+                          nt_err *err) {
+    cJSON *j = cJSON_Parse(json);
+    NT_ASSERT(j != NULL); // a constant above
+    int rc = parse(t, j, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+// One merge candidate of generate_merges: the split (left, right) of vocabulary piece `merged`.
+typedef struct {
+    float score;            // the merged piece's score
+    int32_t l_chars, r_chars; // lengths in code points (Python's len)
+    int32_t left, right, merged;
+    int32_t seq;            // position before the global sort (ties keep it: Python's sort is stable)
+} spm_merge;
+
+static int cmp_spm_merge(const void *pa, const void *pb) {
+    const spm_merge *a = pa, *b = pb;
+    // sorted(key=(score, len(l), len(r)), reverse=True): all three descending, equal keys in their order
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    if (a->l_chars != b->l_chars) return a->l_chars > b->l_chars ? -1 : 1;
+    if (a->r_chars != b->r_chars) return a->r_chars > b->r_chars ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static int cmp_spm_local(const void *pa, const void *pb) { // sorted(key=(vocab[l], vocab[r]))
+    const spm_merge *a = pa, *b = pb;
+    if (a->left != b->left) return a->left < b->left ? -1 : 1;
+    return (a->right > b->right) - (a->right < b->right);
+}
+
+// transformers' generate_merges(vocab, vocab_scores): for every piece (in id order) every split into two
+// pieces of the vocabulary, sorted by the ids of the two parts; then all of them by score, then the lengths of
+// the left and the right part, descending. Rank = position in that list. LlamaConverter gives ids 0..2 the
+// score 0.
+static int merges_from_scores(nt_tokenizer *t, const nt_tokenizer_spec *sp, nt_err *err) {
+    spm_merge *m = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (int32_t p = 0; p < sp->n_tokens && !rc; p++) {
+        const char *s = sp->tokens[p];
+        size_t len = sp->token_lens ? sp->token_lens[p] : strlen(s), start = n;
+        float score = p < 3 ? 0.0f : sp->scores[p];
+        int32_t l_chars = 0, total = (int32_t)nt_utf8_chars(s, len);
+        for (size_t k = utf8_len(s, len); k < len && !rc; k += utf8_len(s + k, len - k)) {
+            l_chars++;
+            int32_t l = sm_get(&t->vocab, s, k), r = sm_get(&t->vocab, s + k, len - k);
+            if (l < 0 || r < 0) continue;
+            if (n == cap) {
+                size_t c2 = cap ? 2 * cap : 4096;
+                spm_merge *v = realloc(m, c2 * sizeof(*v));
+                if (!v) {
+                    rc = nt_fail(err, "%s: out of memory", t->path);
+                    break;
+                }
+                m = v;
+                cap = c2;
+            }
+            m[n++] = (spm_merge){score, l_chars, total - l_chars, l, r, p, 0};
+        }
+        if (n - start > 1) qsort(m + start, n - start, sizeof(*m), cmp_spm_local);
+    }
+    for (size_t i = 0; i < n; i++) m[i].seq = (int32_t)i;
+    if (!rc && n) qsort(m, n, sizeof(*m), cmp_spm_merge);
+    if (!rc && mm_init(&t->merges, n)) rc = nt_fail(err, "%s: out of memory", t->path);
+    for (size_t i = 0; i < n && !rc; i++) mm_put(&t->merges, m[i].left, m[i].right, (int32_t)i, m[i].merged);
+    free(m);
+    return rc;
+}
+
+// gpt2: the merges "left right", each part a token and their concatenation too.
+static int merges_from_spec(nt_tokenizer *t, const nt_tokenizer_spec *sp, nt_err *err) {
+    if (mm_init(&t->merges, (size_t)sp->n_merges)) return nt_fail(err, "%s: out of memory", t->path);
+    sbuf tmp = {0};
+    int rc = 0;
+    for (int32_t i = 0; i < sp->n_merges && !rc; i++) {
+        const char *s = sp->merges[i];
+        size_t len = sp->merge_lens ? sp->merge_lens[i] : strlen(s);
+        const char *sp1 = memchr(s, ' ', len);
+        if (!sp1 || sp1 == s || sp1 + 1 == s + len || memchr(sp1 + 1, ' ', (size_t)(s + len - sp1 - 1)))
+            rc = nt_fail(err, "%s: merge %d: '%.*s' is not two tokens separated by a space", t->path, (int)i + 1,
+                         (int)(len > 200 ? 200 : len), s);
+        else
+            rc = merge_add(t, t->path, s, (size_t)(sp1 - s), sp1 + 1, (size_t)(s + len - sp1 - 1), i, &tmp, err);
+    }
+    free(tmp.v);
+    return rc;
+}
+
+static int spec_check_id(const char *file, const char *what, int32_t id, int32_t n, nt_err *err) {
+    if (id < -1 || id >= n) return nt_fail(err, "%s: %s %d is not a token id (the vocabulary has %d)", file, what, (int)id, (int)n);
+    return 0;
+}
+
+int nt_tokenizer_from_spec(nt_tokenizer **out, const nt_tokenizer_spec *sp, const char *name, nt_err *err) {
+    *out = NULL;
+    const char *file = name ? name : "tokenizer spec";
+    const char *model = sp->model ? sp->model : "(none)";
+    bool spm = strcmp(model, "llama") == 0;
+    if (!spm && strcmp(model, "gpt2") != 0)
+        return nt_fail(err, "%s: tokenizer model '%s' is not supported (supported: gpt2, llama)", file, model);
+    int pre = -1;
+    if (!spm) {
+        for (int i = 0; sp->pre && i < N_BPE_PRES; i++)
+            if (strcmp(sp->pre, BPE_PRES[i].name) == 0) pre = (int)BPE_PRES[i].pre;
+        if (pre < 0)
+            return nt_fail(err, "%s: pre-tokenizer '%s' is not one normtweak knows for model gpt2 (known: gpt-2, smollm, "
+                                "llama-bpe, qwen2)", file, sp->pre ? sp->pre : "(none)");
+    } else if (sp->pre && *sp->pre && strcmp(sp->pre, "default") != 0) {
+        return nt_fail(err, "%s: pre-tokenizer '%s' is not one normtweak knows for model llama (known: default)", file,
+                       sp->pre);
+    }
+    if (sp->n_tokens <= 0 || !sp->tokens) return nt_fail(err, "%s: the tokenizer has no tokens", file);
+    if (spm && !sp->scores) return nt_fail(err, "%s: a llama (SentencePiece) tokenizer needs token scores", file);
+    if (!spm && (sp->n_merges <= 0 || !sp->merges)) return nt_fail(err, "%s: a gpt2 (BPE) tokenizer needs merges", file);
+    if (spec_check_id(file, "bos_token_id", sp->bos_id, sp->n_tokens, err) ||
+        spec_check_id(file, "eos_token_id", sp->eos_id, sp->n_tokens, err) ||
+        spec_check_id(file, "unknown_token_id", sp->unk_id, sp->n_tokens, err) ||
+        spec_check_id(file, "padding_token_id", sp->pad_id, sp->n_tokens, err))
+        return -1;
+    if (sp->add_bos && sp->bos_id < 0) return nt_fail(err, "%s: add_bos_token is set but there is no bos_token_id", file);
+    if (sp->add_eos && sp->eos_id < 0) return nt_fail(err, "%s: add_eos_token is set but there is no eos_token_id", file);
+
+    nt_tokenizer *t = tok_new(file);
+    if (!t) return nt_fail(err, "%s: out of memory", file);
+    int rc = 0;
+    for (int32_t i = 0; i < sp->n_tokens && !rc; i++) {
+        const char *s = sp->tokens[i];
+        size_t len = sp->token_lens ? sp->token_lens[i] : strlen(s);
+        int32_t type = sp->token_types ? sp->token_types[i] : NT_TOKEN_NORMAL, prev;
+        if (len == 0) rc = nt_fail(err, "%s: token %d is empty", file, (int)i);
+        else if (memchr(s, '\0', len)) rc = nt_fail(err, "%s: token %d holds a NUL byte", file, (int)i);
+        else if (!nt_utf8_valid(s, len)) rc = nt_fail(err, "%s: token %d is not valid UTF-8", file, (int)i);
+        else if ((prev = sm_get(&t->vocab, s, len)) >= 0)
+            rc = nt_fail(err, "%s: token %d '%.*s' repeats token %d", file, (int)i, (int)(len > 200 ? 200 : len), s,
+                         (int)prev);
+        else if (type < 0 || type > NT_TOKEN_BYTE)
+            rc = nt_fail(err, "%s: token %d has type %d, not a GGUF token type (0..6)", file, (int)i, (int)type);
+        else if (spm && sp->scores[i] != sp->scores[i])
+            rc = nt_fail(err, "%s: token %d has a NaN score", file, (int)i);
+        else
+            rc = vocab_add(t, s, len, i, err);
+    }
+    if (!rc && spm) {
+        t->byte_fallback = true;
+        t->fuse_unk = true;
+        if (sp->unk_id >= 0 && !(t->unk_token = mem_dup(sp->tokens[sp->unk_id], sp->token_lens ? sp->token_lens[sp->unk_id]
+                                                                                         : strlen(sp->tokens[sp->unk_id]))))
+            rc = nt_fail(err, "%s: out of memory", file);
+        if (!rc) rc = merges_from_scores(t, sp, err);
+        if (!rc && sp->add_space_prefix) rc = parse_fragment(t, LLAMA_NORM_PREPEND, norm_parse, err);
+        if (!rc) rc = parse_fragment(t, LLAMA_NORM_REPLACE, norm_parse, err);
+        if (!rc) rc = parse_fragment(t, LLAMA_DECODER, dec_parse, err);
+        if (!rc && sp->add_space_prefix) rc = parse_fragment(t, LLAMA_DECODER_STRIP, dec_parse, err);
+    } else if (!rc) {
+        rc = merges_from_spec(t, sp, err);
+        if (!rc && pre == PRE_QWEN2) rc = parse_fragment(t, "{\"type\": \"NFC\"}", norm_parse, err);
+        if (!rc && pre == PRE_SMOLLM) rc = pre_add_digits(t, true, err);
+        if (!rc && (pre == PRE_LLAMA3 || pre == PRE_QWEN2))
+            rc = pre_add_split(t, pre == PRE_LLAMA3 ? LLAMA3_PATTERN : QWEN2_PATTERN, err);
+        if (!rc) rc = pre_add_bytelevel(t, false, pre == PRE_GPT2 || pre == PRE_SMOLLM, err);
+        if (!rc) rc = parse_fragment(t, BYTELEVEL_DECODER, dec_parse, err);
+        t->ignore_merges = pre == PRE_LLAMA3;
+    }
+    for (int32_t i = 0; i < sp->n_tokens && !rc; i++) { // added tokens, in id order as HF adds them
+        int32_t type = sp->token_types ? sp->token_types[i] : NT_TOKEN_NORMAL;
+        if (type != NT_TOKEN_CONTROL && type != NT_TOKEN_UNKNOWN && type != NT_TOKEN_USER_DEFINED) continue;
+        const char *s = sp->tokens[i];
+        size_t len = sp->token_lens ? sp->token_lens[i] : strlen(s);
+        char *c = mem_dup(s, len);
+        rc = c ? added_add(t, c, i, type != NT_TOKEN_USER_DEFINED, false, false, false, false, err)
+               : nt_fail(err, "%s: out of memory", file);
+        free(c);
+    }
+    if (!rc && sp->add_bos && ivec_push(&t->prefix, sp->bos_id)) rc = nt_fail(err, "%s: out of memory", file);
+    if (!rc && sp->add_eos && ivec_push(&t->suffix, sp->eos_id)) rc = nt_fail(err, "%s: out of memory", file);
+    if (!rc) rc = added_finish(t, err);
+    if (!rc) rc = finish_ids(t, err);
+    if (!rc) {
+        t->bos = sp->bos_id;
+        t->eos = sp->eos_id;
+    }
+    if (rc) {
+        nt_tokenizer_free(&t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Encoding
 
 typedef struct {
@@ -1684,29 +1862,24 @@ static int added_split(const nt_tokenizer *t, pcre2_match_data *md, bool normali
         if (tk->single_word) {
             bool left_ok = true, right_ok = true;
             if (ms > 0) { // the character before the match
-                size_t b = ms - 1;
-                while (b > 0 && ((uint8_t)s[b] & 0xC0) == 0x80) b--;
+                size_t b = nt_utf8_prev(s, ms);
                 left_ok = !is_word_char(t, md, s + b, ms - b);
             }
             if (me < n) right_ok = !is_word_char(t, md, s + me, utf8_len(s + me, n - me));
             if (!left_ok || !right_ok) continue;
         }
         if (tk->lstrip) {
-            size_t b = ms;
+            size_t b = ms, k;
             while (b > 0) {
-                size_t c = b - 1;
-                while (c > 0 && ((uint8_t)s[c] & 0xC0) == 0x80) c--;
-                if (!is_unicode_space(utf8_decode(s + c, b - c))) break;
+                size_t c = nt_utf8_prev(s, b);
+                if (!nt_unicode_white_space(utf8_cp(s + c, b - c, &k))) break;
                 b = c;
             }
             ms = b > start_off ? b : start_off;
         }
         if (tk->rstrip) {
-            while (me < n) {
-                size_t k = utf8_len(s + me, n - me);
-                if (!is_unicode_space(utf8_decode(s + me, k))) break;
-                me += k;
-            }
+            size_t k;
+            while (me < n && nt_unicode_white_space(utf8_cp(s + me, n - me, &k))) me += k;
             i = me;
         }
         if (start_off < ms && (ivec_push(out, (int32_t)start_off) || ivec_push(out, (int32_t)ms) || ivec_push(out, -1)))
@@ -1748,7 +1921,7 @@ int nt_tokenizer_encode(const nt_tokenizer *tok, const char *text, size_t len, b
     enc_state st = {.t = t, .err = err, .out = &out};
     int rc = 0;
     // invalid UTF-8 cannot come from HF's API (it takes str); replace it, as Python's errors="replace" would
-    if (!utf8_valid(text, len)) {
+    if (!nt_utf8_valid(text, len)) {
         if (utf8_lossy(&clean, text, len)) rc = -1;
         text = clean.v;
         len = clean.n;
@@ -1852,9 +2025,9 @@ static int dec_apply(const nt_tokenizer *t, const dec_step *d, pcre2_match_data 
             size_t len = tl_len(in, i), mark = bytes.n;
             bool all = true;
             for (size_t j = 0; j < len && !rc;) {
-                size_t k = utf8_len(s + j, len - j);
-                uint32_t cp = utf8_decode(s + j, k);
-                if (cp >= 512 || t->bl_dec[cp] < 0) {
+                size_t k;
+                int32_t cp = utf8_cp(s + j, len - j, &k);
+                if (cp < 0 || cp >= 512 || t->bl_dec[cp] < 0) {
                     all = false;
                     break;
                 }
@@ -1889,7 +2062,7 @@ static int dec_apply(const nt_tokenizer *t, const dec_step *d, pcre2_match_data 
                 continue;
             }
             if (pend.n) { // the bytes so far: one token if they are valid UTF-8, else one U+FFFD per byte
-                if (utf8_valid(pend.v, pend.n))
+                if (nt_utf8_valid(pend.v, pend.n))
                     rc = tl_add(out, pend.v, pend.n);
                 else
                     for (size_t b = 0; b < pend.n && !rc; b++) rc = tl_add(out, "\xEF\xBF\xBD", 3);
@@ -1911,14 +2084,13 @@ static int dec_apply(const nt_tokenizer *t, const dec_step *d, pcre2_match_data 
             const char *s = tl_s(in, i);
             size_t len = tl_len(in, i), a = 0, b = len;
             for (int c = 0; c < d->start && a < len; c++) {
-                size_t k = utf8_len(s + a, len - a);
-                if (utf8_decode(s + a, k) != d->ch) break;
+                size_t k;
+                if (utf8_cp(s + a, len - a, &k) != d->ch) break;
                 a += k;
             }
             for (int c = 0; c < d->stop && b > a; c++) {
-                size_t p = b - 1;
-                while (p > a && ((uint8_t)s[p] & 0xC0) == 0x80) p--;
-                if (utf8_decode(s + p, b - p) != d->ch) break;
+                size_t p = nt_utf8_prev(s, b), k;
+                if (p < a || utf8_cp(s + p, b - p, &k) != d->ch) break;
                 b = p;
             }
             if (tl_add(out, s + a, b - a)) return -1;

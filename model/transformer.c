@@ -340,3 +340,45 @@ int nt_forward(const nt_model *m, nt_run *r, const int32_t *tokens, int n, float
     nt_logits(m, r->x, n * r->n_seq, logits);
     return 0;
 }
+
+// ---------------------------------------------------------------------------------------------------- freeing
+// The model is the forward pass's; both loaders (checkpoint.c, gguf_model.c) build it and free it through here.
+static void free_linear(nt_linear *l) {
+    free(l->w);
+    free(l->b);
+    l->w = l->b = NULL;
+    nt_qlinear_free(&l->q);
+}
+
+static void free_norm(nt_norm *n) {
+    free(n->w);
+    free(n->b);
+    n->w = n->b = NULL;
+}
+
+void nt_model_free(nt_model **mp) {
+    nt_model *m = mp ? *mp : NULL;
+    if (!m) return;
+    if (m->layers) {
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            nt_layer *ly = &m->layers[l];
+            free_norm(&ly->attn_norm);
+            free_norm(&ly->mlp_norm);
+            nt_linear *lin[7] = {&ly->q, &ly->k, &ly->v, &ly->o, &ly->up, &ly->gate, &ly->down};
+            for (int j = 0; j < 7; j++) free_linear(lin[j]);
+        }
+    }
+    free(m->layers);
+    if (m->lm_head != m->tok_emb) free(m->lm_head);
+    free(m->tok_emb);
+    free(m->pos_emb);
+    free_norm(&m->emb_norm);
+    free_norm(&m->final_norm);
+    free_linear(&m->proj_in);
+    free_linear(&m->proj_out);
+    free(m->alibi);
+    free(m->dir);
+    free(m->name);
+    free(m);
+    *mp = NULL;
+}

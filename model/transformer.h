@@ -81,8 +81,14 @@ typedef struct {
 // config.json and the tensors are errors naming the file. A .gguf file goes through model/gguf_model.h.
 int nt_model_load(nt_model **out, const char *dir, nt_err *err);
 void nt_model_free(nt_model **m);
+// The name result rows give the model at path (a directory, or a .gguf file): its last path component without
+// ".gguf", e.g. "tiny-opt", "SmolLM2-135M-Instruct.Q4_1". A quantized checkpoint's rows name its source instead.
+void nt_model_name_of_path(const char *path, char *buf, size_t size);
 // Parses config.json alone (used by the loader and by tools that only need shapes).
 int nt_config_load(nt_config *cfg, const char *config_path, nt_err *err);
+// The config.json (malloc'd text) that nt_config_load reads back as c, for the LLaMA family (llama, qwen2);
+// NULL for another architecture or a combination of biases config.json cannot express (or out of memory).
+char *nt_config_json(const nt_config *c);
 
 // Run state: scratch activations for up to max_tokens positions per call and a KV cache of max_ctx positions,
 // for n_seq sequences that advance in lockstep (batched decoding; 1 for everything else). Rows are

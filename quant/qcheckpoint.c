@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf_model.h"
 #include "qdir.h"
 #include "qtensors.h"
 
@@ -118,10 +119,63 @@ static nt_qlinear *fuse_bloom_qkv(const nt_model *m, const nt_layer *ly, nt_err 
     return q;
 }
 
-// quantize_config.json's text (malloc'd), or NULL when out of memory.
+// A model loaded from a GGUF file has no safetensors to copy from: its tensors come from the model itself, in
+// fp32 under the Hugging Face names the loader reads back (LLaMA family), the block linears packed.
+static int list_from_model(const nt_model *m, tensor_list *L, nt_err *err) {
+    const nt_config *c = &m->cfg;
+    int64_t emb[2] = {c->vocab, c->dim}, vec[1] = {c->dim};
+    size_t emb_bytes = (size_t)c->vocab * c->dim * sizeof(float), vec_bytes = (size_t)c->dim * sizeof(float);
+    if (nt_st_list_add(&L->list, "model.embed_tokens.weight", NT_DT_F32, 2, emb, m->tok_emb, emb_bytes) ||
+        nt_st_list_add(&L->list, "model.norm.weight", NT_DT_F32, 1, vec, m->final_norm.w, vec_bytes) ||
+        (!c->tied && nt_st_list_add(&L->list, "lm_head.weight", NT_DT_F32, 2, emb, m->lm_head, emb_bytes)))
+        return nt_fail(err, "out of memory");
+    static const char *const names[NT_LIN_COUNT] = {
+        [NT_LIN_Q] = "self_attn.q_proj", [NT_LIN_K] = "self_attn.k_proj", [NT_LIN_V] = "self_attn.v_proj",
+        [NT_LIN_O] = "self_attn.o_proj", [NT_LIN_UP] = "mlp.up_proj",     [NT_LIN_GATE] = "mlp.gate_proj",
+        [NT_LIN_DOWN] = "mlp.down_proj"};
+    char n[200];
+    for (int l = 0; l < c->n_layers; l++) {
+        nt_layer *ly = &m->layers[l];
+        for (int j = 0; j < NT_LIN_COUNT; j++) {
+            const nt_linear *lin = nt_layer_linear(ly, (nt_lin_id)j);
+            if (!lin->q) return nt_fail(err, "%s: layer %d %s is not quantized", m->name, l, nt_lin_name((nt_lin_id)j));
+            snprintf(n, sizeof(n), "model.layers.%d.%s", l, names[j]);
+            if (nt_qlinear_list_add(&L->list, n, lin->q)) return nt_fail(err, "out of memory");
+            int64_t bs[1] = {lin->out};
+            snprintf(n, sizeof(n), "model.layers.%d.%s.bias", l, names[j]);
+            if (lin->b && nt_st_list_add(&L->list, n, NT_DT_F32, 1, bs, lin->b, (size_t)lin->out * sizeof(float)))
+                return nt_fail(err, "out of memory");
+        }
+        snprintf(n, sizeof(n), "model.layers.%d.input_layernorm.weight", l);
+        if (nt_st_list_add(&L->list, n, NT_DT_F32, 1, vec, ly->attn_norm.w, vec_bytes)) return nt_fail(err, "out of memory");
+        snprintf(n, sizeof(n), "model.layers.%d.post_attention_layernorm.weight", l);
+        if (nt_st_list_add(&L->list, n, NT_DT_F32, 1, vec, ly->mlp_norm.w, vec_bytes)) return nt_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+static int save_from_gguf(const nt_model *m, const char *out_dir, nt_err *err) {
+    tensor_list L = {0};
+    char *cfg = nt_config_json(&m->cfg);
+    char *qc = nt_quantize_config_text(&m->quant, NT_QFMT_NORMTWEAK, m->name);
+    int rc = -1;
+    if (!cfg) nt_fail(err, "%s: no config.json can describe this model", m->dir);
+    else if (!qc) nt_fail(err, "out of memory writing %s", out_dir);
+    else if (list_from_model(m, &L, err) == 0) {
+        const char *meta[] = {"format", "pt", "normtweak", "quantized"};
+        nt_qcheckpoint_text texts[2] = {{"config.json", cfg}, {"quantize_config.json", qc}};
+        rc = nt_qcheckpoint_write_dir(out_dir, m->dir, L.list.t, L.list.n, meta, 2, texts, 2, err);
+    }
+    free(cfg);
+    free(qc);
+    nt_st_list_free(&L.list);
+    return rc;
+}
+
 int nt_qcheckpoint_save(const nt_model *m, const char *out_dir, nt_err *err) {
     if (strcmp(m->quant.method, "fp") == 0) return nt_fail(err, "%s: the model is not quantized", m->name);
     if (nt_qcheckpoint_dir_usable(out_dir, err)) return -1;
+    if (nt_gguf_model_path(m->dir)) return save_from_gguf(m, out_dir, err);
     nt_safetensors *st = NULL;
     if (nt_st_open_dir(&st, m->dir, err)) return -1;
     tensor_list L = {0};
@@ -199,7 +253,7 @@ int nt_quantize_checkpoint(const char *model_path, const char *data_dir, const n
         goto done;
     }
     // calibration text needs the tokenizer
-    if (nt_method_calibrates(nt_method_find(o->method)) && nt_tokenizer_load_dir(&tok, model_path, err)) goto done;
+    if (nt_method_calibrates(nt_method_find(o->method)) && nt_tokenizer_load_model(&tok, model_path, err)) goto done;
     if (nt_quantize_model(m, tok, data_dir, o, &st, err) || nt_qcheckpoint_save(m, out_dir, err)) goto done;
     if (mq) *mq = m->quant;
     rc = 0;

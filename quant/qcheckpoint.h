@@ -9,7 +9,9 @@
 //                          NAME.zeros U8 (n_groups, out; asymmetric only), NAME.g_idx I32 (in),
 //                          NAME.perm I32 (in; act-order only); NAME.bias as in the source
 //   tokenizer files        copied from the source
-// BLOOM's fused query_key_value is stored fused, as its checkpoint names it.
+// BLOOM's fused query_key_value is stored fused, as its checkpoint names it. A model loaded from a GGUF file
+// (model/gguf_model.h) has no source tensors or config.json: its checkpoint gets every tensor from the model
+// (fp32, Hugging Face names) and a config.json written from its config; no tokenizer files.
 #pragma once
 #include "quantize_model.h"
 #include "transformer.h"

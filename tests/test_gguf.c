@@ -863,3 +863,37 @@ Test(gguf, dequantize_synthetic_every_type_vs_gguf_py) {
     free(path);
     free(want);
 }
+
+// The fuzz seeds (tests/fuzz/gguf_corpus, written by gguf-py's writer: tests/fuzz/make_corpus.py) are valid
+// files of every type, v2 and v3, with general.alignment 64; the truncated SmolLM2 header fails as truncated.
+Test(gguf, fuzz_seeds_open) {
+    const char *names[] = {"meta_all",    "meta_only",   "align64",     "align64_v2",  "type_f32",    "type_f16",
+                           "type_bf16",   "type_q4_0",   "type_q4_1",   "type_q5_0",   "type_q5_1",   "type_q8_0",
+                           "type_q2_k",   "type_q3_k",   "type_q4_k",   "type_q5_k",   "type_q6_k"};
+    nt_err err = {0};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char rel[128];
+        snprintf(rel, sizeof(rel), "tests/fuzz/gguf_corpus/%s.gguf", names[i]);
+        char *path = tu_source(rel);
+        nt_gguf *g = NULL;
+        cr_expect_eq(nt_gguf_open(&g, path, &err), 0, "%s", err.msg);
+        if (!g) {
+            free(path);
+            continue;
+        }
+        for (size_t t = 0; t < nt_gguf_tensor_count(g); t++) {
+            float *f = NULL;
+            cr_expect_eq(nt_gguf_dequantize(nt_gguf_tensor_at(g, t), &f, &err), 0, "%s", err.msg);
+            free(f);
+        }
+        if (strcmp(names[i], "align64_v2") == 0) cr_expect(nt_gguf_version(g) == 2 && nt_gguf_alignment(g) == 64);
+        nt_gguf_close(&g);
+        free(path);
+    }
+    char *head = tu_source("tests/fuzz/gguf_corpus/smollm2_head8k.gguf");
+    nt_gguf *g = NULL;
+    cr_expect_eq(nt_gguf_open(&g, head, &err), -1);
+    cr_expect(strstr(err.msg, "smollm2_head8k.gguf: metadata key 'tokenizer.ggml.tokens' claims 49152 strings, more than"), "%s",
+              err.msg);
+    free(head);
+}

@@ -18,6 +18,7 @@
 
 #include "gguf.h"
 #include "gguf_model.h"
+#include "qcheckpoint.h"
 #include "safetensors.h"
 #include "testutil.h"
 #include "transformer.h"
@@ -354,6 +355,64 @@ Test(gguf_model, unpermuted_q_k_would_differ) {
     tu_rmtree(tmp);
     free(tmp);
 }
+
+// `normtweak quantize` from a GGUF source: the checkpoint (tensors from the model, config.json from its config)
+// loads back as the same quantized model as one made from the safetensors fixture: every weight, logits bitwise.
+static void check_quantize_from_gguf(const char *fixture) {
+    char *tmp = tu_tmpdir(), file[128];
+    snprintf(file, sizeof(file), "%s.gguf", fixture);
+    char *path = nt_path_join(tmp, file), *qa = nt_path_join(tmp, "q_st"), *qb = nt_path_join(tmp, "q_gguf");
+    conv_state cs = {0};
+    spoil none = {0};
+    convert(fixture, path, &none, &cs);
+    conv_done(&cs);
+    char rel[256];
+    snprintf(rel, sizeof(rel), "tests/fixtures/%s", fixture);
+    char *dir = tu_source(rel);
+    nt_quant_opts o = nt_quant_opts_make("rtn", 4, -1);
+    nt_err err = {0};
+    cr_assert_eq(nt_quantize_checkpoint(dir, NULL, &o, qa, NULL, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_quantize_checkpoint(path, NULL, &o, qb, NULL, NULL, &err), 0, "%s", err.msg);
+    nt_model *a = NULL, *b = NULL;
+    cr_assert_eq(nt_model_load(&a, qa, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_model_load(&b, qb, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(a->name, fixture);
+    cr_expect_str_eq(b->name, fixture, "rows of the checkpoint name the GGUF model as its own rows do");
+    cr_expect(strcmp(b->quant.method, "rtn") == 0 && b->quant.wbits == 4 && b->quant.group_size == -1);
+    cr_expect(a->cfg.tied == b->cfg.tied && a->cfg.qkv_bias == b->cfg.qkv_bias && a->cfg.o_bias == b->cfg.o_bias &&
+              a->cfg.norm_eps == b->cfg.norm_eps && a->cfg.rope_theta == b->cfg.rope_theta &&
+              a->cfg.max_pos == b->cfg.max_pos && a->cfg.n_kv_heads == b->cfg.n_kv_heads);
+    cr_expect_str_eq(b->cfg.model_type, a->cfg.model_type);
+    for (int l = 0; l < a->cfg.n_layers; l++)
+        for (int j = 0; j < NT_LIN_COUNT; j++) {
+            const nt_linear *p = nt_layer_linear(&a->layers[l], (nt_lin_id)j),
+                            *q = nt_layer_linear(&b->layers[l], (nt_lin_id)j);
+            cr_expect(q->q && same_floats(p->w, q->w, (size_t)p->in * p->out) && same_floats(p->b, q->b, (size_t)p->out),
+                      "%s: layer %d %s", fixture, l, nt_lin_name((nt_lin_id)j));
+        }
+    const int T = 9, V = a->cfg.vocab;
+    int32_t ids[9] = {1, 5, 9, 77, 3, 127, 64, 0, 12};
+    nt_run *ra = NULL, *rb = NULL;
+    float *la = malloc((size_t)T * V * sizeof(float)), *lb = malloc((size_t)T * V * sizeof(float));
+    cr_assert(nt_run_init(&ra, a, T, T, &err) == 0 && nt_run_init(&rb, b, T, T, &err) == 0, "%s", err.msg);
+    cr_assert(nt_forward(a, ra, ids, T, la, &err) == 0 && nt_forward(b, rb, ids, T, lb, &err) == 0, "%s", err.msg);
+    cr_expect(same_floats(la, lb, (size_t)T * V), "%s: quantized logits differ", fixture);
+    free(la);
+    free(lb);
+    nt_run_free(&ra);
+    nt_run_free(&rb);
+    nt_model_free(&a);
+    nt_model_free(&b);
+    free(dir);
+    free(path);
+    free(qa);
+    free(qb);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+Test(gguf_model, quantize_from_gguf_tied_bias) { check_quantize_from_gguf("tiny-random-llama-tied-bias"); }
+Test(gguf_model, quantize_from_gguf_qwen2) { check_quantize_from_gguf("tiny-random-qwen2"); }
 
 // ---------------------------------------------------------------------------------------------- bad configs
 

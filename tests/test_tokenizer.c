@@ -1,8 +1,9 @@
 // test_tokenizer.c: the tokenizer (model/tokenizer.c) against golden ids and decodes from HF `tokenizers`
 // (tests/golden/make_tokenizer_goldens.py writes them): GPT-2 encoder.json + vocab.bpe, the fixture models'
-// tokenizer.json and their vocab.json + merges.txt, Llama-2 SentencePiece converted to tokenizer.json, and
-// variants (Split-regex + ByteLevel as Llama-3/Qwen2 use, Metaspace); the whole WikiText-2 GPTQ string
-// (count + FNV-1a of the ids) with its speed; and one test per kind of bad input.
+// tokenizer.json and their vocab.json + merges.txt, Llama-2 SentencePiece converted to tokenizer.json, SmolLM2's
+// tokenizer.json (Digits + ByteLevel), and variants (Split-regex + ByteLevel as Llama-3 uses, Qwen2's converter
+// with its NFC normalizer, NFKC, Metaspace); the whole WikiText-2 GPTQ string (count + FNV-1a of the ids) with
+// its speed; invalid UTF-8; and one test per kind of bad input.
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
@@ -10,6 +11,7 @@
 
 #include "testutil.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 // ---------------------------------------------------------------------------------------------- helpers
 
@@ -28,83 +30,6 @@ static void teardown(void) {
 
 TestSuite(tok, .init = setup, .fini = teardown, .timeout = 600);
 
-static char *golden_path(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof(rel), "tests/golden/tokenizer/%s", name);
-    return tu_source(rel);
-}
-
-static cJSON *read_json(const char *path) {
-    nt_err err = {0};
-    char *txt = nt_read_file(path, NULL, &err);
-    cr_assert(txt != NULL, "%s", err.msg);
-    cJSON *j = cJSON_Parse(txt);
-    cr_assert(j != NULL, "%s: bad JSON", path);
-    free(txt);
-    return j;
-}
-
-// Compares ids with a JSON list; on a difference prints the first differing position. Returns true if equal.
-static bool ids_equal(const int32_t *ids, size_t n, const cJSON *want, const char *what, const char *text) {
-    size_t wn = (size_t)cJSON_GetArraySize(want), i = 0;
-    const cJSON *w = want->child;
-    for (; i < n && w; i++, w = w->next)
-        if (ids[i] != (int32_t)w->valuedouble) break;
-    if (i == n && i == wn) return true;
-    fprintf(stderr, "%s: %zu ids, want %zu; first difference at %zu (got %d, want %d) for text \"%.200s\"\n", what, n,
-            wn, i, i < n ? ids[i] : -1, w ? (int)w->valuedouble : -1, text);
-    return false;
-}
-
-// Every line of golden `name`.jsonl: encode with and without specials, decode, decode skipping specials.
-static void check_golden(const nt_tokenizer *tok, const char *name) {
-    char file[128];
-    snprintf(file, sizeof(file), "%s.jsonl", name);
-    char *path = golden_path(file);
-    nt_err err = {0};
-    char *all = nt_read_file(path, NULL, &err);
-    cr_assert(all != NULL, "%s", err.msg);
-    int lines = 0, bad = 0;
-    for (char *line = all, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-        nl = strchr(line, '\n');
-        if (nl) *nl = '\0';
-        cJSON *row = cJSON_Parse(line);
-        cr_assert(row != NULL, "%s: line %d is not JSON", path, lines + 1);
-        const char *text = cJSON_GetObjectItem(row, "text")->valuestring;
-        const char *decoded = cJSON_GetObjectItem(row, "decoded")->valuestring;
-        const char *decoded_skip = cJSON_GetObjectItem(row, "decoded_skip")->valuestring;
-        int32_t *ids = NULL, *ids_ns = NULL;
-        size_t n = 0, n_ns = 0;
-        cr_assert_eq(nt_tokenizer_encode(tok, text, strlen(text), true, &ids, &n, &err), 0, "%s", err.msg);
-        cr_assert_eq(nt_tokenizer_encode(tok, text, strlen(text), false, &ids_ns, &n_ns, &err), 0, "%s", err.msg);
-        bool ok = ids_equal(ids, n, cJSON_GetObjectItem(row, "ids"), name, text);
-        ok &= ids_equal(ids_ns, n_ns, cJSON_GetObjectItem(row, "ids_nospecial"), name, text);
-        char *dec = NULL, *dec_skip = NULL;
-        cr_assert_eq(nt_tokenizer_decode(tok, ids_ns, n_ns, false, &dec, &err), 0, "%s", err.msg);
-        cr_assert_eq(nt_tokenizer_decode(tok, ids, n, true, &dec_skip, &err), 0, "%s", err.msg);
-        if (strcmp(dec, decoded) != 0) {
-            fprintf(stderr, "%s: decode \"%.200s\", want \"%.200s\"\n", name, dec, decoded);
-            ok = false;
-        }
-        if (strcmp(dec_skip, decoded_skip) != 0) {
-            fprintf(stderr, "%s: decode(skip_special) \"%.200s\", want \"%.200s\"\n", name, dec_skip, decoded_skip);
-            ok = false;
-        }
-        bad += !ok;
-        lines++;
-        free(ids);
-        free(ids_ns);
-        free(dec);
-        free(dec_skip);
-        cJSON_Delete(row);
-    }
-    free(all);
-    free(path);
-    cr_log_info("%s: %d golden texts, %d differ", name, lines, bad);
-    cr_assert(lines > 100, "%s: only %d golden lines", name, lines);
-    cr_assert_eq(bad, 0, "%s: %d of %d golden texts differ from HF (see stderr)", name, bad, lines);
-}
-
 static nt_tokenizer *load_dir(const char *dir) {
     nt_tokenizer *tok = NULL;
     nt_err err = {0};
@@ -116,11 +41,11 @@ static nt_tokenizer *load_dir(const char *dir) {
 static nt_tokenizer *load_variant(const char *name) {
     char file[128];
     snprintf(file, sizeof(file), "%s.patch.json", name);
-    char *ppath = golden_path(file);
-    cJSON *patch = read_json(ppath);
+    char *ppath = tu_tok_golden(file);
+    cJSON *patch = tu_read_json(ppath);
     const char *base = cJSON_GetObjectItem(patch, "base")->valuestring;
-    char *bpath = strncmp(base, "shared:", 7) == 0 ? tu_shared(base + 7) : golden_path(base);
-    cJSON *j = read_json(bpath);
+    char *bpath = strncmp(base, "shared:", 7) == 0 ? tu_shared(base + 7) : tu_tok_golden(base);
+    cJSON *j = tu_read_json(bpath);
     const cJSON *set = cJSON_GetObjectItem(patch, "set"), *mset = cJSON_GetObjectItem(patch, "model_set");
     for (const cJSON *s = set->child; s; s = s->next)
         cJSON_ReplaceItemInObjectCaseSensitive(j, s->string, cJSON_Duplicate(s, true));
@@ -166,7 +91,7 @@ Test(tok, gpt2_bpe_files) {
     cr_assert(nt_tokenizer_is_special(tok, 50256));
     cr_assert(!nt_tokenizer_is_special(tok, 262));
     cr_assert_str_eq(nt_tokenizer_piece(tok, 262), "\xC4\xA0the"); // "Ġthe"
-    check_golden(tok, "gpt2-bpe");
+    tu_tok_check_golden(tok, "gpt2-bpe");
     nt_tokenizer_free(&tok);
     cr_assert(tok == NULL);
     free(v);
@@ -177,7 +102,7 @@ Test(tok, tiny_opt_tokenizer_json) {
     char *dir = tu_shared("models/tiny-opt");
     nt_tokenizer *tok = load_dir(dir);
     cr_assert_eq(nt_tokenizer_bos_id(tok), 50256);
-    check_golden(tok, "tiny-opt");
+    tu_tok_check_golden(tok, "tiny-opt");
     nt_tokenizer_free(&tok);
     free(dir);
 }
@@ -185,7 +110,7 @@ Test(tok, tiny_opt_tokenizer_json) {
 Test(tok, tiny_llama_tokenizer_json) { // the same GPT-2 tokenizer as tiny-opt
     char *dir = tu_shared("models/tiny-llama");
     nt_tokenizer *tok = load_dir(dir);
-    check_golden(tok, "tiny-opt");
+    tu_tok_check_golden(tok, "tiny-opt");
     nt_tokenizer_free(&tok);
     free(dir);
 }
@@ -201,45 +126,100 @@ Test(tok, tiny_opt_vocab_merges) { // the model directory without tokenizer.json
     }
     nt_tokenizer *tok = load_dir(g_dir);
     cr_assert_eq(nt_tokenizer_bos_id(tok), 50256);
-    check_golden(tok, "tiny-opt");
+    tu_tok_check_golden(tok, "tiny-opt");
     nt_tokenizer_free(&tok);
 }
 
 Test(tok, llama2_sentencepiece) {
-    char *dir = golden_path("llama2");
+    char *dir = tu_tok_golden("llama2");
     nt_tokenizer *tok = load_dir(dir);
     cr_assert_eq(nt_tokenizer_vocab_size(tok), 32000);
     cr_assert_eq(nt_tokenizer_bos_id(tok), 1);
     cr_assert_eq(nt_tokenizer_eos_id(tok), 2);
     cr_assert_str_eq(nt_tokenizer_piece(tok, 13), "<0x0A>");
-    check_golden(tok, "llama2");
+    tu_tok_check_golden(tok, "llama2");
     nt_tokenizer_free(&tok);
     free(dir);
 }
 
 Test(tok, split_regex_bytelevel) {
     nt_tokenizer *tok = load_variant("gpt2-split");
-    check_golden(tok, "gpt2-split");
+    tu_tok_check_golden(tok, "gpt2-split");
     nt_tokenizer_free(&tok);
 }
 
 Test(tok, llama2_metaspace_first) {
     nt_tokenizer *tok = load_variant("llama2-metaspace");
-    check_golden(tok, "llama2-metaspace");
+    tu_tok_check_golden(tok, "llama2-metaspace");
     nt_tokenizer_free(&tok);
 }
 
 Test(tok, llama2_metaspace_split_always) {
     nt_tokenizer *tok = load_variant("llama2-metaspace-split");
-    check_golden(tok, "llama2-metaspace-split");
+    tu_tok_check_golden(tok, "llama2-metaspace-split");
+    nt_tokenizer_free(&tok);
+}
+
+Test(tok, smollm2_digits_bytelevel) {
+    char *path = tu_shared("tokenizers/smollm2/tokenizer.json");
+    nt_tokenizer *tok = NULL;
+    nt_err err = {0};
+    cr_assert_eq(nt_tokenizer_load_json(&tok, path, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_tokenizer_vocab_size(tok), 49152);
+    cr_assert_eq(nt_tokenizer_bos_id(tok), -1); // no post-processor: nothing is added
+    tu_tok_check_golden(tok, "smollm2");
+    nt_tokenizer_free(&tok);
+    free(path);
+}
+
+// Golden texts that a normalization form changes: they must be there, or the test would not see a no-op.
+static int texts_changed_by(const char *name, nt_unorm form) {
+    char file[128];
+    snprintf(file, sizeof(file), "%s.jsonl", name);
+    char *path = tu_tok_golden(file);
+    nt_err err = {0};
+    char *all = nt_read_file(path, NULL, &err);
+    cr_assert(all != NULL, "%s", err.msg);
+    int changed = 0;
+    for (char *line = all, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        cJSON *row = cJSON_Parse(line);
+        const char *text = cJSON_GetObjectItem(row, "text")->valuestring;
+        size_t n;
+        char *u = nt_utf8_normalize(text, strlen(text), form, &n);
+        cr_assert(u != NULL);
+        changed += n != strlen(text) || memcmp(u, text, n) != 0;
+        free(u);
+        cJSON_Delete(row);
+    }
+    free(all);
+    free(path);
+    return changed;
+}
+
+Test(tok, qwen2_nfc) { // transformers' Qwen2Converter over GPT-2's vocabulary
+    nt_tokenizer *tok = load_variant("gpt2-qwen2");
+    tu_tok_check_golden(tok, "gpt2-qwen2");
+    int changed = texts_changed_by("gpt2-qwen2", NT_NFC);
+    cr_log_info("gpt2-qwen2: NFC changes %d golden texts", changed);
+    cr_assert(changed >= 8, "only %d golden texts are changed by NFC", changed);
+    nt_tokenizer_free(&tok);
+}
+
+Test(tok, nfkc) {
+    nt_tokenizer *tok = load_variant("gpt2-nfkc");
+    tu_tok_check_golden(tok, "gpt2-nfkc");
+    int changed = texts_changed_by("gpt2-nfkc", NT_NFKC);
+    cr_assert(changed >= 12, "only %d golden texts are changed by NFKC", changed);
     nt_tokenizer_free(&tok);
 }
 
 // The GPTQ WikiText-2 test string through tiny-opt's tokenizer: id count and FNV-1a 64 of the ids as
 // little-endian int32 bytes, against HF; and the time it takes.
 Test(tok, wikitext2_whole_file) {
-    char *gpath = golden_path("wikitext2-gptq.json");
-    cJSON *g = read_json(gpath);
+    char *gpath = tu_tok_golden("wikitext2-gptq.json");
+    cJSON *g = tu_read_json(gpath);
     char *raw_path = tu_shared("datasets/wikitext2/wiki.test.raw");
     nt_err err = {0};
     size_t raw_n;
@@ -299,11 +279,14 @@ Test(tok, wikitext2_whole_file) {
 // --------------------------------------------------------------------------------------- odd input
 
 Test(tok, invalid_utf8_is_safe) {
-    char *dir = golden_path("llama2");
+    char *dir = tu_tok_golden("llama2");
     nt_tokenizer *llama = load_dir(dir);
     char *odir = tu_shared("models/tiny-opt");
     nt_tokenizer *opt = load_dir(odir);
     const char bad[] = "ok \xff\xfe bad \xe2\x82 cut \xed\xa0\x80 surrogate \xf4\x90\x80\x80 end \xc3";
+    // python3: bad.decode("utf-8", "replace").encode()
+    const char replaced[] = "ok \xef\xbf\xbd\xef\xbf\xbd bad \xef\xbf\xbd cut \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd surrogate "
+                            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd end \xef\xbf\xbd";
     nt_tokenizer *toks[2] = {llama, opt};
     for (int k = 0; k < 2; k++) {
         int32_t *ids = NULL;
@@ -311,6 +294,13 @@ Test(tok, invalid_utf8_is_safe) {
         nt_err err = {0};
         cr_assert_eq(nt_tokenizer_encode(toks[k], bad, sizeof(bad) - 1, true, &ids, &n, &err), 0, "%s", err.msg);
         cr_assert(n > 5);
+        // defined: as the text with each maximal invalid subpart replaced by U+FFFD (Python's errors="replace")
+        int32_t *ids_r = NULL;
+        size_t n_r = 0;
+        cr_assert_eq(nt_tokenizer_encode(toks[k], replaced, sizeof(replaced) - 1, true, &ids_r, &n_r, &err), 0, "%s",
+                     err.msg);
+        cr_assert(n == n_r && memcmp(ids, ids_r, n * sizeof(int32_t)) == 0, "invalid bytes are not read as U+FFFD");
+        free(ids_r);
         char *text = NULL;
         cr_assert_eq(nt_tokenizer_decode(toks[k], ids, n, false, &text, &err), 0, "%s", err.msg);
         cr_assert(strstr(text, "ok") && strstr(text, "end"));

@@ -36,7 +36,7 @@ void tu_rmtree(const char *dir) {
 int tu_write_file(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
-    size_t w = fwrite(data, 1, len, f);
+    size_t w = len ? fwrite(data, 1, len, f) : 0; // data may be NULL for an empty file
     return (fclose(f) == 0 && w == len) ? 0 : -1;
 }
 
@@ -139,4 +139,82 @@ void tu_buf_free(tu_buf *b) {
     free(b->b);
     b->b = NULL;
     b->n = b->cap = 0;
+}
+
+// ---------------------------------------------------------------------------------------------- tokenizer goldens
+
+char *tu_tok_golden(const char *name) {
+    char rel[256];
+    snprintf(rel, sizeof(rel), "tests/golden/tokenizer/%s", name);
+    return tu_source(rel);
+}
+
+cJSON *tu_read_json(const char *path) {
+    nt_err err = {0};
+    char *txt = nt_read_file(path, NULL, &err);
+    cr_assert(txt != NULL, "%s", err.msg);
+    cJSON *j = cJSON_Parse(txt);
+    cr_assert(j != NULL, "%s: bad JSON", path);
+    free(txt);
+    return j;
+}
+
+// Compares ids with a JSON list; on a difference prints the first differing position. Returns true if equal.
+static bool ids_equal(const int32_t *ids, size_t n, const cJSON *want, const char *what, const char *text) {
+    size_t wn = (size_t)cJSON_GetArraySize(want), i = 0;
+    const cJSON *w = want->child;
+    for (; i < n && w; i++, w = w->next)
+        if (ids[i] != (int32_t)w->valuedouble) break;
+    if (i == n && i == wn) return true;
+    fprintf(stderr, "%s: %zu ids, want %zu; first difference at %zu (got %d, want %d) for text \"%.200s\"\n", what, n,
+            wn, i, i < n ? ids[i] : -1, w ? (int)w->valuedouble : -1, text);
+    return false;
+}
+
+void tu_tok_check_golden(const nt_tokenizer *tok, const char *name) {
+    char file[128];
+    snprintf(file, sizeof(file), "%s.jsonl", name);
+    char *path = tu_tok_golden(file);
+    nt_err err = {0};
+    char *all = nt_read_file(path, NULL, &err);
+    cr_assert(all != NULL, "%s", err.msg);
+    int lines = 0, bad = 0;
+    for (char *line = all, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        cJSON *row = cJSON_Parse(line);
+        cr_assert(row != NULL, "%s: line %d is not JSON", path, lines + 1);
+        const char *text = cJSON_GetObjectItem(row, "text")->valuestring;
+        const char *decoded = cJSON_GetObjectItem(row, "decoded")->valuestring;
+        const char *decoded_skip = cJSON_GetObjectItem(row, "decoded_skip")->valuestring;
+        int32_t *ids = NULL, *ids_ns = NULL;
+        size_t n = 0, n_ns = 0;
+        cr_assert_eq(nt_tokenizer_encode(tok, text, strlen(text), true, &ids, &n, &err), 0, "%s", err.msg);
+        cr_assert_eq(nt_tokenizer_encode(tok, text, strlen(text), false, &ids_ns, &n_ns, &err), 0, "%s", err.msg);
+        bool ok = ids_equal(ids, n, cJSON_GetObjectItem(row, "ids"), name, text);
+        ok &= ids_equal(ids_ns, n_ns, cJSON_GetObjectItem(row, "ids_nospecial"), name, text);
+        char *dec = NULL, *dec_skip = NULL;
+        cr_assert_eq(nt_tokenizer_decode(tok, ids_ns, n_ns, false, &dec, &err), 0, "%s", err.msg);
+        cr_assert_eq(nt_tokenizer_decode(tok, ids, n, true, &dec_skip, &err), 0, "%s", err.msg);
+        if (strcmp(dec, decoded) != 0) {
+            fprintf(stderr, "%s: decode \"%.200s\", want \"%.200s\"\n", name, dec, decoded);
+            ok = false;
+        }
+        if (strcmp(dec_skip, decoded_skip) != 0) {
+            fprintf(stderr, "%s: decode(skip_special) \"%.200s\", want \"%.200s\"\n", name, dec_skip, decoded_skip);
+            ok = false;
+        }
+        bad += !ok;
+        lines++;
+        free(ids);
+        free(ids_ns);
+        free(dec);
+        free(dec_skip);
+        cJSON_Delete(row);
+    }
+    free(all);
+    free(path);
+    cr_log_info("%s: %d golden texts, %d differ", name, lines, bad);
+    cr_assert(lines > 100, "%s: only %d golden lines", name, lines);
+    cr_assert_eq(bad, 0, "%s: %d of %d golden texts differ from HF (see stderr)", name, bad, lines);
 }

@@ -4,6 +4,7 @@
 
 #include "gpu.h"
 #include "nt.h"
+#include "tokenizer.h"
 
 // $NT_SHARED_DIR/rel (the shared models/datasets/tokenizers folder); malloc'd.
 char *tu_shared(const char *rel);
@@ -53,3 +54,11 @@ void tu_buf_f64(tu_buf *b, double v);
 void tu_buf_gstr(tu_buf *b, const char *s); // a GGUF string: u64 length, then the bytes (no NUL)
 void tu_buf_pad(tu_buf *b, size_t align);   // zero bytes up to a multiple of align
 void tu_buf_free(tu_buf *b);
+
+// Tokenizer goldens (tests/golden/make_tokenizer_goldens.py): $NT_SOURCE_DIR/tests/golden/tokenizer/NAME, malloc'd.
+char *tu_tok_golden(const char *name);
+// A JSON file, parsed (fails the test if it cannot be read or parsed).
+cJSON *tu_read_json(const char *path);
+// Every line of tests/golden/tokenizer/NAME.jsonl through tok: encode with and without specials, decode, decode
+// skipping specials, against HF; differences go to stderr, and the test fails if any.
+void tu_tok_check_golden(const nt_tokenizer *tok, const char *name);

@@ -20,12 +20,22 @@ What it makes (under tests/golden/tokenizer/):
                       (LlamaTokenizerFast.from_pretrained(dir, from_slow=True), legacy default); its tokenizer.json
                       and tokenizer_config.json are saved in llama2/ (generated files, 1.4 MB) and the goldens come
                       from reloading that directory
+    smollm2           tokenizers.Tokenizer of shared/tokenizers/smollm2/tokenizer.json (Digits(individual_digits) then
+                      ByteLevel; the truth for the SmolLM2 GGUF's tokenizer), on the texts plus EXTRA_CASES
+    gpt2-qwen2        Qwen2TokenizerFast(vocab_file=encoder.json, merges_file=vocab.bpe): transformers' Qwen2Converter
+                      (NFC normalizer, Qwen2's Split regex, ByteLevel without regex, no BOS) over GPT-2's vocabulary,
+                      on the texts plus NORM_CASES and EXTRA_CASES; written as a variant of tiny-opt's tokenizer.json
+                      (the converter's normalizer, pre_tokenizer, post_processor, decoder and added_tokens), which
+                      the script checks gives the same ids
     variants: a base tokenizer.json with some top-level keys replaced (<name>.patch.json: {"base": ...,
     "set": {key: value}, "model_set": {key: value}}), encoded with the `tokenizers` library directly; the C
     test applies the same patch and loads the result:
     gpt2-split        Llama-3/Qwen2 style: Sequence[Split(regex, Isolated), ByteLevel(use_regex=false)] + ignore_merges
     llama2-metaspace  LlamaTokenizerFast(legacy=False): Metaspace pre-tokenizer, prepend_scheme "first", no normalizer
     llama2-metaspace-split  Metaspace(prepend_scheme "always", split=true) and the Metaspace decoder
+    gpt2-nfkc         tiny-opt with an NFKC normalizer (texts plus NORM_CASES)
+  The texts NORM_CASES and EXTRA_CASES are only in the files above that name them, so the older files stay as
+  they were.
   wikitext2-gptq.json: for tiny-opt (add_special_tokens=True) over the GPTQ WikiText-2 test string (lines of
     wiki.test.raw keeping "\\n", a line " \\n" becomes "", joined with "\\n\\n"), the number of ids, the sha256
     and the FNV-1a 64 hash of the ids as little-endian int32 bytes.
@@ -43,10 +53,11 @@ import re
 import shutil
 import struct
 import tempfile
+import unicodedata
 
 import tokenizers
 import transformers
-from transformers import AutoTokenizer, GPT2TokenizerFast, LlamaTokenizerFast
+from transformers import AutoTokenizer, GPT2TokenizerFast, LlamaTokenizerFast, Qwen2TokenizerFast
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "tokenizer")
@@ -96,6 +107,38 @@ EDGE_CASES = [
     "<0x41> literal byte token text",
     "\u0301combining at start e\u0301",
     "\x01\x1f\x7f control",
+]
+
+
+# Text that the Unicode normalization forms change (decomposed accents, singletons, reordering of marks, Hangul
+# jamo, compatibility characters, composition exclusions, a mark next to an added token)
+NORM_CASES = [
+    "cafe\u0301 re\u0301sume\u0301 nai\u0308ve",
+    "\u212b ohm \u2126 kelvin \u212a signs",
+    "A\u030a versus \u00c5",
+    "a\u0323\u0302 a\u0302\u0323 \u1ea1\u0302",
+    "\u1100\u1161\u11a8 \u1112\u1161\u11ab\u1100\u1173\u11af jamo",
+    "\uf900\uf901 compatibility ideographs",
+    "\ufb01nance \ufb02ow",
+    "\u2460\u2461 \u00bd \u00b2 x\u00b3",
+    "\uff21\uff22\uff23 \uff11\uff12\uff13 \uff76\uff9e",
+    "\u2026 \u2122 \u3392 \u337f",
+    "\u1e9b\u0323",
+    "\u0958 \u0915\u093c exclusions",
+    "e\u0301<|endoftext|>\u0301e",
+    "\u00e9\u0301 double",
+    "\u0301\u0301 marks only",
+]
+
+# Pre-tokenizer cases: numbers of every kind (Digits, \p{N}, \p{N}{1,3}), contractions in both cases, runs of
+# spaces and newlines
+EXTRA_CASES = [
+    "\u216b \u2177 \u0663\u0664 \u06f5 \u0bf0 \u00bd\u00be digits of other scripts",
+    "123456789 1,234.5678 0x1F 3rd 2nd",
+    "x  \n\n  y\t\t\n z   ",
+    "\n \n\n\n   \n\t\n",
+    "I'M DON'T we'VE You'RE it'S THEY'LL he'D",
+    "a    b\r\n\r\nc",
 ]
 
 
@@ -312,6 +355,29 @@ def main():
                                     "split": True},
                   "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}},
                  {"fuse_unk": False}, texts)
+
+    # SmolLM2's tokenizer.json (Digits + ByteLevel)
+    smol = tokenizers.Tokenizer.from_file(os.path.join(shared, "tokenizers/smollm2/tokenizer.json"))
+    write_jsonl("smollm2", golden_rows(*raw_funcs(smol), texts + EXTRA_CASES))
+
+    # Qwen2's converter over GPT-2's vocabulary (NFC), as a variant of tiny-opt's tokenizer.json
+    g = os.path.join(shared, "tokenizers/gpt2-bpe")
+    qwen = Qwen2TokenizerFast(vocab_file=os.path.join(g, "encoder.json"), merges_file=os.path.join(g, "vocab.bpe"))
+    qj = json.loads(qwen.backend_tokenizer.to_str())
+    assert qj["model"]["vocab"] == opt_json["model"]["vocab"]
+    qset = {k: qj[k] for k in ["normalizer", "pre_tokenizer", "post_processor", "decoder", "added_tokens"]}
+    qtexts = texts + NORM_CASES + EXTRA_CASES
+    rows = golden_rows(*hf_funcs(qwen), qtexts)
+    make_variant("gpt2-qwen2", "shared:models/tiny-opt/tokenizer.json", opt_json, qset,
+                 {"ignore_merges": qj["model"]["ignore_merges"]}, qtexts)
+    assert jsonl(os.path.join(OUT, "gpt2-qwen2.jsonl")) == rows, "gpt2-qwen2: the variant differs from Qwen2TokenizerFast"
+    nfc_changed = sum(unicodedata.normalize("NFC", t) != t for t in qtexts)
+    no_nfc = tokenizers.Tokenizer.from_str(qwen.backend_tokenizer.to_str())
+    no_nfc.normalizer = None
+    ids_changed = sum(no_nfc.encode(t).ids != r["ids"] for t, r in zip(qtexts, rows))
+    print(f"gpt2-qwen2: NFC changes {nfc_changed} of {len(qtexts)} texts and the ids of {ids_changed}")
+    make_variant("gpt2-nfkc", "shared:models/tiny-opt/tokenizer.json", opt_json,
+                 {"normalizer": {"type": "NFKC"}}, {}, texts + NORM_CASES)
 
     # whole-file golden: GPTQ WikiText-2 test string through tiny-opt
     with open(os.path.join(shared, "datasets/wikitext2/wiki.test.raw"), encoding="utf-8") as f:
