@@ -272,21 +272,23 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
                 }
             }
         }
-        if (tweak) {
+        if (tweak) { // the tweak's last pass also gives the next block's inputs, into x
+            if (mid_ready) // the untweaked quantized outputs, for the "before" loss: the MLP on the kept residual
+                pass_block(m, r, l, mid_keep, N, T, NT_BLOCK_UP, NT_BLOCK_END, NULL, 0, NULL, 0);
             double t0 = nt_time();
             nt_normtweak_block_stats bs;
-            if (nt_normtweak_block(m, l, x, yf, N, T, o, &bs, err)) goto done;
+            if (nt_normtweak_block(m, l, x, yf, N, T, o, mid_ready ? mid_keep : NULL, x, &bs, err)) goto done;
             st.nt_lr_used[l] = bs.lr;
             st.nt_loss_before[l] = bs.loss_before;
             st.nt_loss_after[l] = bs.loss_after;
             st.nt_seconds[l] = nt_time() - t0;
             st.seconds_tweak += st.nt_seconds[l];
         }
-        // the quantized block's outputs feed the next: from the kept MLP input when the norms were not tweaked
-        if (calibrate && mid_ready && !tweak) {
+        // the quantized block's outputs feed the next (tweaked: done above): from the kept MLP input when there is one
+        if (!tweak && calibrate && mid_ready) {
             memcpy(x, mid_keep, (size_t)N * sz * sizeof(float));
             pass_block(m, r, l, x, N, T, NT_BLOCK_UP, NT_BLOCK_END, NULL, 0, NULL, 0);
-        } else if (calibrate) {
+        } else if (!tweak && calibrate) {
             pass_block(m, r, l, x, N, T, NT_BLOCK_START, NT_BLOCK_END, NULL, 0, NULL, 0);
         }
         st.seconds_per_layer[l] = nt_time() - tl;
