@@ -56,13 +56,18 @@ int nt_atomic_close(nt_atomic_file *a, bool ok, nt_err *err);
 // Monotonic wall-clock seconds.
 double nt_time(void);
 
-// Progress on stderr, shown only when stderr is a terminal (and NT_PROGRESS is not "0").
+// Progress on stderr with the time elapsed and an estimate of the time left (from the mean rate so far):
+// "label: 37/140 (26%) 1m12s elapsed, ETA 3m21s". On a terminal the line is redrawn in place (at most 5 times a
+// second); into a file or pipe (a long grid's log) one line is written every 30 s, so short steps stay silent.
+// NT_PROGRESS=0 turns it off; NT_PROGRESS=tty shows it on a terminal only.
 typedef struct {
     const char *label;
     long total;
     double t0, last;
-    bool on;
+    bool on, tty;
 } nt_progress;
+// Formats seconds as "8.2s", "4m05s" or "2h03m" into buf.
+void nt_format_seconds(double s, char *buf, size_t cap);
 void nt_progress_begin(nt_progress *p, const char *label, long total);
 void nt_progress_update(nt_progress *p, long done);
 void nt_progress_end(nt_progress *p);

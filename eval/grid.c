@@ -311,7 +311,8 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
         rc = nt_fail(err, "out of memory");
         goto done;
     }
-    size_t n_cells = n_confs * g.tasks.n, n_skip = 0, n_ok = 0, n_failed = 0, idx = 0;
+    size_t n_cells = n_confs * g.tasks.n, n_skip = 0, n_ok = 0, n_failed = 0, idx = 0, n_eval_cells = 0;
+    double t_run = nt_time();
     for (size_t i = 0; i < n_confs; i++) {
         const conf *c = &confs[i];
         nt_results_set done = {0};
@@ -338,8 +339,19 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
         }
         nt_results_set_free(&done);
         if (dry || n_todo == 0) continue;
-        fprintf(log, "normtweak run: [cells %zu-%zu of %zu] %s %s w%d g%d%s%s: %s\n", idx - g.tasks.n + 1, idx, n_cells, c->model, c->method,
-                c->wbits, c->group_size, c->options[0] ? " " : "", c->options, tasks);
+        // ETA: the mean time of the cells evaluated so far in this run, times the cells not yet visited (some of which
+        // may turn out to be done already: an upper estimate)
+        char eta[96] = "";
+        if (n_eval_cells > 0) {
+            char e[32], left[32];
+            double el = nt_time() - t_run;
+            nt_format_seconds(el, e, sizeof(e));
+            nt_format_seconds(el / (double)n_eval_cells * (double)(n_cells - (idx - n_todo)), left, sizeof(left));
+            snprintf(eta, sizeof(eta), " (%s elapsed, ETA <= %s)", e, left);
+        }
+        fprintf(log, "normtweak run: [cells %zu-%zu of %zu] %s %s w%d g%d%s%s: %s%s\n", idx - g.tasks.n + 1, idx, n_cells,
+                c->model, c->method, c->wbits, c->group_size, c->options[0] ? " " : "", c->options, tasks, eta);
+        n_eval_cells += n_todo;
         nt_eval_rows rows;
         double t0 = nt_time();
         nt_err cell_err = {0};
