@@ -146,29 +146,46 @@ double nt_time(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+void nt_format_seconds(double s, char *buf, size_t cap) {
+    if (!(s >= 0.0)) s = 0.0;
+    if (s < 60.0) snprintf(buf, cap, "%.1fs", s);
+    else if (s < 3600.0) snprintf(buf, cap, "%dm%02ds", (int)(s / 60.0), (int)s % 60);
+    else snprintf(buf, cap, "%dh%02dm", (int)(s / 3600.0), ((int)s % 3600) / 60);
+}
+
+enum { PROGRESS_LOG_EVERY_S = 30 }; // seconds between lines when stderr is not a terminal
+
 void nt_progress_begin(nt_progress *p, const char *label, long total) {
     const char *env = getenv("NT_PROGRESS");
     p->label = label;
     p->total = total;
     p->t0 = p->last = nt_time();
-    p->on = isatty(STDERR_FILENO) && !(env && strcmp(env, "0") == 0);
+    p->tty = isatty(STDERR_FILENO);
+    p->on = !(env && strcmp(env, "0") == 0) && (p->tty || !(env && strcmp(env, "tty") == 0));
 }
 
 void nt_progress_update(nt_progress *p, long done) {
     if (!p->on) return;
     double now = nt_time();
-    if (now - p->last < 0.2 && done < p->total) return;
+    if (p->tty ? (now - p->last < 0.2 && done < p->total) : (now - p->last < PROGRESS_LOG_EVERY_S)) return;
     p->last = now;
     double el = now - p->t0;
-    double eta = done > 0 ? el * (double)(p->total - done) / (double)done : 0.0;
-    fprintf(stderr, "\r%s: %ld/%ld (%.0f%%) %.1fs elapsed, %.1fs left   ", p->label, done, p->total,
-            p->total ? 100.0 * (double)done / (double)p->total : 100.0, el, eta);
+    char e[32], left[32];
+    nt_format_seconds(el, e, sizeof(e));
+    if (done > 0) nt_format_seconds(el * (double)(p->total - done) / (double)done, left, sizeof(left));
+    else snprintf(left, sizeof(left), "?");
+    fprintf(stderr, "%s%s: %ld/%ld (%.0f%%) %s elapsed, ETA %s%s", p->tty ? "\r" : "", p->label, done, p->total,
+            p->total ? 100.0 * (double)done / (double)p->total : 100.0, e, left, p->tty ? "   " : "\n");
     fflush(stderr);
 }
 
 void nt_progress_end(nt_progress *p) {
     if (!p->on) return;
-    fprintf(stderr, "\r%s: done in %.1fs%40s\n", p->label, nt_time() - p->t0, "");
+    double el = nt_time() - p->t0;
+    if (!p->tty && el < PROGRESS_LOG_EVERY_S) return; // never reported: stays silent
+    char e[32];
+    nt_format_seconds(el, e, sizeof(e));
+    fprintf(stderr, "%s%s: done in %s%s\n", p->tty ? "\r" : "", p->label, e, p->tty ? "                              " : "");
 }
 
 float nt_f16_to_f32(uint16_t h) {
@@ -237,4 +254,33 @@ void nt_set_threads(int n) {
     if (n <= 0) return;
     openblas_set_num_threads(n);
     omp_set_num_threads(n);
+}
+
+static bool cpu_runs_skylakex_kernels(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
+
+void nt_tune_runtime(char **argv) {
+    // each variable is set only when unset: the re-executed program finds them set and goes on
+    bool again = false;
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        again = true;
+    }
+    const char *core = openblas_get_corename();
+    if (!getenv("OPENBLAS_CORETYPE") && core && (strcmp(core, "Haswell") == 0 || strcmp(core, "Zen") == 0) &&
+        cpu_runs_skylakex_kernels()) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+        again = true;
+    }
+    if (!again) return;
+    execv("/proc/self/exe", argv);
+    // exec failed (no /proc): run on as loaded
 }

@@ -56,13 +56,18 @@ int nt_atomic_close(nt_atomic_file *a, bool ok, nt_err *err);
 // Monotonic wall-clock seconds.
 double nt_time(void);
 
-// Progress on stderr, shown only when stderr is a terminal (and NT_PROGRESS is not "0").
+// Progress on stderr with the time elapsed and an estimate of the time left (from the mean rate so far):
+// "label: 37/140 (26%) 1m12s elapsed, ETA 3m21s". On a terminal the line is redrawn in place (at most 5 times a
+// second); into a file or pipe (a long grid's log) one line is written every 30 s, so short steps stay silent.
+// NT_PROGRESS=0 turns it off; NT_PROGRESS=tty shows it on a terminal only.
 typedef struct {
     const char *label;
     long total;
     double t0, last;
-    bool on;
+    bool on, tty;
 } nt_progress;
+// Formats seconds as "8.2s", "4m05s" or "2h03m" into buf.
+void nt_format_seconds(double s, char *buf, size_t cap);
 void nt_progress_begin(nt_progress *p, const char *label, long total);
 void nt_progress_update(nt_progress *p, long done);
 void nt_progress_end(nt_progress *p);
@@ -75,6 +80,18 @@ uint16_t nt_f32_to_bf16(float f);
 
 // Sets the thread count of OpenBLAS and OpenMP (n <= 0: leave the defaults).
 void nt_set_threads(int n);
+
+// Settings that libgomp and OpenBLAS read only when they are loaded, before main: a program's main calls this
+// first and, when one of them has to change, the program is executed again (once) with argv under the new
+// environment. A variable the user has set is never changed.
+//   OMP_WAIT_POLICY=PASSIVE: OpenMP threads spin after each parallel region by default; on a busy machine (or
+//     one whose cores are shared) the spinning threads starve the ones doing the work (measured here: --threads 2
+//     ran 5x slower than --threads 1 while other processes were running).
+//   OPENBLAS_CORETYPE=SkylakeX: OpenBLAS 0.3.21 (Debian 12) does not know AMD Zen 4 and runs its AVX2 (Haswell)
+//     kernels on it; its AVX-512 (SkylakeX) kernels run sgemm 1.8x faster there. Set only when the CPU has the
+//     AVX-512 subsets those kernels use (F, CD, BW, DQ, VL) and OpenBLAS chose an AVX2 core (Haswell or Zen).
+// Returns only when nothing had to change or the exec failed (then the program runs on as it is).
+void nt_tune_runtime(char **argv);
 
 // The git commit the binary was built from ("unknown" outside a checkout).
 const char *nt_build_commit(void);

@@ -12,7 +12,8 @@
 static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: normtweak eval [--model DIR] [--tasks T1,T2,...] [--seqlen N] [--data-dir DIR] [--out FILE.csv]\n"
-            "                      [--limit N] [--skip-bad-items] [--threads N] [quantization options]\n"
+            "                      [--limit N] [--skip-bad-items] [--threads N] [--kld TASKS [--kld-base M]]\n"
+            "                      [--log-samples DIR] [quantization options]\n"
             "  --model DIR     Hugging Face model directory (default " NT_DEFAULT_MODEL ")\n"
             "  --tasks LIST    perplexity: wikitext2, ptb, ptb-new, c4, c4-new or a .txt file (default wikitext2);\n"
             "                  zero-shot: lambada_openai, hellaswag, piqa, arc_easy, arc_challenge, winogrande,\n"
@@ -25,6 +26,12 @@ static void eval_usage(FILE *f) {
             "  --threads N     CPU threads (default: all cores)\n"
             "  --device D      cpu (default), cuda or cuda:N: perplexity on a CUDA GPU (quantized linears through\n"
             "                  normtweak's kernels, the rest through cuBLASLt; zero-shot tasks are CPU-only)\n"
+            "  --kld LIST      perplexity tasks (of --tasks) that also get 'kld' and 'top1' rows: the mean KL divergence\n"
+            "                  of the next-token distribution from the float model's, and the top-1 agreement (CPU)\n"
+            "  --kld-base M    the float model for --kld (default: the model before it is quantized in memory, or the\n"
+            "                  model itself when it is float; needed for a quantized checkpoint)\n"
+            "  --log-samples DIR  zero-shot: one JSONL line per item in DIR/TASK.jsonl (requests, log-likelihoods,\n"
+            "                  greedy flags, prediction, gold), to compare runs item by item with `gate`\n"
             "quantize in memory before evaluating (a quantized checkpoint from `normtweak quantize` needs none):\n"
             NT_QUANT_OPTIONS_HELP);
 }
@@ -37,7 +44,9 @@ int nt_cmd_eval(int argc, char **argv) {
                                         {"seqlen", required_argument, 0, 's'}, {"data-dir", required_argument, 0, 'd'},
                                         {"out", required_argument, 0, 'o'},    {"limit", required_argument, 0, 'l'},
                                         {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
-                                        {"skip-bad-items", no_argument, 0, 'k'}, {"device", required_argument, 0, 'D'}};
+                                        {"skip-bad-items", no_argument, 0, 'k'}, {"device", required_argument, 0, 'D'},
+                                        {"kld", required_argument, 0, 'K'},     {"kld-base", required_argument, 0, 'B'},
+                                        {"log-samples", required_argument, 0, 'S'}};
     struct option opts[64];
     nt_quant_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
     nt_quant_opts q = nt_quant_opts_make("fp", 4, 128);
@@ -56,6 +65,9 @@ int nt_cmd_eval(int argc, char **argv) {
         case 'j': if (nt_cli_pos_int("eval", "--threads", optarg, 4096, &threads)) return 2; break;
         case 'k': o.skip_bad_items = true; break;
         case 'D': o.device = optarg; break;
+        case 'K': o.kld = optarg; break;
+        case 'B': o.kld_base = optarg; break;
+        case 'S': o.log_samples = optarg; break;
         case 'h': eval_usage(stdout); return 0;
         case '?': eval_usage(stderr); return 2;
         default:

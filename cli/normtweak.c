@@ -45,19 +45,8 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
 
-// OpenMP threads spin after each parallel region by default. On a busy machine (or one whose cores are
-// shared) the spinning threads starve the ones doing the work: measured here, --threads 2 ran 5x slower than
-// --threads 1 while other processes were running. libgomp reads OMP_WAIT_POLICY when it is loaded, before
-// main, so the policy is set and the program re-executed once; an explicit OMP_WAIT_POLICY is respected.
-static void prefer_passive_openmp(char **argv) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);
-    // exec failed (no /proc): run on with the default policy
-}
-
 int main(int argc, char **argv) {
-    prefer_passive_openmp(argv);
+    nt_tune_runtime(argv); // may re-execute the program once (nt.h)
     if (argc < 2) {
         usage(stderr);
         return 2;

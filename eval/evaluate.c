@@ -6,6 +6,7 @@
 
 #include "datasets.h"
 #include "perplexity.h"
+#include "samples.h"
 #include "tokenizer.h"
 #include "transformer.h"
 #include "zeroshot.h"
@@ -61,6 +62,7 @@ static int zeroshot_rows(const nt_model *m, const nt_tokenizer *tok, const nt_ev
             fprintf(stderr, "%s: %s = %.4f +/- %.4f (%ld items, %.1f s)\n", task, res.metrics[j].name,
                     res.metrics[j].value, res.metrics[j].stderr_, res.n_items, res.seconds);
     }
+    if (rc == 0 && o->log_samples && o->log_samples[0]) rc = nt_samples_write(o->log_samples, task, t, &res, err);
     if (rc == 0 && o->out) rc = nt_results_append(o->out, out->rows + first, out->n - first, err);
     nt_zs_result_free(&res);
     return rc;
@@ -88,7 +90,9 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     nt_zs_task zs[MAX_TASKS]; // zero-shot tasks
     bool is_zs[MAX_TASKS];
     size_t n_tasks = 0;
-    char *tasks_copy = strdup(o->tasks ? o->tasks : "");
+    char *tasks_copy = strdup(o->tasks ? o->tasks : ""), *kld_copy = NULL;
+    nt_model *ref = NULL; // the KL divergence's reference (float) model, when loaded apart from m
+    const nt_model *kref = NULL; // ref, or m itself when m is the float model
     int rc = -1;
     nt_model *m = NULL;
     nt_tokenizer *tok = NULL;
@@ -120,12 +124,43 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
         nt_fail_usage(err, "no tasks given");
         goto done;
     }
+    // the perplexity tasks that also get KL divergence rows
+    bool kld_of[MAX_TASKS] = {false};
+    bool any_kld = false;
+    kld_copy = strdup(o->kld ? o->kld : "");
+    for (char *save = NULL, *t = strtok_r(kld_copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t i = 0;
+        while (i < n_tasks && strcmp(names[i], t) != 0) i++;
+        if (i == n_tasks || is_zs[i]) {
+            nt_fail_usage(err, "--kld %s: not one of the perplexity tasks of --tasks", t);
+            goto done;
+        }
+        kld_of[i] = any_kld = true;
+    }
+    if (any_kld && gpu >= 0) {
+        nt_fail_usage(err, "--kld: the KL divergence runs on the CPU only (evaluate it without --device)");
+        goto done;
+    }
     out->rows = calloc(3 * n_tasks, sizeof(nt_result_row)); // up to 3 metrics a task
     if (!out->rows) {
         nt_fail(err, "out of memory");
         goto done;
     }
     if (nt_model_load(&m, o->model_dir, err) || nt_tokenizer_load_model(&tok, o->model_dir, err)) goto done;
+    if (any_kld) { // the float model: named, or this one before it is quantized, or this one when it is float
+        bool float_model = strcmp(m->quant.method, "fp") == 0;
+        if (o->kld_base && o->kld_base[0]) {
+            if (nt_model_load(&ref, o->kld_base, err)) goto done;
+        } else if (o->quant || !float_model) {
+            if (!float_model) {
+                nt_fail_usage(err, "--kld: %s is a quantized checkpoint: name its float model with --kld-base",
+                              o->model_dir);
+                goto done;
+            }
+            if (nt_model_load(&ref, o->model_dir, err)) goto done;
+        }
+        kref = ref ? ref : m;
+    }
     if (o->quant && nt_quantize_model(m, tok, o->data_dir, o->quant, NULL, err)) goto done;
     int seqlen = o->seqlen ? o->seqlen : (m->cfg.max_pos < 2048 ? m->cfg.max_pos : 2048);
     if (seqlen > m->cfg.max_pos) {
@@ -168,8 +203,10 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
             continue;
         }
         nt_ppl_result res;
+        nt_kld_result kres;
         if (gm ? nt_perplexity_gpu(ctx, gm, &w[i], (size_t)o->limit, names[i], &res, err)
-               : nt_perplexity(m, &w[i], (size_t)o->limit, names[i], &res, err))
+               : nt_perplexity_kld(m, kld_of[i] ? kref : NULL, &w[i], (size_t)o->limit, names[i], &res,
+                                   kld_of[i] ? &kres : NULL, err))
             goto done;
         char opts[64] = "";
         if (o->limit && (size_t)o->limit < w[i].n_windows) snprintf(opts, sizeof(opts), "limit=%ld", o->limit);
@@ -190,7 +227,34 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
             fprintf(stderr, "%s: PPL = %.4f +/- %.4f (%zu windows, %zu tokens, %.1f s, %.0f tokens/s)\n", names[i],
                     res.ppl, res.ppl_stderr, res.n_windows, res.n_windows * (size_t)seqlen, res.seconds,
                     (double)(res.n_windows * (size_t)seqlen) / res.seconds);
-        if (o->out && nt_results_append(o->out, r, 1, err)) goto done;
+        size_t n_rows = 1;
+        if (kld_of[i]) { // the same cell's KL divergence and top-1 agreement rows
+            char kopts[700];
+            char base[256] = "";
+            if (ref && o->kld_base && o->kld_base[0]) snprintf(base, sizeof(base), "kld_base=%s", ref->name);
+            snprintf(kopts, sizeof(kopts), "%s%s%s", all_opts, all_opts[0] && base[0] ? ";" : "", base);
+            const char *metric[2] = {"kld", "top1"};
+            double v[2] = {kres.kld, kres.top1}, se[2] = {kres.kld_stderr, kres.top1_stderr};
+            for (int k = 0; k < 2; k++) {
+                nt_result_row *kr = &out->rows[out->n];
+                *kr = *r;
+                kr->metric = metric[k];
+                kr->value = v[k];
+                kr->stderr_ = se[k];
+                kr->n = (long)kres.n;
+                kr->options = keep(out, kopts);
+                if (!kr->options) {
+                    nt_fail(err, "out of memory");
+                    goto done;
+                }
+                out->n++;
+                n_rows++;
+            }
+            if (o->print_ppl)
+                fprintf(stderr, "%s: KLD = %.6f +/- %.6f, same top-1 token %.2f%% +/- %.2f%% (vs %s)\n", names[i],
+                        kres.kld, kres.kld_stderr, 100.0 * kres.top1, 100.0 * kres.top1_stderr, kref->name);
+        }
+        if (o->out && nt_results_append(o->out, out->rows + out->n - n_rows, n_rows, err)) goto done;
     }
     rc = 0;
 done:
@@ -199,6 +263,8 @@ done:
         nt_zs_task_free(&zs[i]);
     }
     free(tasks_copy);
+    free(kld_copy);
+    nt_model_free(&ref);
     nt_gpu_model_free(&gm);
     nt_gpu_ctx_free(&ctx);
     nt_tokenizer_free(&tok);

@@ -21,6 +21,12 @@ typedef struct {
     const nt_quant_opts *quant; // quantize the loaded model in memory first; NULL: evaluate it as loaded
     const char *device;    // NULL or "cpu"; "cuda" or "cuda:N": perplexity on CUDA device N (gpu.h's forward pass;
                            // zero-shot tasks are CPU-only and refused with it)
+    const char *kld;       // comma-separated perplexity tasks (each also in tasks) that also get "kld" and "top1" rows:
+                           // the KL divergence of the model's next-token distribution from the float model's and the
+                           // top-1 agreement over the same windows (perplexity.h); NULL or "": none. CPU only.
+    const char *kld_base;  // the float model for kld: NULL = the model itself before quantizing in memory (or the
+                           // model as loaded when it is a float model); needed for a quantized checkpoint
+    const char *log_samples; // zero-shot: a folder that gets one JSONL file per task, a line per item (samples.h)
 } nt_eval_opts;
 
 // The rows produced, one task after another (free with nt_eval_rows_free). Tasks are checked and their

@@ -16,10 +16,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "gate.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <string.h>
 
 #include "csv_read.h"
+#include "samples.h"
 
 static bool is_error_row(const nt_result_rec *x) { return strcmp(x->r.metric, "error") == 0; }
 
@@ -122,5 +124,131 @@ done:
     nt_results_set_free(&bs);
     nt_results_set_free(&cs);
     if (devnull) fclose(devnull);
+    return rc;
+}
+
+// ------------------------------------------------------------------------------------------------ item by item
+
+static int cmp_doc(const void *a, const void *b) {
+    const nt_sample *x = a, *y = b;
+    return (x->doc_id > y->doc_id) - (x->doc_id < y->doc_id);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// One task: the flips between base and cand (both sorted by doc_id) into out and res.
+static int compare_task(const char *task, const nt_samples *b, const nt_samples *c, FILE *out, nt_samples_diff *res,
+                        nt_err *err) {
+    size_t i = 0, j = 0, matched = 0, to_wrong[2] = {0, 0}, to_right[2] = {0, 0}, unmatched = 0;
+    long d_acc = 0, d_accn = 0; // candidate - baseline, in items
+    bool has_norm = false;
+    while (i < b->n || j < c->n) {
+        if (j == c->n || (i < b->n && b->items[i].doc_id < c->items[j].doc_id)) {
+            if (out) fprintf(out, "missing: %s doc %ld (line %ld): in the baseline only\n", task, b->items[i].doc_id,
+                             b->items[i].line);
+            i++, unmatched++;
+            continue;
+        }
+        if (i == b->n || c->items[j].doc_id < b->items[i].doc_id) {
+            if (out) fprintf(out, "new: %s doc %ld (line %ld): in the candidate only\n", task, c->items[j].doc_id,
+                             c->items[j].line);
+            j++, unmatched++;
+            continue;
+        }
+        const nt_sample *x = &b->items[i++], *y = &c->items[j++];
+        if (strcmp(x->requests, y->requests) != 0)
+            return nt_fail(err, "%s doc %ld: the baseline (%s) and the candidate (%s) scored different requests", task,
+                           x->doc_id, b->path, c->path);
+        matched++;
+        const char *names[2] = {"acc", "acc_norm"};
+        int bv[2] = {x->acc, x->acc_norm}, cv[2] = {y->acc, y->acc_norm};
+        for (int k = 0; k < 2; k++) {
+            if (bv[k] < 0 || cv[k] < 0 || bv[k] == cv[k]) continue;
+            if (bv[k]) to_wrong[k]++;
+            else to_right[k]++;
+            if (k == 0) d_acc += cv[k] - bv[k];
+            else d_accn += cv[k] - bv[k];
+            if (!out) continue;
+            if (x->pred >= 0 && y->pred >= 0 && k == 0)
+                fprintf(out, "flip: %s doc %ld (line %ld): %s %d -> %d (gold %d, pred %d -> %d)\n", task, x->doc_id,
+                        x->line, names[k], bv[k], cv[k], x->gold, x->pred, y->pred);
+            else
+                fprintf(out, "flip: %s doc %ld (line %ld): %s %d -> %d\n", task, x->doc_id, x->line, names[k], bv[k],
+                        cv[k]);
+        }
+        has_norm |= x->acc_norm >= 0;
+    }
+    if (out) {
+        fprintf(out, "%s: %zu items matched; acc: %zu flipped right -> wrong, %zu wrong -> right (%+.2f points)", task,
+                matched, to_wrong[0], to_right[0], matched ? 100.0 * (double)d_acc / (double)matched : 0.0);
+        if (has_norm)
+            fprintf(out, "; acc_norm: %zu right -> wrong, %zu wrong -> right (%+.2f points)", to_wrong[1], to_right[1],
+                    matched ? 100.0 * (double)d_accn / (double)matched : 0.0);
+        if (unmatched) fprintf(out, "; %zu items on one side only", unmatched);
+        fprintf(out, "\n");
+    }
+    res->items += matched;
+    for (int k = 0; k < 2; k++) {
+        res->to_wrong[k] += to_wrong[k];
+        res->to_right[k] += to_right[k];
+    }
+    res->unmatched += unmatched;
+    return 0;
+}
+
+int nt_gate_samples(const char *base_dir, const char *cand_dir, FILE *out, nt_samples_diff *res, nt_err *err) {
+    memset(res, 0, sizeof(*res));
+    DIR *d = opendir(base_dir);
+    if (!d) return nt_fail(err, "%s: cannot read the folder", base_dir);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 7 || strcmp(e->d_name + len - 6, ".jsonl") != 0) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **g = realloc(names, cap * sizeof(char *));
+            if (!g) {
+                rc = nt_fail(err, "out of memory");
+                break;
+            }
+            names = g;
+        }
+        if (!(names[n] = strdup(e->d_name))) rc = nt_fail(err, "out of memory");
+        else n++;
+    }
+    closedir(d);
+    if (rc == 0 && names) qsort(names, n, sizeof(char *), cmp_str);
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        char *bp = nt_path_join(base_dir, names[k]), *cp = nt_path_join(cand_dir, names[k]);
+        if (!bp || !cp) {
+            rc = nt_fail(err, "out of memory");
+        } else if (nt_file_exists(cp)) {
+            nt_samples b = {0}, c = {0};
+            char task[256];
+            snprintf(task, sizeof(task), "%.*s", (int)(strlen(names[k]) - 6), names[k]);
+            rc = nt_samples_read(bp, &b, err) || nt_samples_read(cp, &c, err) ? -1 : 0;
+            if (rc == 0) {
+                qsort(b.items, b.n, sizeof(nt_sample), cmp_doc);
+                qsort(c.items, c.n, sizeof(nt_sample), cmp_doc);
+                rc = compare_task(task, &b, &c, out, res, err);
+                res->tasks++;
+            }
+            nt_samples_free(&b);
+            nt_samples_free(&c);
+        } else if (out) {
+            fprintf(out, "missing: %s: no %s in %s\n", names[k], names[k], cand_dir);
+        }
+        free(bp);
+        free(cp);
+    }
+    for (size_t k = 0; k < n; k++) free(names[k]);
+    free(names);
+    if (rc == 0 && res->tasks == 0)
+        rc = nt_fail(err, "%s and %s have no task file (TASK.jsonl from eval --log-samples) in common", base_dir, cand_dir);
+    if (rc == 0 && out)
+        fprintf(out, "samples: %zu tasks, %zu items; acc: %zu flipped right -> wrong, %zu wrong -> right; acc_norm: %zu, %zu\n",
+                res->tasks, res->items, res->to_wrong[0], res->to_right[0], res->to_wrong[1], res->to_right[1]);
     return rc;
 }

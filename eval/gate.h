@@ -28,3 +28,19 @@ typedef struct {
 // input: an unreadable or malformed CSV, no candidate row matching any baseline row, or nothing to compare.
 int nt_gate(const char *baseline, const char *candidate, const nt_gate_opts *o, FILE *out, nt_gate_result *res,
             nt_err *err);
+
+// Item by item (samples.h): which zero-shot items two runs scored differently.
+typedef struct {
+    size_t tasks;     // task files present in both folders
+    size_t items;     // items matched by doc_id
+    size_t to_wrong[2]; // items whose acc ([0]) or acc_norm ([1]) went 1 -> 0, over every task
+    size_t to_right[2]; // 0 -> 1
+    size_t unmatched; // items on one side only
+} nt_samples_diff;
+
+// For every TASK.jsonl in both base_dir and cand_dir (written by `eval --log-samples`): the items matched by doc_id
+// (their requests must be the same strings, else an error: the runs scored different items), one line per item whose
+// acc or acc_norm differs ("flip: TASK doc 17 (line 18): acc 1 -> 0 (gold 2, pred 2 -> 1)"), and a summary line per
+// task with the count each way and the change in points it makes, to out (NULL: none). An unreadable folder or
+// file, a malformed line, or no task file in common is an error.
+int nt_gate_samples(const char *base_dir, const char *cand_dir, FILE *out, nt_samples_diff *res, nt_err *err);

@@ -12,6 +12,11 @@
 //                                                  "percdamp=0.1"); a grid dimension like the others
 //   "calib":       ""                              calibration spec of the quantized methods ("" default)
 //   "seqlen": 0, "limit": 0, "data_dir": "../shared/datasets", "out": "results/grid.csv"
+//   "kld":         []                              perplexity tasks (of "tasks") that also get kld and top1 rows
+//                                                  against the float model (evaluate.h's kld); a cell of such a
+//                                                  task is done only when its kld row is in the CSV too
+//   "log_samples": ""                              a folder: each evaluation's zero-shot items go to
+//                                                  FOLDER/MODEL_METHOD_wBITS_gGROUP[_OPTIONS]/TASK.jsonl
 // Relative paths are relative to the working directory (run from the repository root).
 //
 // Cells are models x methods x wbits x group_sizes x options x tasks; method fp is one cell per model x task
@@ -32,6 +37,8 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +59,9 @@ typedef struct {
 } intlist;
 
 typedef struct {
-    strlist models, methods, tasks, options;
+    strlist models, methods, tasks, options, kld;
     intlist wbits, groups;
-    char *calib, *data_dir, *out;
+    char *calib, *data_dir, *out, *log_samples;
     int seqlen;
     long limit;
 } grid;
@@ -79,6 +86,8 @@ static void grid_free(grid *g) {
     strlist_free(&g->methods);
     strlist_free(&g->tasks);
     strlist_free(&g->options);
+    strlist_free(&g->kld);
+    free(g->log_samples);
     free(g->wbits.v);
     free(g->groups.v);
     free(g->calib);
@@ -157,8 +166,8 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
         cJSON_Delete(root);
         return nt_fail(err, "%s: not a JSON object", path);
     }
-    static const char *const known[] = {"models", "methods", "wbits", "group_sizes", "tasks",  "options",
-                                        "calib",  "seqlen",  "limit", "data_dir",    "out",    "comment"};
+    static const char *const known[] = {"models", "methods", "wbits", "group_sizes", "tasks", "options", "calib",
+                                        "seqlen", "limit", "data_dir", "out", "comment", "kld", "log_samples"};
     int rc = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, root) {
@@ -166,7 +175,7 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
         for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) ok |= strcmp(e->string, known[i]) == 0;
         if (!ok) {
             rc = nt_fail(err, "%s: unknown key \"%s\" (expected models, methods, wbits, group_sizes, tasks, options, "
-                              "calib, seqlen, limit, data_dir, out, comment)", path, e->string);
+                              "calib, seqlen, limit, data_dir, out, kld, log_samples, comment)", path, e->string);
             break;
         }
     }
@@ -180,10 +189,17 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
              get_str(root, "calib", "", &g->calib, path, err) ||
              get_str(root, "data_dir", NT_DEFAULT_DATA, &g->data_dir, path, err) ||
              get_str(root, "out", "", &g->out, path, err) || get_num(root, "seqlen", 1L << 20, &seqlen, path, err) ||
-             get_num(root, "limit", 1L << 30, &g->limit, path, err);
+             get_num(root, "limit", 1L << 30, &g->limit, path, err) ||
+             get_str(root, "log_samples", "", &g->log_samples, path, err) ||
+             (cJSON_GetObjectItemCaseSensitive(root, "kld") && get_strs(root, "kld", "", false, &g->kld, path, err));
     g->seqlen = (int)seqlen;
     for (size_t i = 0; !rc && i < g->tasks.n; i++)
         if (strchr(g->tasks.s[i], ',')) rc = nt_fail(err, "%s: task \"%s\": one task per entry", path, g->tasks.s[i]);
+    for (size_t i = 0; !rc && i < g->kld.n; i++) {
+        bool in_tasks = false;
+        for (size_t k = 0; k < g->tasks.n; k++) in_tasks |= strcmp(g->tasks.s[k], g->kld.s[i]) == 0;
+        if (!in_tasks) rc = nt_fail(err, "%s: kld task \"%s\" is not one of \"tasks\"", path, g->kld.s[i]);
+    }
     cJSON_Delete(root);
     return rc ? -1 : 0;
 }
@@ -205,9 +221,27 @@ static void cell_pattern(const grid *g, const conf *c, const char *task, nt_cell
 static bool cell_done(const nt_results_set *done, const grid *g, const conf *c, const char *task) {
     nt_cell p;
     cell_pattern(g, c, task, &p);
+    bool kld = false, any = false, got_kld = false;
+    for (size_t i = 0; i < g->kld.n; i++) kld |= strcmp(g->kld.s[i], task) == 0;
     for (size_t i = 0; i < done->n; i++)
-        if (strcmp(done->recs[i].r.metric, "error") != 0 && nt_cell_matches(&p, &done->recs[i].cell)) return true;
-    return false;
+        if (strcmp(done->recs[i].r.metric, "error") != 0 && nt_cell_matches(&p, &done->recs[i].cell)) {
+            any = true;
+            got_kld |= strcmp(done->recs[i].r.metric, "kld") == 0;
+        }
+    return any && (!kld || got_kld);
+}
+
+// The grid's kld tasks among `tasks` (comma-separated) into buf.
+static void kld_tasks(const grid *g, const char *tasks, char *buf, size_t cap) {
+    buf[0] = '\0';
+    size_t k = 0;
+    for (size_t i = 0; i < g->kld.n; i++) {
+        char list[4100];
+        snprintf(list, sizeof(list), ",%s,", tasks);
+        char needle[300];
+        snprintf(needle, sizeof(needle), ",%s,", g->kld.s[i]);
+        if (strstr(list, needle)) k += (size_t)snprintf(buf + k, k < cap ? cap - k : 0, "%s%s", k ? "," : "", g->kld.s[i]);
+    }
 }
 
 // The grid's option string as quantization options (the flags of `normtweak eval`, without "--").
@@ -235,8 +269,21 @@ static int quant_opts_of(const conf *c, const char *calib, nt_quant_opts *q, nt_
 
 // The one place a grid cell meets nt_evaluate: when nt_eval_opts grows fields, fill them here.
 static int eval_conf(const grid *g, const conf *c, const char *tasks, nt_eval_rows *rows, nt_err *err) {
+    char kld[1024], samples[1600] = "";
+    kld_tasks(g, tasks, kld, sizeof(kld));
+    if (g->log_samples[0]) { // one folder per evaluation, named by its cell
+        snprintf(samples, sizeof(samples), "%s/%s_%s_w%d_g%d%s%s", g->log_samples, c->model, c->method, c->wbits,
+                 c->group_size, c->options[0] ? "_" : "", c->options);
+        for (char *p = samples + strlen(g->log_samples) + 1; *p; p++)
+            if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.')) *p = '_';
+        if (mkdir(g->log_samples, 0777) != 0 && errno != EEXIST) {
+            memset(rows, 0, sizeof(*rows));
+            return nt_fail(err, "%s: cannot create: %s", g->log_samples, strerror(errno));
+        }
+    }
     nt_eval_opts o = {.model_dir = c->model_dir, .tasks = tasks, .data_dir = g->data_dir, .seqlen = g->seqlen,
-                      .limit = g->limit, .out = g->out, .print_ppl = true};
+                      .limit = g->limit, .out = g->out, .print_ppl = true, .kld = kld,
+                      .log_samples = samples[0] ? samples : NULL};
     nt_quant_opts q;
     if (!is_fp_method(c->method)) {
         if (quant_opts_of(c, g->calib, &q, err)) {
@@ -311,7 +358,8 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
         rc = nt_fail(err, "out of memory");
         goto done;
     }
-    size_t n_cells = n_confs * g.tasks.n, n_skip = 0, n_ok = 0, n_failed = 0, idx = 0;
+    size_t n_cells = n_confs * g.tasks.n, n_skip = 0, n_ok = 0, n_failed = 0, idx = 0, n_eval_cells = 0;
+    double t_run = nt_time();
     for (size_t i = 0; i < n_confs; i++) {
         const conf *c = &confs[i];
         nt_results_set done = {0};
@@ -338,8 +386,19 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
         }
         nt_results_set_free(&done);
         if (dry || n_todo == 0) continue;
-        fprintf(log, "normtweak run: [cells %zu-%zu of %zu] %s %s w%d g%d%s%s: %s\n", idx - g.tasks.n + 1, idx, n_cells, c->model, c->method,
-                c->wbits, c->group_size, c->options[0] ? " " : "", c->options, tasks);
+        // ETA: the mean time of the cells evaluated so far in this run, times the cells not yet visited (some of which
+        // may turn out to be done already: an upper estimate)
+        char eta[96] = "";
+        if (n_eval_cells > 0) {
+            char e[32], left[32];
+            double el = nt_time() - t_run;
+            nt_format_seconds(el, e, sizeof(e));
+            nt_format_seconds(el / (double)n_eval_cells * (double)(n_cells - (idx - n_todo)), left, sizeof(left));
+            snprintf(eta, sizeof(eta), " (%s elapsed, ETA <= %s)", e, left);
+        }
+        fprintf(log, "normtweak run: [cells %zu-%zu of %zu] %s %s w%d g%d%s%s: %s%s\n", idx - g.tasks.n + 1, idx, n_cells,
+                c->model, c->method, c->wbits, c->group_size, c->options[0] ? " " : "", c->options, tasks, eta);
+        n_eval_cells += n_todo;
         nt_eval_rows rows;
         double t0 = nt_time();
         nt_err cell_err = {0};

@@ -10,13 +10,14 @@ typedef struct {
     nt_gpu_model *g;
 } gpu_scorer;
 
-static int gpu_window(void *arg, const int32_t *ids, int S, double *nll, nt_err *err) {
+static int gpu_window(void *arg, const int32_t *ids, int S, double *nll, double *kld, bool *top, nt_err *err) {
     gpu_scorer *c = arg;
+    (void)kld, (void)top; // the device pass scores perplexity only
     return nt_gpu_window_nll(c->ctx, c->g, ids, S, nll, err);
 }
 
 int nt_perplexity_gpu(nt_gpu_ctx *ctx, nt_gpu_model *g, const nt_windows *w, size_t max_windows, const char *label,
                       nt_ppl_result *res, nt_err *err) {
     gpu_scorer c = {ctx, g};
-    return nt_ppl_score_windows(gpu_window, &c, w, max_windows, label, res, err);
+    return nt_ppl_score_windows(gpu_window, &c, w, max_windows, label, res, NULL, err);
 }

@@ -198,6 +198,7 @@ static void add_metric(nt_zs_result *res, const char *name, double value, double
 static int result_alloc(nt_zs_result *res, size_t n_items, size_t n_req) {
     size_t ni = n_items ? n_items : 1, nr = n_req ? n_req : 1;
     res->item_line = malloc(ni * sizeof(size_t));
+    res->item_index = malloc(ni * sizeof(size_t));
     res->gold = malloc(ni * sizeof(int));
     res->pred = malloc(ni * sizeof(int));
     res->pred_norm = malloc(ni * sizeof(int));
@@ -206,7 +207,7 @@ static int result_alloc(nt_zs_result *res, size_t n_items, size_t n_req) {
     res->greedy = malloc(nr * sizeof(bool));
     res->n_cont_tokens = malloc(nr * sizeof(int));
     res->n_ctx_tokens = malloc(nr * sizeof(int));
-    return res->item_line && res->gold && res->pred && res->pred_norm && res->req_start && res->loglik &&
+    return res->item_line && res->item_index && res->gold && res->pred && res->pred_norm && res->req_start && res->loglik &&
                    res->greedy && res->n_cont_tokens && res->n_ctx_tokens
                ? 0
                : -1;
@@ -319,6 +320,7 @@ int nt_zeroshot_score(const nt_model *m, const nt_tokenizer *tok, const nt_zs_ta
         q += (size_t)it->n_choices;
         if (!keep[i]) continue;
         res->item_line[oi] = it->line;
+        res->item_index[oi] = i;
         res->gold[oi] = it->gold;
         res->req_start[oi] = oq;
         for (int c = 0; c < it->n_choices && rc == 0; c++) {
@@ -418,6 +420,7 @@ const nt_zs_metric *nt_zs_result_metric(const nt_zs_result *res, const char *nam
 
 void nt_zs_result_free(nt_zs_result *res) {
     free(res->item_line);
+    free(res->item_index);
     free(res->gold);
     free(res->pred);
     free(res->pred_norm);

@@ -44,6 +44,7 @@ typedef struct {
     double seconds; // tokenizing, forward passes and scoring (not reading the task file)
     // Per item, in file order:
     size_t *item_line; // (n_items) line of the task file where the item starts
+    size_t *item_index; // (n_items) the item's index in the task (nt_zs_task.items), i.e. its document number
     int *gold;         // (n_items)
     int *pred;         // (n_items) argmax of loglik (lambada: 0)
     int *pred_norm;    // (n_items) argmax of loglik / choice characters

@@ -6,8 +6,10 @@
 // backward.
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
+#include "attention.h"
 #include "block_grad.h"
 
 struct nt_block_grad {
@@ -27,7 +29,9 @@ struct nt_block_grad {
     float *att;              // (T, qd): attention output / backward: its gradient
     float *dq, *dk, *dv;     // (T, qd), (T, kvd), (T, kvd)
     float *h1, *h2;          // (T, F): MLP hidden / backward: its gradients
-    float *P, *dP;           // (T, T): one head's probabilities and their gradient
+    float *P, *dP;           // (T, T): one head's probabilities and their gradient (lower triangle, by query blocks)
+    float *scratch;          // the forward attention kernel's scratch (attention.h), for scratch_threads threads
+    int scratch_threads;
     float *rope_cos, *rope_sin; // (max_T, hd / 2), LLaMA only
     size_t bytes;
 };
@@ -82,6 +86,8 @@ int nt_block_grad_init(nt_block_grad **out, const nt_model *m, int max_T, nt_err
     g->h2 = ws_alloc(g, T * F, &ok);
     g->P = ws_alloc(g, T * T, &ok);
     g->dP = ws_alloc(g, T * T, &ok);
+    g->scratch_threads = omp_get_max_threads();
+    g->scratch = ws_alloc(g, nt_attn_scratch_floats(max_T, g->scratch_threads), &ok);
     if (ok && c->arch == NT_ARCH_LLAMA) {
         int half = g->hd / 2;
         g->rope_cos = ws_alloc(g, T * half, &ok);
@@ -109,8 +115,8 @@ void nt_block_grad_free(nt_block_grad **gp) {
     nt_block_grad *g = gp ? *gp : NULL;
     if (!g) return;
     float *bufs[] = {g->xhat1, g->xhat2, g->rstd1, g->rstd2, g->q, g->k, g->v, g->smax, g->sinv, g->u, g->gt,
-                     g->xn, g->res, g->att, g->dq, g->dk, g->dv, g->h1, g->h2, g->P, g->dP, g->rope_cos,
-                     g->rope_sin};
+                     g->xn, g->res, g->att, g->dq, g->dk, g->dv, g->h1, g->h2, g->P, g->dP, g->scratch,
+                     g->rope_cos, g->rope_sin};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) free(bufs[i]);
     free(g);
     *gp = NULL;
@@ -209,82 +215,70 @@ static void rope_apply(const nt_block_grad *g, float *x, int n, int n_heads, boo
 }
 
 // ----------------------------------------------------------------------------
-// attention: T queries against T keys, causal
+// attention: T queries against T keys, causal, through attention.c's kernel (the inference forward's own)
 
-// One head's probabilities into g->P (T, T) from the saved q, k: scores, ALiBi, then exp(s - max) / sum.
-// forward: finds max and sum and saves them; backward (!save): reuses them, reproducing the forward's P.
-static void head_probs(const nt_model *m, nt_block_grad *g, int h, bool save) {
-    int T = g->T, hd = g->hd, kh = h / (g->H / g->KV);
-    float scale = 1.0f / sqrtf((float)hd);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, g->q + (size_t)h * hd, g->qd,
-                g->k + (size_t)kh * hd, g->kvd, 0.0f, g->P, T);
-    float slope = m->alibi ? m->alibi[h] : 0.0f;
-    float *smax = g->smax + (size_t)h * T, *sinv = g->sinv + (size_t)h * T;
-#pragma omp parallel for if (T > 16)
-    for (int t = 0; t < T; t++) {
-        float *row = g->P + (size_t)t * T;
-        float mx = -INFINITY;
-        for (int j = 0; j <= t; j++) {
-            if (m->alibi) row[j] += slope * (float)(j - t);
-            if (row[j] > mx) mx = row[j];
-        }
-        if (!save) mx = smax[t];
-        double sum = 0.0;
-        for (int j = 0; j <= t; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = save ? (float)(1.0 / sum) : sinv[t];
-        for (int j = 0; j <= t; j++) row[j] *= inv;
-        for (int j = t + 1; j < T; j++) row[j] = 0.0f;
-        if (save) {
-            smax[t] = mx;
-            sinv[t] = inv;
-        }
-    }
+static nt_attn_dims attn_dims(const nt_model *m, const nt_block_grad *g) {
+    return (nt_attn_dims){g->H, g->KV, g->hd, m->alibi};
 }
 
-// g->att (T, qd) = softmax(q k^T / sqrt(hd) + alibi, causal) v, one head at a time.
+static int threads_for(const nt_block_grad *g) {
+    return omp_get_max_threads() < g->scratch_threads ? omp_get_max_threads() : g->scratch_threads;
+}
+
+// g->att (T, qd) = softmax(q k^T / sqrt(hd) + alibi, causal) v; each row's softmax max and 1/sum saved in
+// smax/sinv (H, T) for the backward.
 static void attention_forward(const nt_model *m, nt_block_grad *g) {
-    int T = g->T, hd = g->hd, group = g->H / g->KV;
-    for (int h = 0; h < g->H; h++) {
-        head_probs(m, g, h, true);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, g->P, T, g->v + (size_t)(h / group) * hd,
-                    g->kvd, 0.0f, g->att + (size_t)h * hd, g->qd);
-    }
+    nt_attn_dims d = attn_dims(m, g);
+    nt_attn_forward(&d, g->q, g->k, g->v, g->T, 1, 0, g->att, g->scratch, threads_for(g), g->smax, g->sinv);
 }
 
 // From d att in g->att to dq, dk, dv (q, k before the RoPE backward). Per head h of kv head kh:
 //   dP = dO v^T;  dv += P^T dO;  dS = P * (dP - rowsum(P * dP));  dq = scale dS k;  dk += scale dS^T q
 // The scale multiplies the scores, ALiBi is a constant: no other terms. GQA heads sharing kh sum into
-// its dk, dv.
+// its dk, dv. Causal: only the lower triangle exists. The forward's query blocks (NT_ATTN_BLOCK rows) are
+// recomputed as the forward made them (the same probabilities, bit for bit, from the saved max and 1/sum)
+// into P (T, T) and dS into dP, block row by block row in parallel (each also gives its rows of dq); then the
+// key blocks in parallel: dk and dv of the keys of block j sum over the query rows from j's first on (one
+// sgemm each; entries above the diagonal are 0). Heads one after the other, so a kv head's sums have one order.
 static void attention_backward(const nt_model *m, nt_block_grad *g) {
-    int T = g->T, hd = g->hd, group = g->H / g->KV;
+    int T = g->T, hd = g->hd, group = g->H / g->KV, nb = (T + NT_ATTN_BLOCK - 1) / NT_ATTN_BLOCK;
     float scale = 1.0f / sqrtf((float)hd);
+    nt_attn_dims d = attn_dims(m, g);
+    int threads = threads_for(g);
     memset(g->dk, 0, (size_t)T * g->kvd * sizeof(float));
     memset(g->dv, 0, (size_t)T * g->kvd * sizeof(float));
     for (int h = 0; h < g->H; h++) {
         size_t ko = (size_t)(h / group) * hd, qo = (size_t)h * hd;
         const float *dO = g->att + qo;
-        head_probs(m, g, h, false);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, g->qd, g->v + ko, g->kvd, 0.0f, g->dP,
-                    T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, g->P, T, dO, g->qd, 1.0f, g->dv + ko,
-                    g->kvd);
-#pragma omp parallel for if (T > 16)
-        for (int t = 0; t < T; t++) {
-            const float *p = g->P + (size_t)t * T;
-            float *d = g->dP + (size_t)t * T;
-            double s = 0.0;
-            for (int j = 0; j <= t; j++) s += (double)p[j] * d[j];
-            float sf = (float)s;
-            for (int j = 0; j <= t; j++) d[j] = p[j] * (d[j] - sf);
-            for (int j = t + 1; j < T; j++) d[j] = 0.0f;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (nb > 1)
+        for (int bi = nb - 1; bi >= 0; bi--) { // query block bi: rows t0..t1-1, keys 0..t1-1
+            int t0 = bi * NT_ATTN_BLOCK, t1 = t0 + NT_ATTN_BLOCK < T ? t0 + NT_ATTN_BLOCK : T, rows = t1 - t0;
+            float *P = g->P + (size_t)t0 * T, *dS = g->dP + (size_t)t0 * T;
+            nt_attn_probs(&d, h, g->q, g->qd, g->k, g->kvd, t0, t1, 0, P, T, false, g->smax + (size_t)h * T,
+                          g->sinv + (size_t)h * T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, t1, hd, 1.0f, dO + (size_t)t0 * g->qd, g->qd,
+                        g->v + ko, g->kvd, 0.0f, dS, T);
+            for (int t = t0; t < t1; t++) {
+                const float *p = P + (size_t)(t - t0) * T;
+                float *ds = dS + (size_t)(t - t0) * T;
+                double s = 0.0;
+                for (int j = 0; j <= t; j++) s += (double)p[j] * ds[j];
+                float sf = (float)s;
+                for (int j = 0; j <= t; j++) ds[j] = p[j] * (ds[j] - sf);
+                for (int j = t + 1; j < t1; j++) ds[j] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, t1, scale, dS, T, g->k + ko, g->kvd, 0.0f,
+                        g->dq + (size_t)t0 * g->qd + qo, g->qd);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, g->dP, T, g->k + ko, g->kvd, 0.0f,
-                    g->dq + qo, g->qd);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, g->dP, T, g->q + qo, g->qd, 1.0f,
-                    g->dk + ko, g->kvd);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (nb > 1)
+        for (int bj = 0; bj < nb; bj++) { // key block bj: keys j0..j1-1, seen by the query rows j0..T-1
+            int j0 = bj * NT_ATTN_BLOCK, j1 = j0 + NT_ATTN_BLOCK < T ? j0 + NT_ATTN_BLOCK : T;
+            const float *P = g->P + (size_t)j0 * T + j0, *dS = g->dP + (size_t)j0 * T + j0;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j1 - j0, hd, T - j0, 1.0f, P, T,
+                        dO + (size_t)j0 * g->qd, g->qd, 1.0f, g->dv + (size_t)j0 * g->kvd + ko, g->kvd);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j1 - j0, hd, T - j0, scale, dS, T,
+                        g->q + (size_t)j0 * g->qd + qo, g->qd, 1.0f, g->dk + (size_t)j0 * g->kvd + ko, g->kvd);
+        }
     }
 }
 

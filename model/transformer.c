@@ -1,35 +1,44 @@
 // transformer.c: the CPU reference forward pass in fp32 (see transformer.h). Matrix products go through
-// OpenBLAS sgemm (multithreaded); the element-wise work is spread over OpenMP threads. Reads top to
-// bottom: run state, the small ops, attention, one block, the whole model.
+// OpenBLAS sgemm (multithreaded); the element-wise work is spread over OpenMP threads; the causal attention is
+// attention.c's kernel. Reads top to bottom: run state, the small ops, attention, one block, the whole model.
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
+#include "attention.h"
 #include "transformer.h"
 
 // ----------------------------------------------------------------------------
 // run state
 
 int nt_run_init(nt_run **out, const nt_model *m, int max_tokens, int max_ctx, nt_err *err) {
+    return nt_run_init_seqs(out, m, 1, max_tokens, max_ctx, err);
+}
+
+int nt_run_init_seqs(nt_run **out, const nt_model *m, int n_seq, int max_tokens, int max_ctx, nt_err *err) {
     const nt_config *c = &m->cfg;
     *out = NULL;
-    if (max_tokens <= 0 || max_ctx <= 0 || max_tokens > max_ctx)
-        return nt_fail(err, "run state: need 0 < max_tokens (%d) <= max_ctx (%d)", max_tokens, max_ctx);
+    if (max_tokens <= 0 || max_ctx <= 0 || max_tokens > max_ctx || n_seq <= 0)
+        return nt_fail(err, "run state: need 0 < max_tokens (%d) <= max_ctx (%d) and sequences (%d) > 0", max_tokens,
+                       max_ctx, n_seq);
     if (max_ctx > c->max_pos)
         return nt_fail(err, "%s: context of %d tokens exceeds the model's maximum of %d", m->dir, max_ctx, c->max_pos);
     nt_run *r = calloc(1, sizeof(nt_run));
     if (!r) return nt_fail(err, "run state: out of memory");
     r->max_tokens = max_tokens;
     r->max_ctx = max_ctx;
-    size_t T = (size_t)max_tokens, kvd = (size_t)c->n_kv_heads * c->head_dim, qd = (size_t)c->n_heads * c->head_dim;
+    r->n_seq = n_seq;
+    r->scores_threads = omp_get_max_threads();
+    size_t T = (size_t)max_tokens * n_seq, kvd = (size_t)c->n_kv_heads * c->head_dim, qd = (size_t)c->n_heads * c->head_dim;
     size_t wide = (size_t)(c->dim > c->emb_dim ? c->dim : c->emb_dim);
-    r->k = malloc((size_t)c->n_layers * max_ctx * kvd * sizeof(float));
-    r->v = malloc((size_t)c->n_layers * max_ctx * kvd * sizeof(float));
+    r->k = malloc((size_t)c->n_layers * max_ctx * n_seq * kvd * sizeof(float));
+    r->v = malloc((size_t)c->n_layers * max_ctx * n_seq * kvd * sizeof(float));
     r->x = malloc(T * wide * sizeof(float));
     r->xb = malloc(T * wide * sizeof(float));
     r->q = malloc(T * qd * sizeof(float));
     r->att = malloc(T * qd * sizeof(float));
-    r->scores = malloc((size_t)c->n_heads * T * max_ctx * sizeof(float));
+    r->scores = malloc(nt_attn_scratch_floats(max_ctx, r->scores_threads) * sizeof(float));
     size_t hid = (size_t)(c->ffn_dim > (int)wide ? c->ffn_dim : (int)wide); // h1 also takes o_proj's output
     r->h1 = malloc(T * hid * sizeof(float));
     r->h2 = malloc(T * hid * sizeof(float));
@@ -53,7 +62,8 @@ int nt_run_init(nt_run **out, const nt_model *m, int max_tokens, int max_ctx, nt
     }
     if (!ok) {
         nt_run_free(&r);
-        return nt_fail(err, "run state: out of memory for %d tokens x %d context", max_tokens, max_ctx);
+        return nt_fail(err, "run state: out of memory for %d tokens x %d context x %d sequences", max_tokens, max_ctx,
+                       n_seq);
     }
     *out = r;
     return 0;
@@ -134,12 +144,14 @@ float nt_act_forward(nt_act a, float x) {
     return x;
 }
 
-// Rotate-half RoPE on rows of heads (n, n_heads, head_dim) for positions pos0..pos0+n-1.
+// Rotate-half RoPE on rows of heads (n * n_seq, n_heads, head_dim) for positions pos0..pos0+n-1 (row t: position
+// pos0 + t / n_seq).
 static void rope_forward(const nt_run *r, float *x, int n, int n_heads, int head_dim, int pos0) {
-    int half = head_dim / 2;
-#pragma omp parallel for if (n > 1)
-    for (int t = 0; t < n; t++) {
-        const float *cs = r->rope_cos + (size_t)(pos0 + t) * half, *sn = r->rope_sin + (size_t)(pos0 + t) * half;
+    int half = head_dim / 2, rows = n * r->n_seq;
+#pragma omp parallel for if (rows > 1)
+    for (int t = 0; t < rows; t++) {
+        int p = pos0 + t / r->n_seq;
+        const float *cs = r->rope_cos + (size_t)p * half, *sn = r->rope_sin + (size_t)p * half;
         for (int h = 0; h < n_heads; h++) {
             float *v = x + ((size_t)t * n_heads + h) * head_dim;
             for (int i = 0; i < half; i++) {
@@ -152,47 +164,15 @@ static void rope_forward(const nt_run *r, float *x, int n, int n_heads, int head
 }
 
 // ----------------------------------------------------------------------------
-// attention: n new queries at positions pos0.. against the cache of layer l, positions 0..pos0+n-1
+// attention: n new queries (of each sequence) at positions pos0.. against the cache of layer l, positions
+// 0..pos0+n-1, through attention.c's causal kernel
 
 static void attention_forward(const nt_model *m, nt_run *r, int l, int n, int pos0) {
     const nt_config *c = &m->cfg;
-    int H = c->n_heads, hd = c->head_dim, kvd = c->n_kv_heads * hd, qd = H * hd, L = pos0 + n;
-    int group = H / c->n_kv_heads;
-    const float *K = r->k + (size_t)l * r->max_ctx * kvd, *V = r->v + (size_t)l * r->max_ctx * kvd;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < H; h++) {
-        float *S = r->scores + (size_t)h * n * L; // (n, L)
-        const float *Kh = K + (size_t)(h / group) * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, scale, r->q + (size_t)h * hd, qd, Kh, kvd,
-                    0.0f, S, L);
-    }
-#pragma omp parallel for collapse(2) if (n > 1) // one decoded token: too little work to wake threads
-    for (int h = 0; h < H; h++) {
-        for (int t = 0; t < n; t++) {
-            float *row = r->scores + ((size_t)h * n + t) * L;
-            int last = pos0 + t; // causal: keys 0..last
-            float slope = m->alibi ? m->alibi[h] : 0.0f;
-            float mx = -INFINITY;
-            for (int j = 0; j <= last; j++) {
-                if (m->alibi) row[j] += slope * (float)(j - last);
-                if (row[j] > mx) mx = row[j];
-            }
-            double sum = 0.0;
-            for (int j = 0; j <= last; j++) {
-                row[j] = expf(row[j] - mx);
-                sum += row[j];
-            }
-            float inv = (float)(1.0 / sum);
-            for (int j = 0; j <= last; j++) row[j] *= inv;
-            for (int j = last + 1; j < L; j++) row[j] = 0.0f;
-        }
-    }
-    for (int h = 0; h < H; h++) {
-        const float *S = r->scores + (size_t)h * n * L;
-        const float *Vh = V + (size_t)(h / group) * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, L, 1.0f, S, L, Vh, kvd, 0.0f,
-                    r->att + (size_t)h * hd, qd);
-    }
+    size_t lay = (size_t)l * r->max_ctx * r->n_seq * c->n_kv_heads * c->head_dim;
+    nt_attn_dims d = {c->n_heads, c->n_kv_heads, c->head_dim, m->alibi};
+    int threads = omp_get_max_threads() < r->scores_threads ? omp_get_max_threads() : r->scores_threads;
+    nt_attn_forward(&d, r->q, r->k + lay, r->v + lay, n, r->n_seq, pos0, r->att, r->scores, threads, NULL, NULL);
 }
 
 // ----------------------------------------------------------------------------
@@ -219,42 +199,74 @@ static void block_linear(nt_run *r, int l, nt_lin_id which, const nt_linear *lin
     nt_linear_forward(lin, x, n, y);
 }
 
+// Offers the input x (n, in) of the linears `ids` to the capture hook without applying them (a partial forward's stop).
+static void offer_inputs(const nt_layer *ly, nt_run *r, int l, const nt_lin_id *ids, int k, const float *x, int n) {
+    for (int i = 0; i < k && r->capture; i++) {
+        const nt_linear *lin = nt_layer_linear((nt_layer *)ly, ids[i]);
+        if (lin->w) r->capture(r->capture_ctx, l, ids[i], x, n, lin->in);
+    }
+}
+
 void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int pos0) {
+    nt_block_forward_range(m, r, l, x, n, pos0, NT_BLOCK_START, NT_BLOCK_END);
+}
+
+void nt_block_forward_range(const nt_model *m, nt_run *r, int l, float *x, int n, int pos0, nt_block_point from,
+                            nt_block_point to) {
     const nt_config *c = &m->cfg;
     const nt_layer *ly = &m->layers[l];
-    int D = c->dim, F = c->ffn_dim, kvd = c->n_kv_heads * c->head_dim;
-    size_t nd = (size_t)n * D;
-    float *kc = r->k + ((size_t)l * r->max_ctx + pos0) * kvd, *vc = r->v + ((size_t)l * r->max_ctx + pos0) * kvd;
+    NT_ASSERT((from == NT_BLOCK_START || from == NT_BLOCK_O || from == NT_BLOCK_UP) && to > from);
+    int D = c->dim, F = c->ffn_dim, kvd = c->n_kv_heads * c->head_dim, rows = n * r->n_seq;
+    size_t nd = (size_t)rows * D;
+    size_t at = ((size_t)l * r->max_ctx + pos0) * r->n_seq * kvd; // this call's rows of the layer's cache
+    float *kc = r->k + at, *vc = r->v + at;
 
     // attention sublayer (pre-norm: x + attn(norm(x)); post-norm OPT: norm(x + attn(x)))
-    const float *ain = x;
-    if (c->pre_norm) {
-        norm_forward(&ly->attn_norm, c->rms_norm, c->norm_eps, x, n, D, r->xb);
-        ain = r->xb;
+    if (from < NT_BLOCK_UP) {
+        if (c->pre_norm && (from == NT_BLOCK_START || c->residual_post_norm))
+            norm_forward(&ly->attn_norm, c->rms_norm, c->norm_eps, x, rows, D, r->xb);
+        if (from == NT_BLOCK_START) {
+            const float *ain = c->pre_norm ? r->xb : x;
+            if (to == NT_BLOCK_QKV) {
+                static const nt_lin_id qkv[3] = {NT_LIN_Q, NT_LIN_K, NT_LIN_V};
+                offer_inputs(ly, r, l, qkv, 3, ain, rows);
+                return;
+            }
+            block_linear(r, l, NT_LIN_Q, &ly->q, ain, rows, r->q);
+            block_linear(r, l, NT_LIN_K, &ly->k, ain, rows, kc);
+            block_linear(r, l, NT_LIN_V, &ly->v, ain, rows, vc);
+            if (c->arch == NT_ARCH_LLAMA) {
+                rope_forward(r, r->q, n, c->n_heads, c->head_dim, pos0);
+                rope_forward(r, kc, n, c->n_kv_heads, c->head_dim, pos0);
+            }
+            attention_forward(m, r, l, n, pos0);
+            if (to == NT_BLOCK_O) {
+                static const nt_lin_id o[1] = {NT_LIN_O};
+                offer_inputs(ly, r, l, o, 1, r->att, rows);
+                return;
+            }
+        }
+        block_linear(r, l, NT_LIN_O, &ly->o, r->att, rows, r->h1); // h1 holds (n, max(ffn, dim)): free until the MLP
+        if (c->residual_post_norm) memcpy(x, r->xb, nd * sizeof(float)); // BLOOM option: residual = normed input
+        residual_add(x, r->h1, nd);
+        if (!c->pre_norm) norm_forward(&ly->attn_norm, false, c->norm_eps, x, rows, D, x);
     }
-    block_linear(r, l, NT_LIN_Q, &ly->q, ain, n, r->q);
-    block_linear(r, l, NT_LIN_K, &ly->k, ain, n, kc);
-    block_linear(r, l, NT_LIN_V, &ly->v, ain, n, vc);
-    if (c->arch == NT_ARCH_LLAMA) {
-        rope_forward(r, r->q, n, c->n_heads, c->head_dim, pos0);
-        rope_forward(r, kc, n, c->n_kv_heads, c->head_dim, pos0);
-    }
-    attention_forward(m, r, l, n, pos0);
-    block_linear(r, l, NT_LIN_O, &ly->o, r->att, n, r->h1); // h1 holds (n, max(ffn, dim)): free until the MLP
-    if (c->residual_post_norm) memcpy(x, r->xb, nd * sizeof(float)); // BLOOM option: residual = normed input
-    residual_add(x, r->h1, nd);
-    if (!c->pre_norm) norm_forward(&ly->attn_norm, false, c->norm_eps, x, n, D, x);
 
     // MLP sublayer
     const float *min = x;
     if (c->pre_norm) {
-        norm_forward(&ly->mlp_norm, c->rms_norm, c->norm_eps, x, n, D, r->xb);
+        norm_forward(&ly->mlp_norm, c->rms_norm, c->norm_eps, x, rows, D, r->xb);
         min = r->xb;
     }
-    block_linear(r, l, NT_LIN_UP, &ly->up, min, n, r->h1);
-    size_t nf = (size_t)n * F;
+    if (to == NT_BLOCK_UP) {
+        static const nt_lin_id upgate[2] = {NT_LIN_UP, NT_LIN_GATE};
+        offer_inputs(ly, r, l, upgate, 2, min, rows);
+        return;
+    }
+    block_linear(r, l, NT_LIN_UP, &ly->up, min, rows, r->h1);
+    size_t nf = (size_t)rows * F;
     if (ly->gate.w) {
-        block_linear(r, l, NT_LIN_GATE, &ly->gate, min, n, r->h2);
+        block_linear(r, l, NT_LIN_GATE, &ly->gate, min, rows, r->h2);
 #pragma omp parallel for if (nf > 4096)
         for (size_t i = 0; i < nf; i++) r->h1[i] *= nt_act_forward(c->act, r->h2[i]);
     } else {
@@ -266,10 +278,15 @@ void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int 
             for (size_t i = 0; i < nf; i++) r->h1[i] = nt_act_forward(c->act, r->h1[i]);
         }
     }
-    block_linear(r, l, NT_LIN_DOWN, &ly->down, r->h1, n, r->h2);
+    if (to == NT_BLOCK_DOWN) {
+        static const nt_lin_id down[1] = {NT_LIN_DOWN};
+        offer_inputs(ly, r, l, down, 1, r->h1, rows);
+        return;
+    }
+    block_linear(r, l, NT_LIN_DOWN, &ly->down, r->h1, rows, r->h2);
     if (c->residual_post_norm) memcpy(x, r->xb, nd * sizeof(float));
     residual_add(x, r->h2, nd);
-    if (!c->pre_norm) norm_forward(&ly->mlp_norm, false, c->norm_eps, x, n, D, x);
+    if (!c->pre_norm) norm_forward(&ly->mlp_norm, false, c->norm_eps, x, rows, D, x);
 }
 
 // ----------------------------------------------------------------------------
@@ -277,36 +294,36 @@ void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int 
 
 void nt_embed(const nt_model *m, nt_run *r, const int32_t *tokens, int n, int pos0, float *x) {
     const nt_config *c = &m->cfg;
-    int D = c->dim, E = c->emb_dim;
+    int D = c->dim, E = c->emb_dim, rows = n * r->n_seq;
     float *emb = m->proj_in.w ? r->xb : x; // OPT-350m style: embed in emb_dim, project to dim
-    for (int t = 0; t < n; t++) memcpy(emb + (size_t)t * E, m->tok_emb + (size_t)tokens[t] * E, E * sizeof(float));
-    if (m->proj_in.w) nt_linear_forward(&m->proj_in, r->xb, n, x);
+    for (int t = 0; t < rows; t++) memcpy(emb + (size_t)t * E, m->tok_emb + (size_t)tokens[t] * E, E * sizeof(float));
+    if (m->proj_in.w) nt_linear_forward(&m->proj_in, r->xb, rows, x);
     if (m->pos_emb)
-        for (int t = 0; t < n; t++) {
-            const float *p = m->pos_emb + (size_t)(pos0 + t + c->pos_offset) * D;
+        for (int t = 0; t < rows; t++) {
+            const float *p = m->pos_emb + (size_t)(pos0 + t / r->n_seq + c->pos_offset) * D;
             for (int i = 0; i < D; i++) x[(size_t)t * D + i] += p[i];
         }
-    if (m->emb_norm.w) norm_forward(&m->emb_norm, false, c->norm_eps, x, n, D, x);
+    if (m->emb_norm.w) norm_forward(&m->emb_norm, false, c->norm_eps, x, rows, D, x);
 }
 
 int nt_forward_hidden(const nt_model *m, nt_run *r, const int32_t *tokens, int n, nt_err *err) {
     const nt_config *c = &m->cfg;
-    int D = c->dim, E = c->emb_dim, pos0 = r->len;
+    int D = c->dim, E = c->emb_dim, pos0 = r->len, rows = n * r->n_seq;
     if (n <= 0 || n > r->max_tokens)
         return nt_fail(err, "forward: %d tokens in one call (at most %d)", n, r->max_tokens);
     if (pos0 + n > r->max_ctx)
         return nt_fail(err, "forward: %d tokens after %d cached exceed the context of %d", n, pos0, r->max_ctx);
-    for (int t = 0; t < n; t++)
+    for (int t = 0; t < rows; t++)
         if (tokens[t] < 0 || tokens[t] >= c->vocab)
             return nt_fail(err, "forward: token id %d outside the vocabulary of %d", (int)tokens[t], c->vocab);
 
     nt_embed(m, r, tokens, n, pos0, r->x);
     for (int l = 0; l < c->n_layers; l++) nt_block_forward(m, r, l, r->x, n, pos0);
 
-    if (c->final_norm) norm_forward(&m->final_norm, c->rms_norm, c->norm_eps, r->x, n, D, r->x);
+    if (c->final_norm) norm_forward(&m->final_norm, c->rms_norm, c->norm_eps, r->x, rows, D, r->x);
     if (m->proj_out.w) {
-        nt_linear_forward(&m->proj_out, r->x, n, r->xb);
-        memcpy(r->x, r->xb, (size_t)n * E * sizeof(float));
+        nt_linear_forward(&m->proj_out, r->x, rows, r->xb);
+        memcpy(r->x, r->xb, (size_t)rows * E * sizeof(float));
     }
     r->len = pos0 + n;
     return 0;
@@ -320,7 +337,7 @@ void nt_logits(const nt_model *m, const float *hidden, int n, float *out) {
 
 int nt_forward(const nt_model *m, nt_run *r, const int32_t *tokens, int n, float *logits, nt_err *err) {
     if (nt_forward_hidden(m, r, tokens, n, err)) return -1;
-    nt_logits(m, r->x, n, logits);
+    nt_logits(m, r->x, n * r->n_seq, logits);
     return 0;
 }
 

@@ -90,17 +90,21 @@ int nt_config_load(nt_config *cfg, const char *config_path, nt_err *err);
 // NULL for another architecture or a combination of biases config.json cannot express (or out of memory).
 char *nt_config_json(const nt_config *c);
 
-// Run state: scratch activations for up to max_tokens tokens per call and a KV cache of max_ctx positions.
+// Run state: scratch activations for up to max_tokens positions per call and a KV cache of max_ctx positions,
+// for n_seq sequences that advance in lockstep (batched decoding; 1 for everything else). Rows are
+// position-major: row t * n_seq + b is sequence b's token at the call's t-th position.
 typedef struct {
     int max_tokens, max_ctx;
-    int len;      // positions held in the KV cache
-    float *k, *v; // (n_layers, max_ctx, n_kv_heads * head_dim)
-    float *x;     // (max_tokens, dim) residual stream; after nt_forward_hidden: the final hidden states (emb_dim)
-    float *xb;    // (max_tokens, max(dim, emb_dim)) normed input of a sublayer
-    float *q;     // (max_tokens, n_heads * head_dim)
-    float *att;   // (max_tokens, n_heads * head_dim) attention output before o_proj
-    float *scores;// (n_heads, max_tokens, max_ctx)
-    float *h1, *h2; // (max_tokens, max(ffn_dim, dim, emb_dim))
+    int n_seq;    // sequences fed together (1 unless made by nt_run_init_seqs)
+    int len;      // positions held in the KV cache (the same for every sequence)
+    float *k, *v; // (n_layers, max_ctx, n_seq, n_kv_heads * head_dim)
+    float *x;     // (max_tokens * n_seq, dim) residual stream; after nt_forward_hidden: the final hidden states (emb_dim)
+    float *xb;    // (max_tokens * n_seq, max(dim, emb_dim)) normed input of a sublayer
+    float *q;     // (max_tokens * n_seq, n_heads * head_dim)
+    float *att;   // (max_tokens * n_seq, n_heads * head_dim) attention output before o_proj
+    float *scores;// attention scratch: nt_attn_scratch_floats(max_ctx, scores_threads) (attention.h)
+    int scores_threads; // threads the scratch serves (OpenMP's maximum when the run was made)
+    float *h1, *h2; // (max_tokens * n_seq, max(ffn_dim, dim, emb_dim))
     float *rope_cos, *rope_sin; // (max_ctx, head_dim / 2), LLaMA only
     // Optional: called with the input (n, in) of every linear of a block just before it is applied
     // (calibration: GPTQ's Hessians). NULL in ordinary runs.
@@ -109,12 +113,15 @@ typedef struct {
 } nt_run;
 
 int nt_run_init(nt_run **out, const nt_model *m, int max_tokens, int max_ctx, nt_err *err);
+// The same for n_seq sequences decoded together (calibration generation): max_tokens positions per call.
+int nt_run_init_seqs(nt_run **out, const nt_model *m, int n_seq, int max_tokens, int max_ctx, nt_err *err);
 void nt_run_free(nt_run **r);
 void nt_run_reset(nt_run *r); // empties the KV cache
 
 // Feeds n tokens at positions run->len .. run->len+n-1 (after those already in the cache), appends their
 // keys/values to the cache and leaves the final hidden states (n, emb_dim) in run->x.
 // n <= max_tokens and run->len + n <= max_ctx (checked: returns -1 with a message otherwise).
+// With n_seq sequences: tokens (n, n_seq) position-major, hidden states (n * n_seq, emb_dim) in the same order.
 int nt_forward_hidden(const nt_model *m, nt_run *r, const int32_t *tokens, int n, nt_err *err);
 // Logits of n hidden rows: out (n, vocab) = hidden (n, emb_dim) . lm_head^T.
 void nt_logits(const nt_model *m, const float *hidden, int n, float *out);
@@ -132,13 +139,31 @@ float nt_act_forward(nt_act a, float x);
 void nt_norm_forward(const nt_norm *nm, bool rms, float eps, const float *x, int n, int dim, float *y, float *xhat,
                      float *rstd);
 
-// Embeds n tokens at positions pos0.. into x (n, dim): token (+ projection) + learned positions + BLOOM's
+// Embeds n positions (n * r->n_seq tokens, position-major) at positions pos0.. into x (n * n_seq, dim): token (+ projection) + learned positions + BLOOM's
 // embedding norm: the input of block 0.
 void nt_embed(const nt_model *m, nt_run *r, const int32_t *tokens, int n, int pos0, float *x);
 
-// nt_forward_hidden followed by nt_logits into logits (n, vocab).
+// nt_forward_hidden followed by nt_logits into logits (n * n_seq, vocab).
 int nt_forward(const nt_model *m, nt_run *r, const int32_t *tokens, int n, float *logits, nt_err *err);
 
-// One transformer block in place on x (n, dim) for tokens at positions pos0.., using/filling the KV cache
+// One transformer block in place on x (n * n_seq, dim) for tokens at positions pos0.., using/filling the KV cache
 // of layer l. The building block of nt_forward_hidden, exposed for block-wise quantization.
 void nt_block_forward(const nt_model *m, nt_run *r, int l, float *x, int n, int pos0);
+
+// Points inside a block where a partial forward stops or resumes (GPTQ's capture passes need the input of some
+// linears, not the block's output). Stopping at a point before linears offers their input to the run's capture
+// hook (each linear of the group: q/k/v, o, up/gate, down) without applying them.
+typedef enum {
+    NT_BLOCK_START, // x: the block's input
+    NT_BLOCK_QKV,   // before q/k/v: their input is the attention norm's output (pre-norm) or x (OPT post-norm)
+    NT_BLOCK_O,     // before o_proj: r->att (n * n_seq, n_heads * head_dim) its input; x still the block's input
+    NT_BLOCK_UP,    // before up/gate: x the residual stream between the sublayers, their input its MLP norm
+    NT_BLOCK_DOWN,  // before down_proj: r->h1 (n * n_seq, ffn_dim) its input; x as at NT_BLOCK_UP
+    NT_BLOCK_END    // x: the block's output
+} nt_block_point;
+
+// Runs block l from point `from` (NT_BLOCK_START, NT_BLOCK_O or NT_BLOCK_UP) to point `to` (after from) in place
+// on x. Resuming at NT_BLOCK_O needs r->att as a stop there left it (and x the block's input); at NT_BLOCK_UP, x
+// as a stop there left it. The result is the same, bit for bit, as running the block through in one call.
+void nt_block_forward_range(const nt_model *m, nt_run *r, int l, float *x, int n, int pos0, nt_block_point from,
+                            nt_block_point to);

@@ -37,9 +37,8 @@ static int letter_tokens(const nt_tokenizer *tok, int vocab, int32_t **out, int 
     return 0;
 }
 
-// Top-k sampling from logits (vocab) with temperature; ties broken by lower id.
-static int32_t sample_top_k(const float *logits, int vocab, int k, float temp, nt_pyrandom *rng, int32_t *idx,
-                            float *val) {
+// Top-k sampling from logits (vocab) with temperature, by the uniform draw u in [0, 1); ties broken by lower id.
+static int32_t sample_top_k(const float *logits, int vocab, int k, float temp, double u01, int32_t *idx, float *val) {
     int n = 0; // idx/val: the k best so far, sorted descending
     for (int32_t j = 0; j < vocab; j++) {
         float x = logits[j];
@@ -55,7 +54,7 @@ static int32_t sample_top_k(const float *logits, int vocab, int k, float temp, n
     }
     double sum = 0.0, w[512];
     for (int i = 0; i < n; i++) sum += w[i] = exp((double)(val[i] - val[0]) / temp);
-    double u = nt_pyrandom_random(rng) * sum, acc = 0.0;
+    double u = u01 * sum, acc = 0.0;
     for (int i = 0; i < n; i++) {
         acc += w[i];
         if (u < acc) return idx[i];
@@ -63,46 +62,71 @@ static int32_t sample_top_k(const float *logits, int vocab, int k, float temp, n
     return idx[n - 1];
 }
 
+// Bytes of KV cache the sequences decoded together may hold (calibration generation only).
+enum { GEN_KV_BUDGET_MB = 2048 };
+
 int nt_calib_generate(const nt_model *m, const nt_tokenizer *tok, const nt_gen_opts *o, nt_windows *out,
                       nt_err *err) {
     memset(out, 0, sizeof(*out));
-    int V = m->cfg.vocab, L = o->seqlen, N = o->n_samples;
-    if (N <= 0 || L < 2 || L > m->cfg.max_pos)
+    const nt_config *c = &m->cfg;
+    int V = c->vocab, L = o->seqlen, N = o->n_samples;
+    if (N <= 0 || L < 2 || L > c->max_pos)
         return nt_fail(err, "generated calibration: %d samples of %d tokens (the model's context is %d)", N, L,
-                       m->cfg.max_pos);
+                       c->max_pos);
     if (o->top_k < 1 || o->top_k > 512 || !(o->temperature > 0.0f))
         return nt_fail(err, "generated calibration: top-k must be in 1..512 and the temperature positive");
-    int32_t *letters = NULL, *idx = NULL;
+    // sequences decoded together: as many as the KV budget holds (one sequence's cache: layers x L x kv dim x 2)
+    double seq_bytes = 2.0 * c->n_layers * L * c->n_kv_heads * c->head_dim * sizeof(float);
+    int B = o->batch > 0 ? o->batch : (int)((double)GEN_KV_BUDGET_MB * (1 << 20) / seq_bytes);
+    B = B < 1 ? 1 : B > N ? N : B;
+    int n_groups = (N + B - 1) / B;
+    B = (N + n_groups - 1) / n_groups; // groups of nearly equal size
+    int32_t *letters = NULL, *idx = NULL, *cur = NULL;
     int n_letters = 0, rc = -1;
     float *logits = NULL, *val = NULL;
+    double *u = NULL;
     nt_run *r = NULL;
-    if (letter_tokens(tok, V, &letters, &n_letters, err) || nt_run_init(&r, m, 1, L, err)) goto done;
+    if (letter_tokens(tok, V, &letters, &n_letters, err) || nt_run_init_seqs(&r, m, B, 1, L, err)) goto done;
     out->ids = malloc((size_t)N * L * sizeof(int32_t));
-    logits = malloc((size_t)V * sizeof(float));
-    idx = malloc((size_t)o->top_k * sizeof(int32_t));
-    val = malloc((size_t)o->top_k * sizeof(float));
-    if (!out->ids || !logits || !idx || !val) {
+    logits = malloc((size_t)B * V * sizeof(float));
+    idx = malloc((size_t)B * o->top_k * sizeof(int32_t));
+    val = malloc((size_t)B * o->top_k * sizeof(float));
+    u = malloc((size_t)N * L * sizeof(double));
+    cur = malloc((size_t)B * sizeof(int32_t));
+    if (!out->ids || !logits || !idx || !val || !u || !cur) {
         nt_fail(err, "out of memory generating calibration text");
         goto done;
     }
+    // The random draws do not depend on the text, so they are taken first, in the order of generating one sample
+    // after the other (the first token, then one uniform per sampled token): batching leaves them unchanged.
     nt_pyrandom rng;
     nt_pyrandom_seed(&rng, o->seed);
-    nt_progress prog;
-    nt_progress_begin(&prog, "generating calibration text", (long)N * L);
     for (int s = 0; s < N; s++) {
-        int32_t *ids = out->ids + (size_t)s * L;
-        ids[0] = letters[nt_pyrandom_randint(&rng, 0, n_letters - 1)];
+        out->ids[(size_t)s * L] = letters[nt_pyrandom_randint(&rng, 0, n_letters - 1)];
+        for (int t = 1; t < L; t++) u[(size_t)s * L + t] = t <= o->greedy ? 0.0 : nt_pyrandom_random(&rng);
+    }
+    nt_progress prog;
+    nt_progress_begin(&prog, "generating calibration text", (long)N * (L - 1));
+    for (int s0 = 0; s0 < N; s0 += B) {
+        int nb = N - s0 < B ? N - s0 : B; // this group's sequences; the last group may have fewer (rows padded)
         nt_run_reset(r);
         for (int t = 1; t < L; t++) {
-            if (nt_forward(m, r, &ids[t - 1], 1, logits, err)) goto done;
-            if (t <= o->greedy) {
-                int32_t best = 0;
-                for (int32_t j = 1; j < V; j++) best = logits[j] > logits[best] ? j : best;
-                ids[t] = best;
-            } else {
-                ids[t] = sample_top_k(logits, V, o->top_k, o->temperature, &rng, idx, val);
+            for (int b = 0; b < B; b++) cur[b] = out->ids[(size_t)(s0 + (b < nb ? b : 0)) * L + t - 1];
+            if (nt_forward(m, r, cur, 1, logits, err)) goto done;
+#pragma omp parallel for if (nb > 1)
+            for (int b = 0; b < nb; b++) {
+                const float *lg = logits + (size_t)b * V;
+                int32_t *ids = out->ids + (size_t)(s0 + b) * L;
+                if (t <= o->greedy) {
+                    int32_t best = 0;
+                    for (int32_t j = 1; j < V; j++) best = lg[j] > lg[best] ? j : best;
+                    ids[t] = best;
+                } else {
+                    ids[t] = sample_top_k(lg, V, o->top_k, o->temperature, u[(size_t)(s0 + b) * L + t],
+                                          idx + (size_t)b * o->top_k, val + (size_t)b * o->top_k);
+                }
             }
-            nt_progress_update(&prog, (long)s * L + t + 1);
+            nt_progress_update(&prog, (long)s0 * (L - 1) + (long)nb * t);
         }
     }
     nt_progress_end(&prog);
@@ -116,6 +140,8 @@ done:
     free(logits);
     free(idx);
     free(val);
+    free(u);
+    free(cur);
     nt_run_free(&r);
     return rc;
 }

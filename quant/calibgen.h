@@ -16,11 +16,16 @@ typedef struct {
     int top_k;      // 50
     float temperature; // 1
     uint64_t seed;
+    int batch;      // samples decoded together (0: as many as 2 GiB of KV cache hold); the text does not depend
+                    // on it, up to the rounding of the batched matrix products (a tie within ~1e-6 between two
+                    // candidate tokens could go the other way)
 } nt_gen_opts;
 
 nt_gen_opts nt_gen_opts_make(int n_samples, int seqlen, uint64_t seed);
 
-// Generates N samples of L tokens into out (n_windows = N, seqlen = L). Progress on stderr.
+// Generates N samples of L tokens into out (n_windows = N, seqlen = L): the samples are decoded in lockstep,
+// `batch` at a time (one forward pass feeds one token of each: N*L sequential decode steps become L per group,
+// and each step's matrix products have `batch` rows). Progress on stderr.
 int nt_calib_generate(const nt_model *m, const nt_tokenizer *tok, const nt_gen_opts *o, nt_windows *out,
                       nt_err *err);
 

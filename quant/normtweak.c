@@ -184,17 +184,23 @@ float nt_normtweak_lr_scale(const nt_quant_opts *o, const nt_config *c, int l) {
 }
 
 // ------------------------------------------------------------------------------------------------ one block
-// Mean loss of the quantized block l (current norms) against the float targets over samples [a, b).
-static int tweak_score(const nt_model *m, tweak_ws *w, int l, const float *x, const float *yf, int a, int b, int T,
-                       const nt_quant_opts *o, double *mean, nt_err *err) {
+// Mean loss of the quantized block l (current norms) against the float targets over samples [a, b). The block's
+// outputs come from yq (N, T, dim) when it is not NULL, else from a forward pass. When out is not NULL, every sample
+// 0..N-1 goes through the block and its output lands in out (which may alias x: a sample is read before it is
+// overwritten); the loss still covers [a, b) only.
+static int tweak_score(const nt_model *m, tweak_ws *w, int l, const float *x, const float *yf, int a, int b, int N,
+                       int T, const nt_quant_opts *o, const float *yq, float *out, double *mean, nt_err *err) {
     size_t sz = (size_t)T * m->cfg.dim;
     double sum = 0.0;
-    for (int j = a; j < b; j++) {
-        double loss;
-        if (nt_block_train_forward(m, w->g, l, x + (size_t)j * sz, T, w->yq, err) ||
-            nt_loss_eval(o->nt_loss, yf + (size_t)j * sz, w->yq, T, m->cfg.dim, &loss, NULL, err))
-            return -1;
-        sum += loss;
+    for (int j = out ? 0 : a; j < (out ? N : b); j++) {
+        const float *y = yq ? yq + (size_t)j * sz : w->yq;
+        if (!yq && nt_block_train_forward(m, w->g, l, x + (size_t)j * sz, T, w->yq, err)) return -1;
+        if (j >= a && j < b) {
+            double loss;
+            if (nt_loss_eval(o->nt_loss, yf + (size_t)j * sz, y, T, m->cfg.dim, &loss, NULL, err)) return -1;
+            sum += loss;
+        }
+        if (out) memcpy(out + (size_t)j * sz, y, sz * sizeof(float));
     }
     *mean = b > a ? sum / (b - a) : 0.0;
     return 0;
@@ -242,7 +248,7 @@ static int tweak_run(nt_model *m, tweak_ws *w, const norm_params *np, int l, con
 // samples that neither the tweaking nor the choice saw (a minimum over the grid taken on the same samples it
 // reports would be biased low, and could never come out worse than not tweaking).
 int nt_normtweak_block(nt_model *m, int l, const float *x, const float *yf, int N, int T, const nt_quant_opts *o,
-                       nt_normtweak_block_stats *st, nt_err *err) {
+                       const float *yq0, float *out, nt_normtweak_block_stats *st, nt_err *err) {
     const nt_config *c = &m->cfg;
     nt_layer *ly = &m->layers[l];
     norm_params np = block_norms(ly, c->dim);
@@ -270,22 +276,23 @@ int nt_normtweak_block(nt_model *m, int l, const float *x, const float *yf, int 
     // the samples that score: [sa, sb) (held-out ones, else all); with a grid, [n_train, sa) choose the lr
     int sa = o->n_lr_grid > 0 ? n_train + holdout / 2 : (holdout ? n_train : 0), sb = N;
     double before, after, best_loss = 0.0;
-    if (tweak_score(m, &w, l, x, yf, sa, sb, T, o, &before, err)) goto done;
+    if (tweak_score(m, &w, l, x, yf, sa, sb, N, T, o, yq0, NULL, &before, err)) goto done;
     float best_lr = o->nt_lr * scale;
     if (o->n_lr_grid > 0) { // per-block grid search on the choosing samples, "no tweak" (lr 0) included
         best_lr = 0.0f;
-        if (tweak_score(m, &w, l, x, yf, n_train, sa, T, o, &best_loss, err)) goto done;
+        if (tweak_score(m, &w, l, x, yf, n_train, sa, N, T, o, yq0, NULL, &best_loss, err)) goto done;
         for (int i = 0; i < o->n_lr_grid; i++) {
             float lr = o->nt_lr_grid[i] * scale;
             double loss;
             if (tweak_run(m, &w, &np, l, x, yf, n_train, T, lr, o, err) ||
-                tweak_score(m, &w, l, x, yf, n_train, sa, T, o, &loss, err))
+                tweak_score(m, &w, l, x, yf, n_train, sa, N, T, o, NULL, NULL, &loss, err))
                 goto done;
             if (loss < best_loss) best_loss = loss, best_lr = lr;
         }
     }
+    // lr 0 leaves the block as quantized: its outputs are yq0 when the caller gave them
     if (tweak_run(m, &w, &np, l, x, yf, n_train, T, best_lr, o, err) ||
-        tweak_score(m, &w, l, x, yf, sa, sb, T, o, &after, err))
+        tweak_score(m, &w, l, x, yf, sa, sb, N, T, o, best_lr == 0.0f ? yq0 : NULL, out, &after, err))
         goto done;
     *st = (nt_normtweak_block_stats){.lr = best_lr, .loss_before = before, .loss_after = after, .n_train = n_train,
                                      .n_holdout = holdout};

@@ -65,8 +65,12 @@ typedef struct {
 // (o->nt_iters passes, o->nt_batch samples per step); with an lr grid, each candidate (and "no tweak") is run from
 // the post-quantization start and scored on the held-out samples only, and the best is applied. Updates the
 // block's norms in place.
+// Two passes the caller may share (either may be NULL): yq0 (N, T, dim), the quantized block's outputs before
+// tweaking when the caller has them (GPTQ's driver does: then the "before" loss needs no forward pass), and out
+// (N, T, dim), which receives the tweaked block's outputs on x, computed by the pass that scores the result (the
+// next block's inputs: out may be x itself).
 int nt_normtweak_block(nt_model *m, int l, const float *x, const float *yf, int N, int T, const nt_quant_opts *o,
-                       nt_normtweak_block_stats *st, nt_err *err);
+                       const float *yq0, float *out, nt_normtweak_block_stats *st, nt_err *err);
 
 // Appends norm tweaking's settings (loss=, lr= or lr_grid=, iters=, batch=, lr_depth=) to an option list.
 void nt_normtweak_describe(const nt_quant_opts *o, char *buf, size_t cap);

@@ -198,6 +198,60 @@ Test(forward, kv_cache_decode_equals_prefill) {
     free(p);
 }
 
+// Sequences batched in lockstep (nt_run_init_seqs: calibration generation decodes N samples together) give each
+// sequence's own logits: a prefill of 12 positions then 8 decoded ones for 3 sequences at once, against each
+// sequence run alone. Tolerance as above for decoding: 1e-5 on a log-probability (the batched linears see 3
+// rows instead of 1 or 20: fp32 rounding of ~1e-6 on logits of size ~10).
+static void check_batched_equals_single(const char *mdir) {
+    nt_model *m = NULL;
+    nt_err err = {0};
+    cr_assert_eq(nt_model_load(&m, mdir, &err), 0, "%s", err.msg);
+    enum { B = 3, T = 20, P = 12 };
+    int V = m->cfg.vocab;
+    int32_t ids[B][T], fed[T * B];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) ids[b][t] = (int32_t)((t * 7919 + b * 104729 + 13) % (V < 1000 ? V : 1000));
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) fed[t * B + b] = ids[b][t];
+    float *single = malloc((size_t)B * T * V * sizeof(float)), *batched = malloc((size_t)T * B * V * sizeof(float));
+    nt_run *r1 = NULL, *rb = NULL;
+    cr_assert_eq(nt_run_init(&r1, m, T, T, &err), 0, "%s", err.msg);
+    for (int b = 0; b < B; b++) {
+        nt_run_reset(r1);
+        cr_assert_eq(nt_forward(m, r1, ids[b], T, single + (size_t)b * T * V, &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(nt_run_init_seqs(&rb, m, B, P, T, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_forward(m, rb, fed, P, batched, &err), 0, "%s", err.msg);
+    for (int t = P; t < T; t++)
+        cr_assert_eq(nt_forward(m, rb, fed + t * B, 1, batched + (size_t)t * B * V, &err), 0, "%s", err.msg);
+    double *a = malloc(V * sizeof(double)), *c = malloc(V * sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            tu_log_softmax_row(single + ((size_t)b * T + t) * V, V, a);
+            tu_log_softmax_row(batched + ((size_t)t * B + b) * V, V, c);
+            for (int j = 0; j < V; j++)
+                cr_assert(fabs(a[j] - c[j]) <= 1e-5, "%s: sequence %d position %d id %d: %.7f alone, %.7f batched",
+                          mdir, b, t, j, a[j], c[j]);
+        }
+    nt_run_free(&r1);
+    nt_run_free(&rb);
+    nt_model_free(&m);
+    free(single);
+    free(batched);
+    free(a);
+    free(c);
+}
+
+Test(forward, batched_sequences_equal_single_runs) {
+    const char *fx[] = {"tests/fixtures/tiny-random-opt", "tests/fixtures/tiny-random-llama",
+                        "tests/fixtures/tiny-random-bloom", "tests/fixtures/tiny-random-qwen2"};
+    for (size_t i = 0; i < sizeof(fx) / sizeof(fx[0]); i++) {
+        char *p = tu_source(fx[i]);
+        check_batched_equals_single(p);
+        free(p);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // bad checkpoints: one-line errors naming the file
 

@@ -1,6 +1,8 @@
 // test_quantize_model.c: the block-by-block RTN/GPTQ driver, quantized checkpoints and their bad input.
 // - save -> load gives bit-identical dequantized weights and identical logits (every architecture, every bit
 //   width, grouped and per-channel, act-order);
+// - GPTQ's capture passes that stop inside the block (and keep the attention output and the mid-block residual
+//   between steps) give the quantized weights, bit for bit, of the reference's whole-block pass per step;
 // - on every linear of the shared models GPTQ's output error tr(dW H dW^T) (= |WX - W^X|^2 / n, H from the
 //   linear's calibration inputs) is below RTN's at 2, 3 and 4 bits;
 // - unsupported bits/groups, inconsistent metadata, truncated packed
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "calibgen.h"
 #include "qcheckpoint.h"
 #include "quantize_model.h"
 #include "testutil.h"
@@ -94,6 +97,123 @@ Test(quantize_model, gptq_save_load_roundtrip_shared_models) {
     check_roundtrip("shared:tiny-opt", "gptq", 3, 128, false);
     check_roundtrip("shared:tiny-llama", "gptq", 4, 64, true);
     check_roundtrip("shared:tiny-opt", "gptq", 2, -1, true);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// the cheaper capture passes give the same GPTQ weights as whole-block passes
+
+// The capture as GPTQ's reference (and this driver before) does it: for each true-sequential step, the whole block
+// over every sample (on a copy), Hessians from the inputs of the step's linears, then the step's linears quantized;
+// then the block over every sample in place to feed the next. One Hessian per distinct input (q/k/v share one,
+// up/gate one), as the driver's capture keeps them.
+typedef struct {
+    int layer;
+    nt_lin_id want; // the linear whose input is the Hessian's (NT_LIN_COUNT: none)
+    float *H;
+    int in;
+    long ns;
+} ref_capture;
+
+static void ref_hook(void *vc, int layer, nt_lin_id which, const float *x, int n, int in) {
+    ref_capture *c = vc;
+    nt_err err;
+    if (layer != c->layer || which != c->want) return;
+    c->in = in;
+    cr_assert_eq(nt_gptq_hessian_add(c->H, in, &c->ns, x, n, 1, &err), 0, "%s", err.msg);
+}
+
+static void ref_quantize(nt_model *m, const nt_windows *w, const nt_quant_opts *o) {
+    const nt_config *c = &m->cfg;
+    int N = (int)w->n_windows, T = (int)w->seqlen, D = c->dim;
+    size_t sz = (size_t)T * D;
+    nt_err err = {0};
+    nt_run *r = NULL;
+    cr_assert_eq(nt_run_init(&r, m, T, T, &err), 0, "%s", err.msg);
+    float *x = malloc((size_t)N * sz * sizeof(float)), *tmp = malloc(sz * sizeof(float));
+    int widest = c->ffn_dim > c->n_heads * c->head_dim ? c->ffn_dim : c->n_heads * c->head_dim;
+    widest = widest > D ? widest : D;
+    ref_capture cap = {.H = malloc((size_t)widest * widest * sizeof(float))};
+    for (int j = 0; j < N; j++) nt_embed(m, r, w->ids + (size_t)j * T, T, 0, x + (size_t)j * sz);
+    r->capture = ref_hook;
+    r->capture_ctx = &cap;
+    static const nt_lin_id steps[4][3] = {{NT_LIN_Q, NT_LIN_K, NT_LIN_V}, {NT_LIN_O, NT_LIN_COUNT, NT_LIN_COUNT},
+                                          {NT_LIN_UP, NT_LIN_GATE, NT_LIN_COUNT}, {NT_LIN_DOWN, NT_LIN_COUNT, NT_LIN_COUNT}};
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int s = 0; s < 4; s++) {
+            cap.layer = l;
+            cap.want = steps[s][0];
+            cap.ns = 0;
+            for (int j = 0; j < N; j++) {
+                memcpy(tmp, x + (size_t)j * sz, sz * sizeof(float));
+                nt_run_reset(r);
+                nt_block_forward(m, r, l, tmp, T, 0);
+            }
+            cap.layer = -1;
+            for (int k = 0; k < 3 && steps[s][k] != NT_LIN_COUNT; k++) {
+                nt_linear *lin = nt_layer_linear(&m->layers[l], steps[s][k]);
+                if (!lin->w) continue;
+                cr_assert_eq(cap.in, lin->in);
+                nt_qlinear *q = NULL;
+                float *Wq = malloc((size_t)lin->out * lin->in * sizeof(float));
+                cr_assert_eq(nt_quantizer_gptq.quantize(&q, Wq, lin->w, lin->out, lin->in, cap.H, o, &err), 0, "%s",
+                             err.msg);
+                free(lin->w);
+                lin->w = Wq;
+                nt_qlinear_free(&q);
+            }
+        }
+        for (int j = 0; j < N; j++) {
+            nt_run_reset(r);
+            nt_block_forward(m, r, l, x + (size_t)j * sz, T, 0);
+        }
+    }
+    nt_run_free(&r);
+    free(x);
+    free(tmp);
+    free(cap.H);
+}
+
+static void check_capture_exact(const char *fixture, bool act_order, bool residual_post_norm) {
+    char *dir = tu_source(fixture);
+    nt_model *a = load(dir), *b = load(dir);
+    a->cfg.residual_post_norm = b->cfg.residual_post_norm = residual_post_norm;
+    // calibration: 5 samples of 24 tokens from a token file, so that both sides read the same ids
+    enum { N = 5, T = 24 };
+    nt_windows w = {.n_windows = N, .seqlen = T, .n_tokens = N * T, .ids = malloc(N * T * sizeof(int32_t))};
+    for (int i = 0; i < N * T; i++) w.ids[i] = (int32_t)((i * 7919 + 11) % a->cfg.vocab);
+    char *tmp = tu_tmpdir(), *path = nt_path_join(tmp, "calib.safetensors");
+    nt_err err = {0};
+    nt_gen_opts g = nt_gen_opts_make(N, T, 0);
+    cr_assert_eq(nt_tokens_save(path, &w, "fixture", &g, &err), 0, "%s", err.msg);
+    nt_quant_opts o = nt_quant_opts_make("gptq", 3, -1);
+    o.act_order = act_order;
+    cr_assert_eq(nt_quant_opts_set_calib(&o, path, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_quantize_model(a, NULL, NULL, &o, NULL, &err), 0, "%s", err.msg);
+    ref_quantize(b, &w, &o);
+    for (int l = 0; l < a->cfg.n_layers; l++)
+        for (int k = 0; k < NT_LIN_COUNT; k++) {
+            nt_linear *la = nt_layer_linear(&a->layers[l], k), *lb = nt_layer_linear(&b->layers[l], k);
+            if (!la->w) continue;
+            cr_assert_eq(memcmp(la->w, lb->w, (size_t)la->in * la->out * sizeof(float)), 0,
+                         "%s%s%s layer %d %s: the quantized weights differ from whole-block capture", fixture,
+                         act_order ? " act-order" : "", residual_post_norm ? " residual-post-norm" : "", l,
+                         nt_lin_name(k));
+        }
+    nt_windows_free(&w);
+    nt_model_free(&a);
+    nt_model_free(&b);
+    tu_rmtree(tmp);
+    free(tmp);
+    free(path);
+    free(dir);
+}
+
+Test(quantize_model, staged_capture_gives_the_whole_block_weights) {
+    check_capture_exact("tests/fixtures/tiny-random-opt", false, false);
+    check_capture_exact("tests/fixtures/tiny-random-opt-postln", true, false);
+    check_capture_exact("tests/fixtures/tiny-random-llama", false, false);
+    check_capture_exact("tests/fixtures/tiny-random-qwen2", true, false);
+    check_capture_exact("tests/fixtures/tiny-random-bloom", false, true);
 }
 
 // ---------------------------------------------------------------------------------------------------------
