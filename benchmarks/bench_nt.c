@@ -21,7 +21,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *model = NT_DEFAULT_MODEL, *calib = "c4", *data = NT_DEFAULT_DATA;
+    const char *model = nt_default_model(), *calib = "c4", *data = NT_DEFAULT_DATA;
     const char *wbits = "3", *group = "128", *iters = "1";
     static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"calib", required_argument, 0, 'c'},
                                          {"data-dir", required_argument, 0, 'd'}, {"wbits", required_argument, 0, 'w'},

@@ -14,7 +14,8 @@ static void eval_usage(FILE *f) {
             "usage: normtweak eval [--model DIR] [--tasks T1,T2,...] [--seqlen N] [--data-dir DIR] [--out FILE.csv]\n"
             "                      [--limit N] [--skip-bad-items] [--threads N] [--kld TASKS [--kld-base M]]\n"
             "                      [--log-samples DIR] [quantization options]\n"
-            "  --model DIR     Hugging Face model directory (default " NT_DEFAULT_MODEL ")\n"
+            "  --model PATH    Hugging Face model directory, quantized checkpoint or GGUF file (default " NT_DEFAULT_MODEL
+            ", or $NT_MODELS_DIR/" NT_DEFAULT_MODEL_FILE ")\n"
             "  --tasks LIST    perplexity: wikitext2, ptb, ptb-new, c4, c4-new or a .txt file (default wikitext2);\n"
             "                  zero-shot: lambada_openai, hellaswag, piqa, arc_easy, arc_challenge, winogrande,\n"
             "                  boolq, openbookqa\n"
@@ -38,7 +39,7 @@ static void eval_usage(FILE *f) {
 
 
 int nt_cmd_eval(int argc, char **argv) {
-    nt_eval_opts o = {.model_dir = NT_DEFAULT_MODEL, .tasks = "wikitext2", .data_dir = NT_DEFAULT_DATA, .print_ppl = true};
+    nt_eval_opts o = {.model_dir = nt_default_model(), .tasks = "wikitext2", .data_dir = NT_DEFAULT_DATA, .print_ppl = true};
     long seqlen = 0, threads = 0;
     static const struct option own[] = {{"model", required_argument, 0, 'm'},  {"tasks", required_argument, 0, 't'},
                                         {"seqlen", required_argument, 0, 's'}, {"data-dir", required_argument, 0, 'd'},

@@ -10,16 +10,16 @@
 #include "quant_cli.h"
 
 static void quantize_usage(FILE *f) {
-    fprintf(f, "usage: normtweak quantize --model DIR --method rtn|gptq --wbits B --group G [--sym] [--act-order]\n"
+    fprintf(f, "usage: normtweak quantize --model PATH --method M --wbits B --group G [--sym] [--act-order]\n"
                "                          [--calib SPEC] [--data-dir DIR] [--threads N] --out QDIR\n"
-               "  --model DIR     Hugging Face model directory (default ../shared/models/tiny-opt)\n"
+               "  --model PATH    Hugging Face model directory or GGUF file (default " NT_DEFAULT_MODEL ")\n"
                "  --out QDIR      the quantized checkpoint to write (must not exist, or be empty)\n"
                "  --data-dir DIR  the datasets folder for calibration (default ../shared/datasets)\n"
                "  --threads N     CPU threads (default: all cores)\n" NT_QUANT_OPTIONS_HELP);
 }
 
 int nt_cmd_quantize(int argc, char **argv) {
-    const char *model_dir = NT_DEFAULT_MODEL, *out = NULL, *data_dir = NT_DEFAULT_DATA;
+    const char *model_dir = nt_default_model(), *out = NULL, *data_dir = NT_DEFAULT_DATA;
     long threads = 0;
     static const struct option own[] = {{"model", required_argument, 0, 'm'},
                                         {"out", required_argument, 0, 'o'},

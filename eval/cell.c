@@ -21,8 +21,9 @@ void nt_options_normalize(const char *options, char out[NT_CELL_OPTIONS_MAX], lo
         if (!len || strncmp(t, "error=", 6) == 0) continue;
         char *eq = strchr(t, '=');
         for (char *p = t; *p && p != eq; p++) *p = *p == '-' ? '_' : (char)tolower((unsigned char)*p);
-        if (strncmp(t, "limit=", 6) == 0) *limit = strtol(t + 6, NULL, 10);
-        if (eq && (strcmp(eq, "=1") == 0 || strcmp(eq, "=true") == 0)) *eq = '\0';
+        bool is_limit = strncmp(t, "limit=", 6) == 0; // a count, never a flag: "limit=1" stays as it is
+        if (is_limit) *limit = strtol(t + 6, NULL, 10);
+        if (!is_limit && eq && (strcmp(eq, "=1") == 0 || strcmp(eq, "=true") == 0)) *eq = '\0';
         if (strncmp(t, "no_", 3) == 0 && !eq) {
             memmove(t, t + 3, len - 2); // "no_true_sequential" -> "true_sequential=0": 3 chars out, 2 in
             strcat(t, "=0");
@@ -71,9 +72,11 @@ bool nt_cell_matches(const nt_cell *p, const nt_cell *row) {
     without_limit(row->options, b);
     if (strcmp(a, b) != 0) return false;
     if (p->seqlen && row->seqlen != p->seqlen) return false;
-    if (p->calib[0]) {
+    if (p->calib[0]) { // ":NxL" (the method's own source): compare from the row's first ':'
+        const char *rc = row->calib;
+        if (p->calib[0] == ':' && !(rc = strchr(row->calib, ':'))) return false;
         size_t n = strlen(p->calib);
-        if (strncmp(row->calib, p->calib, n) != 0 || (row->calib[n] && row->calib[n] != ':')) return false;
+        if (strncmp(rc, p->calib, n) != 0 || (rc[n] && rc[n] != ':')) return false;
     }
     return row->limit == 0 || row->limit == p->limit;
 }

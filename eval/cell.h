@@ -31,7 +31,8 @@ bool nt_cell_same(const nt_cell *a, const nt_cell *b);
 
 // Whether row is a cell that a grid asks for, given as a pattern that leaves some fields open: metric NULL (any),
 // seqlen 0 (the model's default), calib "" (the method's default) or a source without the ":NxL:seedS" that
-// evaluation adds ("c4" matches "c4:128x2048:seed0"), and limit: the grid's limit, which a row without a limit
+// evaluation adds ("c4" matches "c4:128x2048:seed0"; ":32x512", the method's own source, matches "gen:32x512:seed0"),
+// and limit: the grid's limit, which a row without a limit
 // also satisfies (evaluation names a limit only when it cut the task). Everything else must be equal.
 bool nt_cell_matches(const nt_cell *pattern, const nt_cell *row);
 

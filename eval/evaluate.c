@@ -271,3 +271,11 @@ done:
     nt_model_free(&m);
     return rc;
 }
+
+const char *nt_default_model(void) {
+    static char path[4096];
+    const char *dir = getenv("NT_MODELS_DIR");
+    if (!dir || !*dir) return NT_DEFAULT_MODEL;
+    snprintf(path, sizeof(path), "%s/%s", dir, NT_DEFAULT_MODEL_FILE);
+    return path;
+}

@@ -6,8 +6,14 @@
 #include "results.h"
 
 // The defaults of every front end (eval, quantize, run): the model evaluated when none is named, and the datasets.
-#define NT_DEFAULT_MODEL "../shared/models/tiny-opt"
+// The default model is SmolLM2-135M-Instruct (Q4_1 GGUF, fetched by .ci/install-deps into $NT_MODELS_DIR, else
+// models/ under the working directory: run from the repository root); its float baseline is the exact
+// dequantization of the Q4_1/Q8_0 weights in fp32.
+#define NT_DEFAULT_MODEL_FILE "SmolLM2-135M-Instruct.Q4_1.gguf"
+#define NT_DEFAULT_MODEL "models/" NT_DEFAULT_MODEL_FILE
 #define NT_DEFAULT_DATA "../shared/datasets"
+// The default model's path: $NT_MODELS_DIR/NT_DEFAULT_MODEL_FILE when NT_MODELS_DIR is set, else NT_DEFAULT_MODEL.
+const char *nt_default_model(void);
 
 typedef struct {
     const char *model_dir; // Hugging Face model directory

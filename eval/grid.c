@@ -181,7 +181,7 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
     }
     long seqlen = 0;
     if (!rc)
-        rc = get_strs(root, "models", NT_DEFAULT_MODEL, false, &g->models, path, err) ||
+        rc = get_strs(root, "models", nt_default_model(), false, &g->models, path, err) ||
              get_strs(root, "methods", "fp", false, &g->methods, path, err) ||
              get_ints(root, "wbits", 4, &g->wbits, path, err) || get_ints(root, "group_sizes", 128, &g->groups, path, err) ||
              get_strs(root, "tasks", "wikitext2", false, &g->tasks, path, err) ||
@@ -209,10 +209,19 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
 static bool is_fp_method(const char *m) { return strcmp(m, "fp") == 0; }
 
 // The cell a grid asks for, as a pattern (nt_cell_matches): seqlen, calib and the limit as the grid gives them.
+static int quant_opts_of(const conf *c, const char *calib, nt_quant_opts *q, nt_err *err);
+
+// The options are those the method's rows record (nt_quant_opts_describe of the grid's option string), not the
+// string itself: "act-order" becomes "act_order", and norm tweaking's settings are there with their defaults.
 static void cell_pattern(const grid *g, const conf *c, const char *task, nt_cell *p) {
+    char opts[NT_CELL_OPTIONS_MAX] = "";
+    nt_quant_opts q;
+    nt_err err = {0};
+    if (!is_fp_method(c->method) && quant_opts_of(c, g->calib, &q, &err) == 0) // checked before any cell ran
+        nt_quant_opts_describe(&q, opts, sizeof(opts));
     nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .group_size = c->group_size,
                        .task = task, .seqlen = g->seqlen, .calib = is_fp_method(c->method) ? "" : g->calib,
-                       .options = c->options};
+                       .options = opts};
     nt_cell_of_row(&r, p);
     p->metric = NULL; // any metric of the task
     p->limit = g->limit;

@@ -24,11 +24,17 @@ nt_quant_opts nt_quant_opts_make(const char *method, int wbits, int group_size) 
 int nt_quant_opts_set_calib(nt_quant_opts *o, const char *spec, nt_err *err) {
     char buf[256];
     snprintf(buf, sizeof(buf), "%s", spec);
-    char *save = NULL, *src = strtok_r(buf, ":", &save);
-    if (!src || !*src) return nt_fail(err, "--calib: empty calibration spec");
-    snprintf(o->calib_source, sizeof(o->calib_source), "%s", src);
-    o->calib_explicit = true;
-    for (char *part = strtok_r(NULL, ":", &save); part; part = strtok_r(NULL, ":", &save)) {
+    char *save = NULL;
+    if (buf[0] == ':') { // ":NxL[:seedS]": the method's own source (c4 for GPTQ, gen for norm tweaking), sized
+        if (!buf[1]) return nt_fail(err, "--calib %s: nothing after ':'", spec);
+    } else {
+        char *src = strtok_r(buf, ":", &save);
+        if (!src || !*src) return nt_fail(err, "--calib: empty calibration spec");
+        snprintf(o->calib_source, sizeof(o->calib_source), "%s", src);
+        o->calib_explicit = true;
+    }
+    char *start = buf[0] == ':' ? buf + 1 : NULL;
+    for (char *part = strtok_r(start, ":", &save); part; part = strtok_r(NULL, ":", &save)) {
         char *end = NULL;
         if (strncmp(part, "seed", 4) == 0) {
             unsigned long long s = strtoull(part + 4, &end, 10);

@@ -9,6 +9,14 @@
 #include <stdarg.h>
 #include <string.h>
 
+void nt_quant_opts_describe(const nt_quant_opts *o, char *buf, size_t cap) {
+    const nt_method *me = nt_method_find(o->method);
+    buf[0] = '\0';
+    if (!me || !me->quantizer) return;
+    me->quantizer->describe(o, buf, cap);
+    if (me->tweak) nt_normtweak_describe(o, buf, cap);
+}
+
 void nt_quant_stats_free(nt_quant_stats *s) {
     free(s->seconds_per_layer);
     free(s->nt_lr_used);
@@ -305,8 +313,7 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
     mq->static_groups = hessians && o->static_groups;
     snprintf(mq->calib, sizeof(mq->calib), "%s", calib_str);
     mq->options[0] = '\0';
-    qz->describe(o, mq->options, sizeof(mq->options));
-    if (tweak) nt_normtweak_describe(o, mq->options, sizeof(mq->options));
+    nt_quant_opts_describe(o, mq->options, sizeof(mq->options));
     rc = 0;
 done:
     st.seconds_total = nt_time() - t_start;

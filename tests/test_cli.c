@@ -216,3 +216,31 @@ Test(results, quoting_and_nan) {
     tu_rmtree(tmp);
     free(tmp);
 }
+
+// Without --model, eval takes the default model: SmolLM2-135M-Instruct from $NT_MODELS_DIR (.ci/fetch-models),
+// its rows named after the file; a missing default model is a one-line error naming where it was looked for.
+Test(cli, default_model_is_smollm2) {
+    env e = setup();
+    char args[4096];
+    snprintf(args, sizeof(args), "eval --tasks wikitext2 --seqlen 32 --limit 1 --data-dir '%s' --out '%s'", e.data,
+             e.out);
+    char *err = NULL;
+    int st = tu_run_cli(args, &err);
+    cr_assert_eq(st, 0, "exit %d: %s (run .ci/install-deps to fetch the default model)", st, err ? err : "");
+    free(err);
+    char *csv = nt_read_file(e.out, NULL, NULL);
+    cr_assert(csv && strstr(csv, "\nSmolLM2-135M-Instruct.Q4_1,fp,16,0,wikitext2,ppl,"), "%s", csv ? csv : "");
+    free(csv);
+    unlink(e.out);
+    // NT_MODELS_DIR moves it; pointing it at an empty folder names the missing file
+    snprintf(args, sizeof(args), "NT_MODELS_DIR='%s' '%s/normtweak' eval --tasks wikitext2 --limit 1 --data-dir '%s' "
+             "--out '%s' 2>'%s/err.txt'", e.tmp, getenv("NT_BINARY_DIR"), e.data, e.out, e.tmp);
+    cr_assert_neq(system(args), 0);
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/err.txt", e.tmp);
+    err = nt_read_file(p, NULL, NULL);
+    cr_assert(err && strstr(err, e.tmp) && strstr(err, "SmolLM2-135M-Instruct.Q4_1.gguf"), "%s", err ? err : "");
+    cr_assert(!nt_file_exists(e.out));
+    free(err);
+    teardown(&e);
+}

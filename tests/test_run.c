@@ -276,3 +276,28 @@ Test(run, unusable_experiment_files) {
     tu_rmtree(d);
     free(d);
 }
+
+// Cells whose rows record more options than the grid names (norm tweaking's defaults, act_order spelled with '_')
+// and a calibration given as ":NxL" (each method's own source) are found again: a rerun evaluates nothing.
+Test(run, rerun_finds_tweaked_and_optioned_cells) {
+    char *dir = tu_tmpdir(), *opt = tu_shared("models/tiny-opt"), *data = tu_shared("datasets");
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "{\"models\": [\"%s\"], \"methods\": [\"rtn+nt\", \"gptq\"], \"wbits\": [4], \"group_sizes\": [-1],\n"
+             " \"options\": [\"\", \"act-order;sym\"], \"tasks\": [\"ptb\"], \"calib\": \":4x64\", \"limit\": 1,\n"
+             " \"data_dir\": \"%s\", \"out\": \"o.csv\"}\n", opt, data);
+    grid_env g = {.dir = dir, .json = nt_path_join(dir, "grid.json")};
+    cr_assert_eq(tu_write_file(g.json, text, strlen(text)), 0);
+    nt_grid_result res;
+    char *log = NULL;
+    int st = run_grid(&g, "o.csv", &res, &log);
+    cr_assert(st == 0 && res.cells == 4 && res.evaluated == 4 && res.failed == 0, "exit %d: %s", st, log);
+    free(log);
+    st = run_grid(&g, "o.csv", &res, &log);
+    cr_assert(st == 0 && res.done_before == 4 && res.evaluated == 0, "rerun: %zu done, %zu evaluated: %s",
+              res.done_before, res.evaluated, log);
+    free(log);
+    free(opt);
+    free(data);
+    free_grid(&g);
+}
