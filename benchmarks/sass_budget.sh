@@ -66,7 +66,7 @@ works "$CUOBJ" || die "$CUOBJ does not run"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 echo "sass_budget.sh: compiling kernels/qgemm.cu for sm_90 ($("$NVCC" --version | tail -1))" >&2
-"$NVCC" -std=c++17 -O3 -arch=sm_90 -cubin -Xptxas -v -Ikernels -Imodel -Iquant -Ieval -Idatasets \
+"$NVCC" -std=c++17 -O3 -arch=sm_90 -cubin -Xptxas -v -Ikernels -Ibase -Icodec -Imodel -Iquant -Ieval -Idatasets \
   -o "$TMP/qgemm.cubin" kernels/qgemm.cu 2> "$TMP/ptxas.log" || { cat "$TMP/ptxas.log" >&2; die "nvcc failed"; }
 "$CUOBJ" -sass "$TMP/qgemm.cubin" > "$TMP/qgemm.sass" || die "cuobjdump -sass failed"
 
