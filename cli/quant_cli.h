@@ -7,7 +7,8 @@
 
 // The quantization options are quant/quant_opts.h's nt_quant_opt_defs, as getopt_long entries with vals >= 1000.
 #define NT_QUANT_OPTIONS_HELP                                                                                     \
-    "  --method M        fp (default for eval), rtn, gptq\n"                                                     \
+    "  --method M        fp (default for eval), rtn, gptq, rtn+nt, gptq+nt, smoothquant, smoothquant+nt,\n"       \
+    "                    smoothquant-gptq\n"                                                                         \
     "  --wbits B         2, 3, 4 or 8 (default 4)\n"                                                              \
     "  --group G         group size 32, 64, 128, or -1 per channel (default 128)\n"                               \
     "  --sym             symmetric quantization (no zero points)\n"                                               \
@@ -30,7 +31,12 @@
     "                    calibration samples (never evaluation data); the other half scores the choice\n"            \
     "  --nt-holdout N    calibration samples held out of tweaking (default max(2, N/8) with a grid, else 0)\n"       \
     "  --nt-iters N      passes over the calibration samples (default 1)\n"                                         \
-    "  --nt-batch N      samples per Adam step (default 1)\n"
+    "  --nt-batch N      samples per Adam step (default 1)\n"                                                    \
+    "weights and activations (W8A8, W4A8, W4A4):\n"                                                               \
+    "  --abits A         8 or 4: every block linear's input quantized, symmetric, integer product with the\n"       \
+    "                    integer weights (default: 16, not quantized); kept in the checkpoint and the rows' abits\n" \
+    "  --act-scheme S    dynamic (per-token scales, default) or static (per-tensor scales from calibration)\n"      \
+    "  --smooth-alpha A  SmoothQuant's migration strength in [0, 1] (default 0.5; --method smoothquant...)\n"
 
 // out = own (n_own entries) followed by the quantization options and the zero terminator (cap >= n_own + 32).
 void nt_quant_merge_options(const struct option *own, size_t n_own, struct option *out, size_t cap);

@@ -23,7 +23,7 @@ int nt_qfmt_parse(const char *name, nt_qfmt *fmt) {
 }
 
 nt_model_quant nt_model_quant_fp(void) {
-    nt_model_quant q = {.wbits = 16};
+    nt_model_quant q = {.wbits = 16, .abits = 16};
     snprintf(q.method, sizeof(q.method), "fp");
     return q;
 }
@@ -78,6 +78,17 @@ int nt_qcheckpoint_info_read(const char *dir, nt_qcheckpoint_info *info, nt_err 
         nt_json_bool(root, path, "desc_act", false, &q->act_order, err) ||
         nt_json_bool(root, path, "static_groups", false, &q->static_groups, err))
         goto done;
+    const char *scheme = nt_json_str(root, "act_scheme", "dynamic");
+    if (nt_json_int(root, path, (const char *[]){"abits", NULL}, 16, &q->abits, err)) goto done;
+    if (q->abits != 16 && q->abits != 8 && q->abits != 4) {
+        nt_fail(err, "%s: 'abits' must be 16, 8 or 4, got %d", path, q->abits);
+        goto done;
+    }
+    if (strcmp(scheme, "dynamic") != 0 && strcmp(scheme, "static") != 0) {
+        nt_fail(err, "%s: 'act_scheme' must be dynamic or static, got '%s'", path, scheme);
+        goto done;
+    }
+    q->act_static = q->abits < 16 && strcmp(scheme, "static") == 0;
     nt_err e2;
     if (nt_qformat_check(32, 32 * (q->group_size > 0 ? q->group_size : 1), q->wbits, q->group_size, &e2)) {
         nt_fail(err, "%s: %s", path, e2.msg);
@@ -124,6 +135,10 @@ char *nt_quantize_config_text(const nt_model_quant *q, nt_qfmt fmt, const char *
         cJSON_AddBoolToObject(o, "static_groups", q->static_groups);
     } else {
         o = gptq_config_json(q, fmt);
+    }
+    if (q->abits < 16) {
+        cJSON_AddNumberToObject(o, "abits", q->abits);
+        cJSON_AddStringToObject(o, "act_scheme", q->act_static ? "static" : "dynamic");
     }
     cJSON_AddStringToObject(o, "method", q->method);
     cJSON_AddStringToObject(o, "calib", q->calib);

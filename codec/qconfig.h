@@ -3,7 +3,7 @@
 // normtweak's own checkpoints and GPTQ's (v1: AutoGPTQ/transformers/vLLM, v2: GPTQModel).
 //
 // quantize_config.json keys: "checkpoint_format" (normtweak | gptq | gptq_v2), "bits", "group_size", "sym",
-// "desc_act", "static_groups"; GPTQ formats also "damp_percent", "true_sequential", "quant_method": "gptq"
+// "desc_act", "static_groups", "abits" and "act_scheme" (dynamic | static; absent: 16 and dynamic); GPTQ formats also "damp_percent", "true_sequential", "quant_method": "gptq"
 // (what AutoGPTQ and transformers read); normtweak's provenance "method", "calib", "options", "source" (the float
 // model's name) and "normtweak_commit" in every format (other loaders ignore them).
 #pragma once
@@ -28,6 +28,8 @@ typedef struct {
     int wbits;         // 16 for fp
     int group_size;    // -1 per channel, 0 for fp
     bool sym, act_order, static_groups;
+    int abits;         // activation bits of the block linears' inputs: 16 (none), 8 or 4 (model/actquant.h)
+    bool act_static;   // per-tensor static activation scales (from calibration) instead of per-token dynamic
     char calib[320];   // calibration spec, "" when none was used
     char options[256]; // other settings, key=value;key=value
 } nt_model_quant;

@@ -38,14 +38,15 @@ void nt_options_normalize(const char *options, char out[NT_CELL_OPTIONS_MAX], lo
 }
 
 void nt_cell_of_row(const nt_result_row *r, nt_cell *c) {
-    *c = (nt_cell){.model = r->model, .method = r->method, .wbits = r->wbits, .group_size = r->group_size,
+    *c = (nt_cell){.model = r->model, .method = r->method, .wbits = r->wbits,
+                   .abits = r->abits ? r->abits : 16, .group_size = r->group_size,
                    .task = r->task, .metric = r->metric, .seqlen = r->seqlen, .calib = r->calib};
     nt_options_normalize(r->options, c->options, &c->limit);
 }
 
 static bool same_run(const nt_cell *a, const nt_cell *b) {
     return strcmp(a->model, b->model) == 0 && strcmp(a->method, b->method) == 0 && a->wbits == b->wbits &&
-           a->group_size == b->group_size && strcmp(a->task, b->task) == 0;
+           a->abits == b->abits && a->group_size == b->group_size && strcmp(a->task, b->task) == 0;
 }
 
 bool nt_cell_same(const nt_cell *a, const nt_cell *b) {
@@ -82,7 +83,9 @@ bool nt_cell_matches(const nt_cell *p, const nt_cell *row) {
 }
 
 void nt_cell_describe(const nt_cell *c, bool with_run, char *buf, size_t size) {
-    int k = snprintf(buf, size, "%s %s w%d g%d %s %s", c->model, c->method, c->wbits, c->group_size, c->task,
+    char a[16] = "";
+    if (c->abits && c->abits < 16) snprintf(a, sizeof(a), "a%d", c->abits);
+    int k = snprintf(buf, size, "%s %s w%d%s g%d %s %s", c->model, c->method, c->wbits, a, c->group_size, c->task,
                      c->metric);
     if (!with_run || k < 0 || (size_t)k >= size) return;
     snprintf(buf + k, size - (size_t)k, " seqlen=%d calib=%s options=%s", c->seqlen, c->calib[0] ? c->calib : "-",

@@ -1,5 +1,5 @@
 // cell.h: the identity of a result cell, the one definition `table`, `gate`, `plot` and `run` share. A results
-// row (results.h) is one value of one cell; two rows are the same cell when model, method, wbits, group_size,
+// row (results.h) is one value of one cell; two rows are the same cell when model, method, wbits, abits, group_size,
 // task, metric, seqlen, calib and the normalized options (the limit among them) are equal. What a cell holds
 // (value, stderr, n, seconds, device, commit, timestamp) is not part of what it is.
 #pragma once
@@ -17,7 +17,7 @@ void nt_options_normalize(const char *options, char out[NT_CELL_OPTIONS_MAX], lo
 
 typedef struct {
     const char *model, *method;
-    int wbits, group_size;
+    int wbits, abits, group_size; // abits 16: activations not quantized
     const char *task, *metric;
     int seqlen;
     const char *calib;
@@ -36,6 +36,6 @@ bool nt_cell_same(const nt_cell *a, const nt_cell *b);
 // also satisfies (evaluation names a limit only when it cut the task). Everything else must be equal.
 bool nt_cell_matches(const nt_cell *pattern, const nt_cell *row);
 
-// "model method wWBITS gGROUP task metric" (plus " seqlen=N calib=C options=O", the rest of the cell, when
+// "model method wWBITS[aABITS] gGROUP task metric" (aABITS when abits < 16) (plus " seqlen=N calib=C options=O", the rest of the cell, when
 // with_run is true) into buf.
 void nt_cell_describe(const nt_cell *c, bool with_run, char *buf, size_t size);

@@ -155,11 +155,13 @@ void nt_csv_putf(FILE *f, bool last, const char *fmt, ...) {
 
 // ---- results CSVs ----
 
+// The required columns first (C_MODEL .. C_VALUE), then the optional ones (abits: 16 when absent, as in files from
+// before it).
 enum { C_MODEL, C_METHOD, C_WBITS, C_GROUP, C_TASK, C_METRIC, C_VALUE, C_STDERR, C_N, C_SEQLEN, C_SECONDS,
-       C_CALIB, C_OPTIONS, C_DEVICE, C_COMMIT, C_TIMESTAMP, N_COLS, N_REQUIRED = C_VALUE + 1 };
+       C_CALIB, C_OPTIONS, C_DEVICE, C_COMMIT, C_TIMESTAMP, C_ABITS, N_COLS, N_REQUIRED = C_VALUE + 1 };
 static const char *const col_names[N_COLS] = {"model",  "method",  "wbits",   "group_size", "task",   "metric",
                                               "value",  "stderr",  "n",       "seqlen",     "seconds", "calib",
-                                              "options", "device", "commit",  "timestamp"};
+                                              "options", "device", "commit",  "timestamp", "abits"};
 
 static int get_long(const nt_csv *c, size_t row, int col, long *v, nt_err *err) {
     *v = 0;
@@ -197,15 +199,17 @@ static int read_one(nt_csv *c, nt_results_set *s, nt_err *err) {
     for (size_t i = 0; i < c->n_rows; i++) {
 #define STR(k) (col[k] >= 0 ? nt_csv_cell(c, i, col[k]) : "")
         nt_result_rec *x = &s->recs[s->n];
-        long wbits, group, n, seqlen;
+        long wbits, abits, group, n, seqlen;
         double value, se, seconds;
         if (get_long(c, i, col[C_WBITS], &wbits, err) || get_long(c, i, col[C_GROUP], &group, err) ||
+            get_long(c, i, col[C_ABITS], &abits, err) ||
             get_long(c, i, col[C_N], &n, err) || get_long(c, i, col[C_SEQLEN], &seqlen, err) ||
             get_double(c, i, col[C_VALUE], &value, err) || get_double(c, i, col[C_STDERR], &se, err) ||
             get_double(c, i, col[C_SECONDS], &seconds, err))
             return -1;
         *x = (nt_result_rec){
-            .r = {.model = STR(C_MODEL), .method = STR(C_METHOD), .wbits = (int)wbits, .group_size = (int)group,
+            .r = {.model = STR(C_MODEL), .method = STR(C_METHOD), .wbits = (int)wbits, .abits = abits ? (int)abits : 16,
+                  .group_size = (int)group,
                   .task = STR(C_TASK), .metric = STR(C_METRIC), .value = value, .stderr_ = se, .n = n,
                   .seqlen = (int)seqlen, .seconds = seconds, .calib = STR(C_CALIB), .options = STR(C_OPTIONS),
                   .device = STR(C_DEVICE)},

@@ -47,7 +47,7 @@ static int zeroshot_rows(const nt_model *m, const nt_tokenizer *tok, const nt_ev
     int rc = 0;
     for (int j = 0; j < res.n_metrics; j++) {
         nt_result_row *r = &out->rows[out->n];
-        *r = (nt_result_row){.model = keep(out, m->name), .method = keep(out, mq->method), .wbits = mq->wbits,
+        *r = (nt_result_row){.model = keep(out, m->name), .method = keep(out, mq->method), .wbits = mq->wbits, .abits = mq->abits,
                              .group_size = mq->group_size, .task = keep(out, task),
                              .metric = keep(out, res.metrics[j].name), .value = res.metrics[j].value,
                              .stderr_ = res.metrics[j].stderr_, .n = res.n_items, .seqlen = res.max_length,
@@ -213,7 +213,7 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
         nt_result_row *r = &out->rows[out->n];
         char all_opts[512];
         snprintf(all_opts, sizeof(all_opts), "%s%s%s", mq->options, mq->options[0] && opts[0] ? ";" : "", opts);
-        *r = (nt_result_row){.model = keep(out, m->name), .method = keep(out, mq->method), .wbits = mq->wbits,
+        *r = (nt_result_row){.model = keep(out, m->name), .method = keep(out, mq->method), .wbits = mq->wbits, .abits = mq->abits,
                              .group_size = mq->group_size, .task = keep(out, names[i]), .metric = "ppl",
                              .value = res.ppl, .stderr_ = res.ppl_stderr, .n = (long)res.n_scored,
                              .seqlen = seqlen, .seconds = res.seconds, .calib = keep(out, mq->calib),

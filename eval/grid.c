@@ -9,7 +9,8 @@
 //   "tasks":       ["wikitext2"]
 //   "options":     [""]                            method options, each "key[=value];..." named as the
 //                                                  quantization flags of `normtweak eval` ("act-order;sym",
-//                                                  "percdamp=0.1"); a grid dimension like the others
+//                                                  "percdamp=0.1", "abits=8;act-scheme=static"); a grid dimension
+//                                                  like the others (the activation bits land in the abits column)
 //   "calib":       ""                              calibration spec of the quantized methods ("" default)
 //   "seqlen": 0, "limit": 0, "data_dir": "../shared/datasets", "out": "results/grid.csv"
 //   "kld":         []                              perplexity tasks (of "tasks") that also get kld and top1 rows
@@ -217,9 +218,13 @@ static void cell_pattern(const grid *g, const conf *c, const char *task, nt_cell
     char opts[NT_CELL_OPTIONS_MAX] = "";
     nt_quant_opts q;
     nt_err err = {0};
-    if (!is_fp_method(c->method) && quant_opts_of(c, g->calib, &q, &err) == 0) // checked before any cell ran
+    int abits = 16;
+    if (!is_fp_method(c->method) && quant_opts_of(c, g->calib, &q, &err) == 0) { // checked before any cell ran
         nt_quant_opts_describe(&q, opts, sizeof(opts));
-    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .group_size = c->group_size,
+        abits = q.abits;
+    }
+    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = abits,
+                       .group_size = c->group_size,
                        .task = task, .seqlen = g->seqlen, .calib = is_fp_method(c->method) ? "" : g->calib,
                        .options = opts};
     nt_cell_of_row(&r, p);
@@ -312,8 +317,11 @@ static int record_error(const grid *g, const conf *c, const char *task, const ch
     char lim[40] = "";
     if (g->limit) snprintf(lim, sizeof(lim), "limit=%ld;", g->limit);
     snprintf(opts, sizeof(opts), "%s%s%serror=%s", c->options, c->options[0] ? ";" : "", lim, m);
-    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .group_size = c->group_size,
-                       .task = task, .metric = "error", .value = NAN, .stderr_ = NAN, .n = 0, .seqlen = g->seqlen,
+    nt_quant_opts q;
+    nt_err e2 = {0};
+    int abits = !is_fp_method(c->method) && quant_opts_of(c, g->calib, &q, &e2) == 0 ? q.abits : 16;
+    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = abits,
+                       .group_size = c->group_size, .task = task, .metric = "error", .value = NAN, .stderr_ = NAN, .n = 0, .seqlen = g->seqlen,
                        .seconds = seconds, .calib = is_fp_method(c->method) ? "" : g->calib, .options = opts,
                        .device = "cpu"};
     return nt_results_append(g->out, &r, 1, err);

@@ -427,6 +427,20 @@ int nt_model_load(nt_model **out, const char *dir, nt_err *err) {
     L.st = st;
     L.prefix = find_prefix(st, &m->cfg);
     if (load_weights(m, &L, err)) goto done;
+    if (m->quant.abits < 16) { // activation quantization as the checkpoint was made (static: its scales)
+        float *scales = NULL;
+        if (m->quant.act_static) {
+            int64_t shape[2] = {m->cfg.n_layers, NT_LIN_COUNT};
+            if (!nt_st_find(st, NT_ACT_SCALES_TENSOR)) {
+                nt_fail(err, "%s: act_scheme static but no %s tensor", dir, NT_ACT_SCALES_TENSOR);
+                goto done;
+            }
+            if (nt_st_load_f32(st, NT_ACT_SCALES_TENSOR, 2, shape, &scales, err)) goto done;
+        }
+        int r2 = nt_model_set_act_quant(m, m->quant.abits, m->quant.act_static, scales, err);
+        free(scales);
+        if (r2) goto done;
+    }
     rc = 0;
 done:
     cJSON_Delete(root);

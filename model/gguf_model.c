@@ -257,8 +257,7 @@ int nt_gguf_model_load(nt_model **out, const char *path, nt_err *err) {
         goto done;
     }
     nt_model_name_of_path(path, m->name, strlen(path) + 1); // the file name without ".gguf"
-    snprintf(m->quant.method, sizeof(m->quant.method), "fp");
-    m->quant.wbits = 16;
+    m->quant = nt_model_quant_fp();
 
     if (nt_gguf_open(&L.g, path, err)) goto done;
     if (nt_gguf_get_str(L.g, "general.architecture", &L.arch, NULL, err)) goto done;

@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "attention.h"
@@ -93,6 +94,10 @@ void nt_run_reset(nt_run *r) { r->len = 0; }
 // small ops (nt_linear_forward, nt_norm_forward and nt_act_forward also serve block_grad.c's training pass)
 
 void nt_linear_forward(const nt_linear *l, const float *x, int n, float *y) {
+    if (l->aq) {
+        nt_actq_forward(l->aq, l->w, l->b, x, n, y);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
                 l->out);
     if (l->b) {
@@ -348,6 +353,7 @@ static void free_linear(nt_linear *l) {
     free(l->b);
     l->w = l->b = NULL;
     nt_qlinear_free(&l->q);
+    nt_actq_free(&l->aq);
 }
 
 static void free_norm(nt_norm *n) {
@@ -381,6 +387,27 @@ void nt_model_free(nt_model **mp) {
     free(m->name);
     free(m);
     *mp = NULL;
+}
+
+int nt_model_set_act_quant(nt_model *m, int bits, bool act_static, const float *scales, nt_err *err) {
+    if (bits != 16 && bits != 8 && bits != 4) return nt_fail(err, "--abits %d: expected 8 or 4 (16: none)", bits);
+    if (bits < 16 && act_static && !scales) return nt_fail(err, "%s: static activation scales missing", m->name);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int j = 0; j < NT_LIN_COUNT; j++) {
+            nt_linear *lin = nt_layer_linear(&m->layers[l], (nt_lin_id)j);
+            nt_actq_free(&lin->aq);
+            if (!lin->w || bits == 16) continue;
+            float s = act_static ? scales[(size_t)l * NT_LIN_COUNT + j] : 0.0f;
+            if (nt_actq_make(&lin->aq, lin->q, lin->out, lin->in, bits, act_static ? NT_ACT_STATIC : NT_ACT_DYNAMIC, s,
+                             err)) {
+                char inner[sizeof(err->msg)];
+                snprintf(inner, sizeof(inner), "%s", err->msg);
+                return nt_fail(err, "%s: layer %d %s: %s", m->name, l, nt_lin_name((nt_lin_id)j), inner);
+            }
+        }
+    m->quant.abits = bits;
+    m->quant.act_static = bits < 16 && act_static;
+    return 0;
 }
 
 void nt_model_name_of_path(const char *path, char *buf, size_t size) {

@@ -2,6 +2,7 @@
 // reference forward pass: OPT, the LLaMA family (GQA, RoPE, optional biases as in Qwen2) and BLOOM
 // (ALiBi, embedding LayerNorm). One forward serves batched prefill and KV-cached decoding.
 #pragma once
+#include "actquant.h"
 #include "nt.h"
 #include "qconfig.h"
 #include "qformat.h"
@@ -45,6 +46,7 @@ typedef struct {
     float *b; // (out) or NULL
     int in, out;
     nt_qlinear *q; // the packed weights of a quantized linear (owned), or NULL
+    nt_actq *aq;   // activation quantization of its input (owned; actquant.h), or NULL (fp32 input)
 } nt_linear;
 
 // The linears of a block, in the order GPTQ's true-sequential mode quantizes them.
@@ -84,6 +86,13 @@ void nt_model_free(nt_model **m);
 // The name result rows give the model at path (a directory, or a .gguf file): its last path component without
 // ".gguf", e.g. "tiny-opt", "SmolLM2-135M-Instruct.Q4_1". A quantized checkpoint's rows name its source instead.
 void nt_model_name_of_path(const char *path, char *buf, size_t size);
+// Activation quantization of every block linear's input (bits 4 or 8, or 16: none, removing it), integer-exact
+// for packed linears (actquant.h). The static scheme takes each linear's scale from scales (n_layers *
+// NT_LIN_COUNT, layer-major, 0 for an absent linear), which must then be given. Sets m->quant.abits / act_static.
+// The checkpoint tensor with the static scales: F32 (n_layers, NT_LIN_COUNT), as nt_model_set_act_quant takes them.
+#define NT_ACT_SCALES_TENSOR "normtweak.act_scales"
+int nt_model_set_act_quant(nt_model *m, int bits, bool act_static, const float *scales, nt_err *err);
+
 // Parses config.json alone (used by the loader and by tools that only need shapes).
 int nt_config_load(nt_config *cfg, const char *config_path, nt_err *err);
 // The config.json (malloc'd text) that nt_config_load reads back as c, for the LLaMA family (llama, qwen2);
@@ -129,7 +138,7 @@ void nt_logits(const nt_model *m, const float *hidden, int n, float *out);
 nt_linear *nt_layer_linear(nt_layer *ly, nt_lin_id which);
 const char *nt_lin_name(nt_lin_id which); // "q", "k", ... for messages
 
-// y (n, out) = x (n, in) . W^T (+ b), through sgemm.
+// y (n, out) = x (n, in) . W^T (+ b), through sgemm; with activation quantization (l->aq), actquant.h's product.
 void nt_linear_forward(const nt_linear *l, const float *x, int n, float *y);
 // The activation a at x (ReLU, SiLU, exact GELU, tanh GELU).
 float nt_act_forward(nt_act a, float x);

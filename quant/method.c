@@ -1,5 +1,6 @@
 // method.c: the method table (method.h). Table order is the order comparison tables show methods in: the float
-// model, then each base quantizer followed by its norm-tweaked variant.
+// model, then each base quantizer followed by its norm-tweaked variant, then SmoothQuant's (smoothing, then RTN or
+// GPTQ; quant/smoothquant.h).
 #include "method.h"
 
 #include <stdarg.h>
@@ -7,11 +8,14 @@
 #include <string.h>
 
 static const nt_method methods[] = {
-    {"fp", NULL, false, NULL, NULL},
-    {"rtn", &nt_quantizer_rtn, false, NULL, NULL},
-    {"rtn+nt", &nt_quantizer_rtn, true, "rtn", "gen"},
-    {"gptq", &nt_quantizer_gptq, false, NULL, "c4"},
-    {"gptq+nt", &nt_quantizer_gptq, true, "gptq", "gen"},
+    {"fp", NULL, false, false, NULL, NULL},
+    {"rtn", &nt_quantizer_rtn, false, false, NULL, NULL},
+    {"rtn+nt", &nt_quantizer_rtn, true, false, "rtn", "gen"},
+    {"gptq", &nt_quantizer_gptq, false, false, NULL, "c4"},
+    {"gptq+nt", &nt_quantizer_gptq, true, false, "gptq", "gen"},
+    {"smoothquant", &nt_quantizer_rtn, false, true, NULL, "c4"},
+    {"smoothquant+nt", &nt_quantizer_rtn, true, true, "smoothquant", "gen"},
+    {"smoothquant-gptq", &nt_quantizer_gptq, false, true, NULL, "c4"},
 };
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
 
@@ -22,7 +26,12 @@ const nt_method *nt_method_find(const char *name) {
 }
 
 bool nt_method_calibrates(const nt_method *m) {
-    return m && m->quantizer && (m->quantizer->calibrates || m->tweak);
+    return m && m->quantizer && (m->quantizer->calibrates || m->tweak || m->smooth);
+}
+
+bool nt_quant_opts_calibrates(const nt_quant_opts *o) {
+    const nt_method *m = nt_method_find(o->method);
+    return nt_method_calibrates(m) || (m && m->quantizer && o->abits < 16 && o->act_static);
 }
 
 const nt_method *nt_method_at(size_t i) { return i < N_METHODS ? &methods[i] : NULL; }

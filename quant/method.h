@@ -28,16 +28,19 @@ struct nt_method {
     const char *name;             // as --method takes it and result rows carry it
     const nt_quantizer *quantizer; // NULL: the float model (fp)
     bool tweak;                   // norm tweaking after each block is quantized
+    bool smooth;                  // SmoothQuant's smoothing of each block before its linears are quantized
     const char *base;             // the method this one adds a tweak to ("gptq" for "gptq+nt"); NULL otherwise
     const char *default_calib;    // the calibration source when --calib is not given (NULL: none needed)
 };
 
 // The method named name, or NULL.
 const nt_method *nt_method_find(const char *name);
-// Whether the method needs calibration text (a quantizer that calibrates, or a tweak): then the model's tokenizer
-// is needed too. False for NULL and fp.
+// Whether the method needs calibration text (a quantizer that calibrates, a tweak, or smoothing): then the model's
+// tokenizer is needed too. False for NULL and fp. (Static activation scales need it too: nt_quant_opts_calibrates.)
 bool nt_method_calibrates(const nt_method *m);
-// The methods, in the order tables show them (fp, rtn, rtn+nt, gptq, gptq+nt), and their count.
+// Whether quantizing with o needs calibration text: its method's, or static activation scales.
+bool nt_quant_opts_calibrates(const nt_quant_opts *o);
+// The methods, in the order tables show them (fp, rtn, rtn+nt, gptq, gptq+nt, smoothquant, ...), and their count.
 const nt_method *nt_method_at(size_t i);
 size_t nt_method_count(void);
 // The names joined with ", " ("fp, rtn, gptq, rtn+nt, gptq+nt") for messages.

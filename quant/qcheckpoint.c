@@ -14,7 +14,7 @@
 // ----------------------------------------------------------------------------
 // which model parameter a source tensor name is
 
-typedef enum { P_OTHER, P_LINEAR, P_BLOOM_QKV, P_NORM_W, P_NORM_B } param_kind;
+typedef enum { P_OTHER, P_LINEAR, P_BLOOM_QKV, P_NORM_W, P_NORM_B, P_LINEAR_B, P_BLOOM_QKV_B } param_kind;
 typedef struct {
     const char *fmt; // with one %d for the layer
     param_kind kind;
@@ -32,6 +32,12 @@ static const param_pattern opt_params[] = {
     {"decoder.layers.%d.self_attn_layer_norm.bias", P_NORM_B, 0},
     {"decoder.layers.%d.final_layer_norm.weight", P_NORM_W, 1},
     {"decoder.layers.%d.final_layer_norm.bias", P_NORM_B, 1},
+    {"decoder.layers.%d.self_attn.q_proj.bias", P_LINEAR_B, NT_LIN_Q},
+    {"decoder.layers.%d.self_attn.k_proj.bias", P_LINEAR_B, NT_LIN_K},
+    {"decoder.layers.%d.self_attn.v_proj.bias", P_LINEAR_B, NT_LIN_V},
+    {"decoder.layers.%d.self_attn.out_proj.bias", P_LINEAR_B, NT_LIN_O},
+    {"decoder.layers.%d.fc1.bias", P_LINEAR_B, NT_LIN_UP},
+    {"decoder.layers.%d.fc2.bias", P_LINEAR_B, NT_LIN_DOWN},
     {NULL, P_OTHER, 0}};
 static const param_pattern llama_params[] = {
     {"layers.%d.self_attn.q_proj.weight", P_LINEAR, NT_LIN_Q},
@@ -43,6 +49,13 @@ static const param_pattern llama_params[] = {
     {"layers.%d.mlp.down_proj.weight", P_LINEAR, NT_LIN_DOWN},
     {"layers.%d.input_layernorm.weight", P_NORM_W, 0},
     {"layers.%d.post_attention_layernorm.weight", P_NORM_W, 1},
+    {"layers.%d.self_attn.q_proj.bias", P_LINEAR_B, NT_LIN_Q},
+    {"layers.%d.self_attn.k_proj.bias", P_LINEAR_B, NT_LIN_K},
+    {"layers.%d.self_attn.v_proj.bias", P_LINEAR_B, NT_LIN_V},
+    {"layers.%d.self_attn.o_proj.bias", P_LINEAR_B, NT_LIN_O},
+    {"layers.%d.mlp.gate_proj.bias", P_LINEAR_B, NT_LIN_GATE},
+    {"layers.%d.mlp.up_proj.bias", P_LINEAR_B, NT_LIN_UP},
+    {"layers.%d.mlp.down_proj.bias", P_LINEAR_B, NT_LIN_DOWN},
     {NULL, P_OTHER, 0}};
 static const param_pattern bloom_params[] = {
     {"h.%d.self_attention.query_key_value.weight", P_BLOOM_QKV, 0},
@@ -53,6 +66,10 @@ static const param_pattern bloom_params[] = {
     {"h.%d.input_layernorm.bias", P_NORM_B, 0},
     {"h.%d.post_attention_layernorm.weight", P_NORM_W, 1},
     {"h.%d.post_attention_layernorm.bias", P_NORM_B, 1},
+    {"h.%d.self_attention.query_key_value.bias", P_BLOOM_QKV_B, 0},
+    {"h.%d.self_attention.dense.bias", P_LINEAR_B, NT_LIN_O},
+    {"h.%d.mlp.dense_h_to_4h.bias", P_LINEAR_B, NT_LIN_UP},
+    {"h.%d.mlp.dense_4h_to_h.bias", P_LINEAR_B, NT_LIN_DOWN},
     {NULL, P_OTHER, 0}};
 
 static param_kind classify(const nt_model *m, const char *name, int *layer, int *id) {
@@ -83,9 +100,29 @@ static param_kind classify(const nt_model *m, const char *name, int *layer, int 
 
 typedef struct {
     nt_st_list list;
-    void **owned; // buffers to free
+    void **owned; // nt_qlinears to free
     size_t n_owned;
+    void **plain; // malloc'd buffers to free
+    size_t n_plain;
 } tensor_list;
+
+static void *own_plain(tensor_list *L, void *p) {
+    void **o = p ? realloc(L->plain, (L->n_plain + 1) * sizeof(void *)) : NULL;
+    if (!o) {
+        free(p);
+        return NULL;
+    }
+    L->plain = o;
+    return L->plain[L->n_plain++] = p;
+}
+
+static void tensor_list_free(tensor_list *L) {
+    for (size_t i = 0; i < L->n_owned; i++) nt_qlinear_free((nt_qlinear **)&L->owned[i]);
+    for (size_t i = 0; i < L->n_plain; i++) free(L->plain[i]);
+    free(L->owned);
+    free(L->plain);
+    nt_st_list_free(&L->list);
+}
 
 static void *own(tensor_list *L, void *p) {
     void **o = realloc(L->owned, (L->n_owned + 1) * sizeof(void *));
@@ -120,6 +157,34 @@ static nt_qlinear *fuse_bloom_qkv(const nt_model *m, const nt_layer *ly, nt_err 
     return q;
 }
 
+// The static activation scales as one tensor (NT_ACT_SCALES_TENSOR, transformer.h), when the model has them.
+static int add_act_scales(const nt_model *m, tensor_list *L, nt_err *err) {
+    if (!(m->quant.abits < 16 && m->quant.act_static)) return 0;
+    size_t n = (size_t)m->cfg.n_layers * NT_LIN_COUNT;
+    float *sc = own_plain(L, calloc(n, sizeof(float)));
+    if (!sc) return nt_fail(err, "out of memory");
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int j = 0; j < NT_LIN_COUNT; j++) {
+            const nt_linear *lin = nt_layer_linear(&m->layers[l], (nt_lin_id)j);
+            if (lin->aq) sc[(size_t)l * NT_LIN_COUNT + j] = lin->aq->scale;
+        }
+    int64_t shape[2] = {m->cfg.n_layers, NT_LIN_COUNT};
+    return nt_st_list_add(&L->list, NT_ACT_SCALES_TENSOR, NT_DT_F32, 2, shape, sc, n * sizeof(float))
+               ? nt_fail(err, "out of memory")
+               : 0;
+}
+
+// BLOOM's fused q/k/v bias (rows as fuse_bloom_qkv orders them), malloc'd.
+static float *fuse_bloom_qkv_bias(const nt_model *m, const nt_layer *ly) {
+    int H = m->cfg.n_heads, hd = m->cfg.head_dim;
+    float *b = malloc((size_t)3 * H * hd * sizeof(float));
+    const float *src[3] = {ly->q.b, ly->k.b, ly->v.b};
+    for (int h = 0; b && h < H; h++)
+        for (int j = 0; j < 3; j++)
+            for (int d = 0; d < hd; d++) b[h * 3 * hd + j * hd + d] = src[j] ? src[j][h * hd + d] : 0.0f;
+    return b;
+}
+
 // A model loaded from a GGUF file has no safetensors to copy from: its tensors come from the model itself, in
 // fp32 under the Hugging Face names the loader reads back (LLaMA family), the block linears packed.
 static int list_from_model(const nt_model *m, tensor_list *L, nt_err *err) {
@@ -152,7 +217,7 @@ static int list_from_model(const nt_model *m, tensor_list *L, nt_err *err) {
         snprintf(n, sizeof(n), "model.layers.%d.post_attention_layernorm.weight", l);
         if (nt_st_list_add(&L->list, n, NT_DT_F32, 1, vec, ly->mlp_norm.w, vec_bytes)) return nt_fail(err, "out of memory");
     }
-    return 0;
+    return add_act_scales(m, L, err);
 }
 
 // The tokenizer goes along as tokenizer.gguf: the source's tokenizer.* metadata (and its architecture) without
@@ -179,7 +244,7 @@ static int save_from_gguf(const nt_model *m, const char *out_dir, nt_err *err) {
     free(tok);
     free(cfg);
     free(qc);
-    nt_st_list_free(&L.list);
+    tensor_list_free(&L);
     return rc;
 }
 
@@ -216,6 +281,12 @@ int nt_qcheckpoint_save(const nt_model *m, const char *out_dir, nt_err *err) {
                 goto done;
             }
             if (nt_qlinear_list_add(&L.list, base, q)) goto oom;
+        } else if (k == P_LINEAR_B || k == P_BLOOM_QKV_B) { // the model's (SmoothQuant rescales some)
+            const float *v = k == P_LINEAR_B ? nt_layer_linear((nt_layer *)ly, id)->b : NULL;
+            int64_t shape[1] = {k == P_LINEAR_B ? nt_layer_linear((nt_layer *)ly, id)->out : 3 * m->cfg.dim};
+            if (k == P_BLOOM_QKV_B && !(v = own_plain(&L, fuse_bloom_qkv_bias(m, ly)))) goto oom;
+            if (!v) goto verbatim;
+            if (nt_st_list_add(&L.list, t->name, NT_DT_F32, 1, shape, v, (size_t)shape[0] * 4)) goto oom;
         } else if (k == P_NORM_W || k == P_NORM_B) { // the model's current norms (norm tweaking changes them)
             const nt_norm *nm = id == 0 ? &ly->attn_norm : &ly->mlp_norm;
             const float *v = k == P_NORM_W ? nm->w : nm->b;
@@ -227,6 +298,7 @@ int nt_qcheckpoint_save(const nt_model *m, const char *out_dir, nt_err *err) {
             if (nt_st_list_add(&L.list, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes)) goto oom;
         }
     }
+    if (add_act_scales(m, &L, err)) goto done;
     {
         const char *meta[] = {"format", "pt", "normtweak", "quantized"};
         char *qc = nt_quantize_config_text(&m->quant, NT_QFMT_NORMTWEAK, m->name);
@@ -241,9 +313,7 @@ int nt_qcheckpoint_save(const nt_model *m, const char *out_dir, nt_err *err) {
 oom:
     nt_fail(err, "out of memory writing %s", out_dir);
 done:
-    for (size_t i = 0; i < L.n_owned; i++) nt_qlinear_free((nt_qlinear **)&L.owned[i]);
-    free(L.owned);
-    nt_st_list_free(&L.list);
+    tensor_list_free(&L);
     nt_st_close(&st);
     return rc;
 }
@@ -264,7 +334,7 @@ int nt_quantize_checkpoint(const char *model_path, const char *data_dir, const n
         goto done;
     }
     // calibration text needs the tokenizer
-    if (nt_method_calibrates(nt_method_find(o->method)) && nt_tokenizer_load_model(&tok, model_path, err)) goto done;
+    if (nt_quant_opts_calibrates(o) && nt_tokenizer_load_model(&tok, model_path, err)) goto done;
     if (nt_quantize_model(m, tok, data_dir, o, &st, err) || nt_qcheckpoint_save(m, out_dir, err)) goto done;
     if (mq) *mq = m->quant;
     rc = 0;

@@ -13,7 +13,7 @@ nt_quant_opts nt_quant_opts_make(const char *method, int wbits, int group_size) 
     nt_quant_opts o = {.wbits = wbits, .group_size = group_size, .true_sequential = true, .percdamp = 0.01f,
                        .blocksize = 128, .nsamples = 128, .calib_seqlen = 2048, .seed = 0,
                        .nt_loss = NT_LOSS_DIST, .nt_lr = 1e-5f, .nt_lr_depth = -1.0f, .nt_iters = 1, .nt_batch = 1,
-                       .nt_holdout = -1};
+                       .nt_holdout = -1, .abits = 16, .smooth_alpha = 0.5f};
     snprintf(o.method, sizeof(o.method), "%s", method);
     const nt_method *me = nt_method_find(method);
     // GPTQ calibrates on C4; norm tweaking on text the float model generates (the paper's defaults)
@@ -67,6 +67,11 @@ int nt_quant_opts_check(const nt_quant_opts *o, const nt_model *m, nt_err *err) 
         return nt_fail(err, "norm tweaking: iterations and batch must be >= 1 and learning rates >= 0");
     if (!nt_qtraits_get(o->wbits)) return nt_fail(err, "--wbits %d: unsupported (expected 2, 3, 4 or 8)", o->wbits);
     if (o->static_groups && !o->act_order) return nt_fail(err, "--static-groups needs --act-order");
+    if (o->abits != 16 && o->abits != 8 && o->abits != 4)
+        return nt_fail(err, "--abits %d: unsupported (expected 8 or 4; 16: none)", o->abits);
+    if (o->act_static && o->abits == 16) return nt_fail(err, "--act-scheme static needs --abits 8 or 4");
+    if (!(o->smooth_alpha >= 0.0f && o->smooth_alpha <= 1.0f))
+        return nt_fail(err, "--smooth-alpha %g: expected a number in [0, 1]", (double)o->smooth_alpha);
     if (o->percdamp <= 0.0f || o->blocksize <= 0) return nt_fail(err, "GPTQ dampening and block size must be positive");
     const nt_config *c = &m->cfg;
     int ins[3] = {c->dim, c->n_heads * c->head_dim, c->ffn_dim};
@@ -95,7 +100,7 @@ static int parse_int(const char *opt, const char *s, long *v, nt_err *err) {
 }
 
 const nt_quant_opt_def nt_quant_opt_defs[] = {
-    {"method", true, "fp (default for eval), rtn, gptq, rtn+nt, gptq+nt"},
+    {"method", true, "fp (default for eval), rtn, rtn+nt, gptq, gptq+nt, smoothquant, smoothquant+nt, smoothquant-gptq"},
     {"wbits", true, "2, 3, 4 or 8 (default 4)"},
     {"group", true, "group size 32, 64, 128, or -1 per channel (default 128)"},
     {"sym", false, "symmetric quantization (no zero points)"},
@@ -114,6 +119,9 @@ const nt_quant_opt_def nt_quant_opt_defs[] = {
     {"nt-batch", true, "samples per Adam step (default 1)"},
     {"nt-lr-depth", true, "k of the depth scaling (default: 100 for OPT/LLaMA, 10 for BLOOM)"},
     {"nt-holdout", true, "calibration samples held out of tweaking to score it"},
+    {"abits", true, "activation bits of every block linear's input: 8 or 4 (default: 16, not quantized)"},
+    {"act-scheme", true, "activation scales: dynamic (per token, default) or static (per tensor, from calibration)"},
+    {"smooth-alpha", true, "SmoothQuant's migration strength alpha in [0, 1] (default 0.5)"},
     {NULL, false, NULL}};
 
 static int set_int(const char *opt, const char *arg, long lo, long hi, int *out, nt_err *err) {
@@ -175,6 +183,23 @@ static int set_value(nt_quant_opts *o, const char *name, const char *arg, nt_err
         return 0;
     }
     if (IS("calib")) return nt_quant_opts_set_calib(o, arg, err);
+    if (IS("abits")) {
+        if (parse_int("--abits", arg, &v, err)) return -1;
+        if (v != 16 && v != 8 && v != 4) return nt_fail(err, "--abits %s: unsupported (expected 8 or 4; 16: none)", arg);
+        o->abits = (int)v;
+        return 0;
+    }
+    if (IS("act-scheme")) {
+        if (strcmp(arg, "dynamic") != 0 && strcmp(arg, "static") != 0)
+            return nt_fail(err, "--act-scheme %s: expected dynamic or static", arg);
+        o->act_static = strcmp(arg, "static") == 0;
+        return 0;
+    }
+    if (IS("smooth-alpha")) {
+        if (parse_float("--smooth-alpha", arg, &o->smooth_alpha, err)) return -1;
+        if (o->smooth_alpha > 1.0f) return nt_fail(err, "--smooth-alpha %s: expected a number in [0, 1]", arg);
+        return 0;
+    }
 #undef IS
     return 1;
 }

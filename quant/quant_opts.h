@@ -45,6 +45,10 @@ typedef struct {
     float nt_lr_depth;      // k in lr_l = lr (1 + l k / n_blocks); < 0: the authors' (100 OPT/LLaMA, 10 BLOOM)
     int nt_iters;           // passes over the tweaking samples (1)
     int nt_batch;           // samples per Adam step (1)
+    // joint weight + activation quantization (model/actquant.h) and SmoothQuant (quant/smoothquant.h)
+    int abits;              // 16 (none, default), 8 or 4: every block linear's input quantized symmetrically
+    bool act_static;        // per-tensor static scales from calibration (default: per-token dynamic)
+    float smooth_alpha;     // SmoothQuant's migration strength alpha (0.5)
     int nt_holdout;         // calibration samples held out of tweaking to score it (-1: max(2, N/8) with a grid, else
                             //   0); with a grid, half choose the lr and the other half score the choice (>= 2)
 } nt_quant_opts;

@@ -5,7 +5,9 @@
 
 #include "calibgen.h"
 #include "normtweak.h"
+#include "smoothquant.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -14,6 +16,8 @@ void nt_quant_opts_describe(const nt_quant_opts *o, char *buf, size_t cap) {
     buf[0] = '\0';
     if (!me || !me->quantizer) return;
     me->quantizer->describe(o, buf, cap);
+    if (me->smooth) nt_opts_append(buf, cap, "alpha=%g", o->smooth_alpha);
+    if (o->abits < 16 && o->act_static) nt_opts_append(buf, cap, "act_scheme=static");
     if (me->tweak) nt_normtweak_describe(o, buf, cap);
 }
 
@@ -42,6 +46,8 @@ typedef struct {
     int layer;
     bool want[N_SLOTS];
     float *H[N_SLOTS]; // (in, in)
+    bool hess;         // add to the Hessians (off in SmoothQuant's statistics pass)
+    float *amax[N_SLOTS]; // (in) per-channel max |x| over the tokens seen (SmoothQuant, static activation scales)
     int in[N_SLOTS];
     long nsamples[N_SLOTS];
     int failed;        // an allocation failed inside the hook
@@ -52,15 +58,18 @@ static void capture_hook(void *vctx, int layer, nt_lin_id which, const float *x,
     capture_ctx *c = vctx;
     int s = slot_of[which];
     if (layer != c->layer || !c->want[s] || slot_rep[s] != which || c->failed) return;
+    if (c->amax[s])
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < in; k++) c->amax[s][k] = fmaxf(c->amax[s][k], fabsf(x[(size_t)t * in + k]));
     // one calibration sequence per call, as GPTQ's add_batch counts them
-    if (nt_gptq_hessian_add(c->H[s], in, &c->nsamples[s], x, n, 1, &c->err)) c->failed = 1;
+    if (c->hess && c->H[s] && nt_gptq_hessian_add(c->H[s], in, &c->nsamples[s], x, n, 1, &c->err)) c->failed = 1;
 }
 
 // ----------------------------------------------------------------------------
 // one linear
 
-static int quantize_linear(nt_linear *lin, const nt_quantizer *qz, const float *H, const nt_quant_opts *o,
-                           double *seconds, nt_err *err) {
+static int quantize_linear(nt_linear *lin, const nt_quantizer *qz, const float *H, const float *amax,
+                           const nt_quant_opts *o, double *seconds, nt_err *err) {
     double t0 = nt_time();
     nt_qlinear *q = NULL;
     // the fake-quantized weights replace the float ones: evaluation sees what the quantizer produced
@@ -75,7 +84,17 @@ static int quantize_linear(nt_linear *lin, const nt_quantizer *qz, const float *
     nt_qlinear_free(&lin->q);
     lin->q = q;
     *seconds += nt_time() - t0;
-    return 0;
+    if (o->abits >= 16) return 0;
+    // its input quantized from now on (the later passes see the block as it will be evaluated); static: the
+    // per-tensor scale from the maximum |x| of the calibration pass that gave its statistics
+    float scale = 0.0f;
+    if (o->act_static) {
+        float mx = 0.0f;
+        for (int k = 0; k < lin->in; k++) mx = fmaxf(mx, amax[k]);
+        scale = mx > 0.0f ? mx / (float)nt_actq_qmax(o->abits) : 1.0f;
+    }
+    return nt_actq_make(&lin->aq, lin->q, lin->out, lin->in, o->abits, o->act_static ? NT_ACT_STATIC : NT_ACT_DYNAMIC,
+                        scale, err);
 }
 
 // ----------------------------------------------------------------------------
@@ -134,7 +153,9 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
     const nt_config *c = &m->cfg;
     const nt_method *me = nt_method_find(o->method);
     const nt_quantizer *qz = me->quantizer;
-    bool hessians = qz->calibrates, tweak = me->tweak, calibrate = hessians || tweak;
+    bool act_static = o->abits < 16 && o->act_static, smooth = me->smooth;
+    bool hessians = qz->calibrates, tweak = me->tweak, capture = hessians || act_static;
+    bool calibrate = capture || tweak || smooth;
     st.seconds_per_layer = calloc((size_t)c->n_layers, sizeof(double));
     if (tweak) {
         st.nt_lr_used = calloc((size_t)c->n_layers, sizeof(float));
@@ -170,10 +191,10 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
         scratch = malloc((size_t)T * c->dim * sizeof(float));
         int ins[N_SLOTS] = {c->dim, c->n_heads * c->head_dim, c->dim, c->ffn_dim};
         bool ok = x && scratch && (!tweak || yf);
-        for (int s = 0; s < N_SLOTS && hessians && ok; s++) {
+        for (int s = 0; s < N_SLOTS && ok; s++) {
             cap.in[s] = ins[s];
-            cap.H[s] = malloc((size_t)ins[s] * ins[s] * sizeof(float));
-            ok = cap.H[s] != NULL;
+            if (hessians) ok = (cap.H[s] = malloc((size_t)ins[s] * ins[s] * sizeof(float))) != NULL;
+            if (ok && (smooth || act_static)) ok = (cap.amax[s] = malloc((size_t)ins[s] * sizeof(float))) != NULL;
         }
         if (!ok) {
             nt_fail(err, "out of memory for %d calibration samples of %d tokens", N, T);
@@ -216,6 +237,22 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
             memcpy(yf, x, (size_t)N * sz * sizeof(float));
             pass_block(m, r, l, yf, N, T, NT_BLOCK_START, NT_BLOCK_END, NULL, 0, NULL, 0);
         }
+        if (smooth) { // SmoothQuant: the float block's input maxima on the calibration inputs, folded in
+            cap.layer = l;
+            cap.hess = false;
+            for (int s = 0; s < N_SLOTS; s++) {
+                cap.want[s] = true;
+                memset(cap.amax[s], 0, (size_t)cap.in[s] * sizeof(float));
+            }
+            for (int j = 0; j < N; j++) {
+                memcpy(scratch, x + (size_t)j * sz, sz * sizeof(float));
+                pass_block(m, r, l, scratch, 1, T, NT_BLOCK_START, NT_BLOCK_END, NULL, 0, NULL, 0);
+            }
+            cap.layer = -1;
+            nt_smooth_stats ss = {cap.amax[SLOT_ATTN_IN], cap.amax[SLOT_ATTN_OUT], cap.amax[SLOT_MLP_IN],
+                                  cap.amax[SLOT_MLP_OUT]};
+            if (nt_smooth_block(m, l, &ss, o->smooth_alpha, err)) goto done;
+        }
         int n_steps = sequential ? 4 : 1;
         bool mid_ready = false; // mid_keep holds this block's residual stream between the sublayers
         for (int step = 0; step < n_steps; step++) {
@@ -227,11 +264,13 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
                 for (int j = 0; j < 3 && !in_step; j++) in_step = seq_steps[step][j] == (nt_lin_id)k;
                 if (in_step && nt_layer_linear(ly, (nt_lin_id)k)->w) ids[n_ids++] = (nt_lin_id)k;
             }
-            if (hessians) { // Hessians of this step's inputs, from the block as quantized so far
+            if (capture) { // Hessians (and maxima) of this step's inputs, from the block as quantized so far
                 cap.layer = l;
+                cap.hess = hessians;
                 for (int s = 0; s < N_SLOTS; s++) {
                     cap.want[s] = false;
                     cap.nsamples[s] = 0;
+                    if (cap.amax[s]) memset(cap.amax[s], 0, (size_t)cap.in[s] * sizeof(float));
                 }
                 for (int i = 0; i < n_ids; i++) cap.want[slot_of[ids[i]]] = true;
                 if (!sequential) { // every linear's input from one pass of the float block, on a copy
@@ -272,7 +311,8 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
             }
             for (int i = 0; i < n_ids; i++) {
                 nt_linear *lin = nt_layer_linear(ly, ids[i]);
-                if (quantize_linear(lin, qz, hessians ? cap.H[slot_of[ids[i]]] : NULL, o, &st.seconds_quantize, err)) {
+                if (quantize_linear(lin, qz, hessians ? cap.H[slot_of[ids[i]]] : NULL, cap.amax[slot_of[ids[i]]], o,
+                                    &st.seconds_quantize, err)) {
                     char inner[sizeof(err->msg)];
                     snprintf(inner, sizeof(inner), "%s", err->msg);
                     nt_fail(err, "%s: layer %d %s: %s", m->name, l, nt_lin_name(ids[i]), inner);
@@ -311,6 +351,8 @@ int nt_quantize_model(nt_model *m, const nt_tokenizer *tok, const char *data_dir
     mq->sym = o->sym;
     mq->act_order = hessians && o->act_order;
     mq->static_groups = hessians && o->static_groups;
+    mq->abits = o->abits;
+    mq->act_static = act_static;
     snprintf(mq->calib, sizeof(mq->calib), "%s", calib_str);
     mq->options[0] = '\0';
     nt_quant_opts_describe(o, mq->options, sizeof(mq->options));
@@ -319,7 +361,10 @@ done:
     st.seconds_total = nt_time() - t_start;
     if (stats && rc == 0) *stats = st;
     else nt_quant_stats_free(&st);
-    for (int s = 0; s < N_SLOTS; s++) free(cap.H[s]);
+    for (int s = 0; s < N_SLOTS; s++) {
+        free(cap.H[s]);
+        free(cap.amax[s]);
+    }
     free(x);
     free(yf);
     free(scratch);

@@ -11,7 +11,8 @@
 
 
 // The settings of o that result rows and checkpoints record as options ("act_order;loss=dist;lr=1e-05;iters=1"):
-// the quantizer's that differ from its defaults, then norm tweaking's. A grid cell's identity is made from the
+// the quantizer's that differ from its defaults, SmoothQuant's alpha, act_scheme=static (the activation bits are a
+// column of their own), then norm tweaking's. A grid cell's identity is made from the
 // same text, so a rerun finds the rows of the cells it already evaluated.
 void nt_quant_opts_describe(const nt_quant_opts *o, char *buf, size_t cap);
 
