@@ -267,6 +267,29 @@ static bool cpu_runs_skylakex_kernels(void) {
 #endif
 }
 
+static bool cpu_runs_haswell_kernels(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+
+// The OpenBLAS core to run instead of the one it chose, or NULL to keep it. OpenBLAS 0.3.21 falls back to its
+// SSE3 kernels ("Prescott") on x86-64 CPUs it does not know (seen here: an Emerald Rapids Xeon, family 6 model
+// 207, under a VM: sgemm 4x slower), and to AVX2 ones on AMD Zen 4.
+static const char *better_openblas_core(const char *core) {
+    if (!core) return NULL;
+    static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+    for (size_t i = 0; i < sizeof(avx512) / sizeof(avx512[0]); i++)
+        if (strcmp(core, avx512[i]) == 0) return NULL;
+    if (cpu_runs_skylakex_kernels()) return "SkylakeX";
+    bool avx2 = strcmp(core, "Haswell") == 0 || strcmp(core, "Zen") == 0;
+    if (!avx2 && cpu_runs_haswell_kernels()) return "Haswell";
+    return NULL;
+}
+
 void nt_tune_runtime(char **argv) {
     // each variable is set only when unset: the re-executed program finds them set and goes on
     bool again = false;
@@ -274,10 +297,9 @@ void nt_tune_runtime(char **argv) {
         setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
         again = true;
     }
-    const char *core = openblas_get_corename();
-    if (!getenv("OPENBLAS_CORETYPE") && core && (strcmp(core, "Haswell") == 0 || strcmp(core, "Zen") == 0) &&
-        cpu_runs_skylakex_kernels()) {
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    const char *better = better_openblas_core(openblas_get_corename());
+    if (!getenv("OPENBLAS_CORETYPE") && better) {
+        setenv("OPENBLAS_CORETYPE", better, 1);
         again = true;
     }
     if (!again) return;

@@ -88,8 +88,10 @@ void nt_set_threads(int n);
 //     one whose cores are shared) the spinning threads starve the ones doing the work (measured here: --threads 2
 //     ran 5x slower than --threads 1 while other processes were running).
 //   OPENBLAS_CORETYPE=SkylakeX: OpenBLAS 0.3.21 (Debian 12) does not know AMD Zen 4 and runs its AVX2 (Haswell)
-//     kernels on it; its AVX-512 (SkylakeX) kernels run sgemm 1.8x faster there. Set only when the CPU has the
-//     AVX-512 subsets those kernels use (F, CD, BW, DQ, VL) and OpenBLAS chose an AVX2 core (Haswell or Zen).
+//     kernels on it; its AVX-512 (SkylakeX) kernels run sgemm 1.8x faster there. On an Intel CPU it does not
+//     know (an Emerald Rapids Xeon under a VM here) it falls back to its SSE3 kernels (Prescott), 4x slower.
+//     SkylakeX is set when the CPU has the AVX-512 subsets those kernels use (F, CD, BW, DQ, VL) and OpenBLAS
+//     chose a core without them; Haswell when it has AVX2 + FMA only and OpenBLAS chose an older core.
 // Returns only when nothing had to change or the exec failed (then the program runs on as it is).
 void nt_tune_runtime(char **argv);
 

@@ -37,12 +37,6 @@
 
 // As normtweak.c: libgomp's spinning idle threads starve the working ones on shared cores; the policy must be in
 // the environment before libgomp loads, hence the re-exec. An explicit OMP_WAIT_POLICY is respected.
-static void prefer_passive_openmp(char **argv) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);
-}
-
 static int usage(const char *prog) {
     fprintf(stderr,
             "usage: %s MODEL_DIR DATA_DIR [--wbits B] [--group G] [--act-order] [--nsamples N] [--seqlen L]\n"
@@ -66,7 +60,7 @@ static bool parse_int(const char *s, long lo, long hi, long *v) {
 }
 
 int main(int argc, char **argv) {
-    prefer_passive_openmp(argv);
+    nt_tune_runtime(argv); // may re-execute once (nt.h): passive OpenMP waits, the OpenBLAS core
     long wbits = 4, group = 128, nsamples = 128, seqlen = 0, threads = 0, ppl_windows = 0;
     bool act_order = false, fp16_scales = false, header = false;
     static const struct option opts[] = {

@@ -21,6 +21,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
+    nt_tune_runtime(argv); // may re-execute once (nt.h): passive OpenMP waits, the OpenBLAS core
     const char *model = nt_default_model(), *calib = "c4", *data = NT_DEFAULT_DATA;
     const char *wbits = "3", *group = "128", *iters = "1";
     static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"calib", required_argument, 0, 'c'},

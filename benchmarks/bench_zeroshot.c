@@ -14,6 +14,7 @@
 #include "zeroshot.h"
 
 int main(int argc, char **argv) {
+    nt_tune_runtime(argv); // may re-execute once (nt.h): passive OpenMP waits, the OpenBLAS core
     long limit = 0;
     bool dump = false;
     static const struct option opts[] = {{"limit", required_argument, 0, 'l'}, {"dump", no_argument, 0, 'd'},

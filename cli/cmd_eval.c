@@ -12,7 +12,7 @@
 static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: normtweak eval [--model DIR] [--tasks T1,T2,...] [--seqlen N] [--data-dir DIR] [--out FILE.csv]\n"
-            "                      [--limit N] [--skip-bad-items] [--threads N] [--kld TASKS [--kld-base M]]\n"
+            "                      [--limit N] [--limit-items N] [--skip-bad-items] [--threads N] [--kld TASKS [--kld-base M]]\n"
             "                      [--log-samples DIR] [quantization options]\n"
             "  --model PATH    Hugging Face model directory, quantized checkpoint or GGUF file (default " NT_DEFAULT_MODEL
             ", or $NT_MODELS_DIR/" NT_DEFAULT_MODEL_FILE ")\n"
@@ -23,6 +23,7 @@ static void eval_usage(FILE *f) {
             "  --data-dir DIR  the datasets folder (default " NT_DEFAULT_DATA ")\n"
             "  --out FILE.csv  append result rows to this CSV (columns: results/README.md)\n"
             "  --limit N       score only the first N windows / items of each task (stated in the row's options)\n"
+            "  --limit-items N the zero-shot tasks' item limit instead (perplexity keeps --limit)\n"
             "  --skip-bad-items  zero-shot: skip malformed task lines (counted in the row) instead of failing\n"
             "  --threads N     CPU threads (default: all cores)\n"
             "  --device D      cpu (default), cuda or cuda:N: perplexity on a CUDA GPU (quantized linears through\n"
@@ -47,7 +48,8 @@ int nt_cmd_eval(int argc, char **argv) {
                                         {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
                                         {"skip-bad-items", no_argument, 0, 'k'}, {"device", required_argument, 0, 'D'},
                                         {"kld", required_argument, 0, 'K'},     {"kld-base", required_argument, 0, 'B'},
-                                        {"log-samples", required_argument, 0, 'S'}};
+                                        {"log-samples", required_argument, 0, 'S'},
+                                        {"limit-items", required_argument, 0, 'L'}};
     struct option opts[64];
     nt_quant_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
     nt_quant_opts q = nt_quant_opts_make("fp", 4, 128);
@@ -63,6 +65,7 @@ int nt_cmd_eval(int argc, char **argv) {
         case 'o': o.out = optarg; break;
         case 's': if (nt_cli_pos_int("eval", "--seqlen", optarg, 1L << 20, &seqlen)) return 2; break;
         case 'l': if (nt_cli_pos_int("eval", "--limit", optarg, 1L << 30, &o.limit)) return 2; break;
+        case 'L': if (nt_cli_pos_int("eval", "--limit-items", optarg, 1L << 30, &o.limit_items)) return 2; break;
         case 'j': if (nt_cli_pos_int("eval", "--threads", optarg, 4096, &threads)) return 2; break;
         case 'k': o.skip_bad_items = true; break;
         case 'D': o.device = optarg; break;

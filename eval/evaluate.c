@@ -35,9 +35,10 @@ static int zeroshot_rows(const nt_model *m, const nt_tokenizer *tok, const nt_ev
     const nt_model_quant *mq = &m->quant;
     char opts[512];
     snprintf(opts, sizeof(opts), "%s", mq->options);
-    if (o->limit) {
+    long limit = nt_eval_item_limit(o);
+    if (limit) {
         size_t k = strlen(opts);
-        snprintf(opts + k, sizeof(opts) - k, "%slimit=%ld", k ? ";" : "", o->limit);
+        snprintf(opts + k, sizeof(opts) - k, "%slimit=%ld", k ? ";" : "", limit);
     }
     if (o->skip_bad_items) {
         size_t k = strlen(opts);
@@ -174,7 +175,7 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     }
     // every task's windows first: bad data fails before any compute and before any row is written
     for (size_t i = 0; i < n_tasks; i++) {
-        int r = is_zs[i] ? nt_zs_task_load(names[i], o->data_dir, o->limit, o->skip_bad_items, &zs[i], err)
+        int r = is_zs[i] ? nt_zs_task_load(names[i], o->data_dir, nt_eval_item_limit(o), o->skip_bad_items, &zs[i], err)
                          : nt_ppl_windows(names[i], o->data_dir, tok, (size_t)seqlen, &w[i], err);
         if (r) goto done;
     }
@@ -271,6 +272,8 @@ done:
     nt_model_free(&m);
     return rc;
 }
+
+long nt_eval_item_limit(const nt_eval_opts *o) { return o->limit_items ? o->limit_items : o->limit; }
 
 const char *nt_default_model(void) {
     static char path[4096];

@@ -21,6 +21,7 @@ typedef struct {
     const char *data_dir;  // datasets folder
     int seqlen;            // 0: min(2048, the model's maximum)
     long limit;            // 0: all windows/items; else the first `limit` windows (perplexity) / items (zero-shot)
+    long limit_items;      // zero-shot only: the first `limit_items` items instead (0: `limit` applies to both)
     const char *out;       // results CSV to append each task's rows to as it finishes, or NULL
     bool print_ppl;        // log "task: PPL = x +/- y" (and zero-shot metric) lines to stderr
     bool skip_bad_items;   // zero-shot: leave malformed items out (counted in the row's options) instead of failing
@@ -43,6 +44,9 @@ typedef struct {
     char **strings; // storage the rows point into
     size_t n_strings;
 } nt_eval_rows;
+
+// The item limit of the zero-shot tasks: limit_items when set, else limit.
+long nt_eval_item_limit(const nt_eval_opts *o);
 
 // Returns 0, or -1 with err set; err->msg starts with "usage:" for a bad option (exit status 2).
 int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err);

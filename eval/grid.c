@@ -12,6 +12,7 @@
 //                                                  "percdamp=0.1", "abits=8;act-scheme=static"); a grid dimension
 //                                                  like the others (the activation bits land in the abits column)
 //   "calib":       ""                              calibration spec of the quantized methods ("" default)
+//   "limit_items": 0                               zero-shot tasks: the first N items (0: "limit" applies to them)
 //   "seqlen": 0, "limit": 0, "data_dir": "../shared/datasets", "out": "results/grid.csv"
 //   "kld":         []                              perplexity tasks (of "tasks") that also get kld and top1 rows
 //                                                  against the float model (evaluate.h's kld); a cell of such a
@@ -48,6 +49,7 @@
 #include "evaluate.h"
 #include "json.h"
 #include "table.h"
+#include "zeroshot.h"
 
 typedef struct {
     char **s;
@@ -64,7 +66,7 @@ typedef struct {
     intlist wbits, groups;
     char *calib, *data_dir, *out, *log_samples;
     int seqlen;
-    long limit;
+    long limit, limit_items;
 } grid;
 
 // One evaluation call: the cells of a model x method x bits x group x options, over the grid's tasks.
@@ -168,7 +170,8 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
         return nt_fail(err, "%s: not a JSON object", path);
     }
     static const char *const known[] = {"models", "methods", "wbits", "group_sizes", "tasks", "options", "calib",
-                                        "seqlen", "limit", "data_dir", "out", "comment", "kld", "log_samples"};
+                                        "seqlen", "limit", "limit_items", "data_dir", "out", "comment", "kld",
+                                        "log_samples"};
     int rc = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, root) {
@@ -176,7 +179,7 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
         for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) ok |= strcmp(e->string, known[i]) == 0;
         if (!ok) {
             rc = nt_fail(err, "%s: unknown key \"%s\" (expected models, methods, wbits, group_sizes, tasks, options, "
-                              "calib, seqlen, limit, data_dir, out, kld, log_samples, comment)", path, e->string);
+                              "calib, seqlen, limit, limit_items, data_dir, out, kld, log_samples, comment)", path, e->string);
             break;
         }
     }
@@ -191,6 +194,7 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
              get_str(root, "data_dir", NT_DEFAULT_DATA, &g->data_dir, path, err) ||
              get_str(root, "out", "", &g->out, path, err) || get_num(root, "seqlen", 1L << 20, &seqlen, path, err) ||
              get_num(root, "limit", 1L << 30, &g->limit, path, err) ||
+             get_num(root, "limit_items", 1L << 30, &g->limit_items, path, err) ||
              get_str(root, "log_samples", "", &g->log_samples, path, err) ||
              (cJSON_GetObjectItemCaseSensitive(root, "kld") && get_strs(root, "kld", "", false, &g->kld, path, err));
     g->seqlen = (int)seqlen;
@@ -208,6 +212,11 @@ static int grid_load(const char *path, grid *g, nt_err *err) {
 // ---- cells and the resume key ----
 
 static bool is_fp_method(const char *m) { return strcmp(m, "fp") == 0; }
+
+// The limit a task's rows state: limit_items for a zero-shot task when the grid sets it, else limit.
+static long task_limit(const grid *g, const char *task) {
+    return g->limit_items && nt_zeroshot_task_known(task) ? g->limit_items : g->limit;
+}
 
 // The cell a grid asks for, as a pattern (nt_cell_matches): seqlen, calib and the limit as the grid gives them.
 static int quant_opts_of(const conf *c, const char *calib, nt_quant_opts *q, nt_err *err);
@@ -229,7 +238,7 @@ static void cell_pattern(const grid *g, const conf *c, const char *task, nt_cell
                        .options = opts};
     nt_cell_of_row(&r, p);
     p->metric = NULL; // any metric of the task
-    p->limit = g->limit;
+    p->limit = task_limit(g, task);
 }
 
 static bool cell_done(const nt_results_set *done, const grid *g, const conf *c, const char *task) {
@@ -296,7 +305,7 @@ static int eval_conf(const grid *g, const conf *c, const char *tasks, nt_eval_ro
         }
     }
     nt_eval_opts o = {.model_dir = c->model_dir, .tasks = tasks, .data_dir = g->data_dir, .seqlen = g->seqlen,
-                      .limit = g->limit, .out = g->out, .print_ppl = true, .kld = kld,
+                      .limit = g->limit, .limit_items = g->limit_items, .out = g->out, .print_ppl = true, .kld = kld,
                       .log_samples = samples[0] ? samples : NULL};
     nt_quant_opts q;
     if (!is_fp_method(c->method)) {
@@ -315,7 +324,7 @@ static int record_error(const grid *g, const conf *c, const char *task, const ch
     for (char *p = m; *p; p++)
         if (*p == ';' || *p == '\n' || *p == '\r') *p = ',';
     char lim[40] = "";
-    if (g->limit) snprintf(lim, sizeof(lim), "limit=%ld;", g->limit);
+    if (task_limit(g, task)) snprintf(lim, sizeof(lim), "limit=%ld;", task_limit(g, task));
     snprintf(opts, sizeof(opts), "%s%s%serror=%s", c->options, c->options[0] ? ";" : "", lim, m);
     nt_quant_opts q;
     nt_err e2 = {0};

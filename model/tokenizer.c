@@ -1254,11 +1254,7 @@ int nt_tokenizer_load_dir(nt_tokenizer **out, const char *dir, nt_err *err) {
         rc = (nt_file_exists(cp) && !cfg) ? -1 : load_bpe_files(out, vj, mt, cfg, err);
         cJSON_Delete(cfg);
     } else {
-        // a checkpoint quantized from a GGUF model carries the source's tokenizer metadata as tokenizer.gguf
-        char *tg = nt_path_join(dir, "tokenizer.gguf");
-        if (tg && nt_file_exists(tg)) rc = nt_tokenizer_load_gguf(out, tg, err);
-        else rc = nt_fail(err, "%s: no tokenizer file (neither tokenizer.json, vocab.json + merges.txt nor tokenizer.gguf)", tj);
-        free(tg);
+        rc = nt_fail(err, "%s: no tokenizer file (neither tokenizer.json, vocab.json + merges.txt nor tokenizer.gguf)", tj);
     }
     free(tj);
     free(vj);

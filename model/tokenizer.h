@@ -16,7 +16,8 @@ int nt_tokenizer_load_json(nt_tokenizer **out, const char *path, nt_err *err);
 // vocab.bpe) as GPT2TokenizerFast(vocab_file, merges_file) does: "<|endoftext|>" is the special BOS/EOS/unk
 // token and no BOS is added.
 int nt_tokenizer_load_bpe_files(nt_tokenizer **out, const char *vocab_path, const char *merges_path, nt_err *err);
-// Loads the tokenizer of a model path: a directory (nt_tokenizer_load_dir) or a GGUF file
+// Loads the tokenizer of a model path: a directory (nt_tokenizer_load_dir; or its tokenizer.gguf, the metadata a
+// checkpoint quantized from a GGUF model keeps, when it has neither tokenizer.json nor vocab.json) or a GGUF file
 // (nt_tokenizer_load_gguf).
 int nt_tokenizer_load_model(nt_tokenizer **out, const char *model_path, nt_err *err);
 void nt_tokenizer_free(nt_tokenizer **tok);

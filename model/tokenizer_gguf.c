@@ -119,5 +119,16 @@ int nt_tokenizer_load_model(nt_tokenizer **out, const char *model_path, nt_err *
     struct stat st;
     if (stat(model_path, &st) == 0 && S_ISREG(st.st_mode))
         return nt_fail(err, "%s: neither a model directory nor a GGUF file (no GGUF magic)", model_path);
-    return nt_tokenizer_load_dir(out, model_path, err);
+    // a checkpoint quantized from a GGUF model carries the source's tokenizer metadata as tokenizer.gguf (and
+    // no tokenizer.json or vocab.json + merges.txt, which nt_tokenizer_load_dir would read first)
+    char *tj = nt_path_join(model_path, "tokenizer.json"), *vj = nt_path_join(model_path, "vocab.json"),
+         *tg = nt_path_join(model_path, "tokenizer.gguf");
+    int rc;
+    if (!tj || !vj || !tg) rc = nt_fail(err, "%s: out of memory", model_path);
+    else if (!nt_file_exists(tj) && !nt_file_exists(vj) && nt_file_exists(tg)) rc = nt_tokenizer_load_gguf(out, tg, err);
+    else rc = nt_tokenizer_load_dir(out, model_path, err);
+    free(tj);
+    free(vj);
+    free(tg);
+    return rc;
 }

@@ -301,3 +301,44 @@ Test(run, rerun_finds_tweaked_and_optioned_cells) {
     free(data);
     free_grid(&g);
 }
+
+// "limit_items" limits the zero-shot tasks separately from the perplexity windows ("limit"): each row states its
+// own limit, and a rerun finds both cells done (the resume key uses the task's own limit).
+Test(run, zero_shot_item_limit_apart_from_windows) {
+    grid_env g = {.dir = tu_tmpdir()};
+    char *opt = tu_shared("models/tiny-opt"), *data = tu_shared("datasets");
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "{\"models\": [\"%s\"], \"methods\": [\"fp\"], \"tasks\": [\"ptb\", \"piqa\"],\n"
+             " \"limit\": 2, \"limit_items\": 3, \"data_dir\": \"%s\", \"out\": \"items.csv\"}\n",
+             opt, data);
+    g.json = nt_path_join(g.dir, "grid.json");
+    cr_assert_eq(tu_write_file(g.json, text, strlen(text)), 0);
+    free(opt);
+    free(data);
+    nt_grid_result res;
+    char *log;
+    cr_assert_eq(run_grid(&g, "items.csv", &res, &log), 0, "%s", log);
+    free(log);
+    cr_assert_eq(res.cells, 2);
+    char *path = nt_path_join(g.dir, "items.csv");
+    char *cells = cells_of(path);
+    cr_assert(strstr(cells, "tiny-opt,fp,16,0,ptb,ppl,") && strstr(cells, "limit=2 : "), "%s", cells);
+    cr_assert(strstr(cells, "tiny-opt,fp,16,0,piqa,acc,") && strstr(cells, "limit=3 : ") &&
+                  strstr(cells, "piqa,acc,"),
+              "%s", cells);
+    // the piqa rows count 3 items, the ptb row the tokens of 2 windows (2 x 255 predicted at seqlen 256)
+    for (const char *p = cells; (p = strstr(p, ",piqa,")); p++) {
+        const char *nl = strchr(p, '\n');
+        cr_assert(nl && nl - p > 2 && strncmp(nl - 2, ",3", 2) == 0, "%.*s", (int)(nl - p), p);
+    }
+    const char *ptb = strstr(cells, ",ptb,ppl,");
+    cr_assert(ptb && strncmp(strchr(ptb, '\n') - 4, ",510", 4) == 0, "%s", cells);
+    free(cells);
+    cr_assert_eq(run_grid(&g, "items.csv", &res, &log), 0, "%s", log);
+    free(log);
+    cr_assert_eq(res.evaluated, 0, "a rerun must find both cells done");
+    cr_assert_eq(res.done_before, 2, "%zu", res.done_before);
+    free(path);
+    free_grid(&g);
+}
