@@ -1,6 +1,7 @@
 // table.c: comparison tables from results CSVs in the paper's layout (table.h; `normtweak table`).
 //
-// Rows are model x wbits x group x method (x options, x seqlen, x calib: each a column only when it tells cells
+// Rows are model x wbits (x abits: when some row quantizes activations, the bits read W8A8, W4A16, W4A8, W4A4,
+// high to low as the paper lays them out, under a "W/A" header) x group x method (x options, x seqlen, x calib: each a column only when it tells cells
 // apart: rows with different options are different experiments; the dimensions left after the pivot; every cell
 // of cell.h lands in a place of its own), columns the pivot's values
 // (tasks by default, one column per task and metric; the metric joins the header only when a task has
@@ -52,6 +53,7 @@ typedef struct {
     size_t n_tasks;
     bool show_options;           // some row has options: an options column
     bool show_seqlen, show_calib; // they tell cells apart: a column each
+    bool show_abits;             // some row quantizes activations: bits read "W4A8" (header "W/A")
 } table;
 
 static bool is_error_row(const nt_result_rec *x) { return strcmp(x->r.metric, "error") == 0; }
@@ -154,7 +156,8 @@ static int table_build(table *t, const nt_results_set *s, enum dim pivot, FILE *
         for (size_t j = 0; j < i; j++) {
             const nt_result_rec *x = t->cells[i], *y = t->cells[j];
             bool rest = strcmp(x->r.model, y->r.model) == 0 && strcmp(x->r.method, y->r.method) == 0 &&
-                        x->r.wbits == y->r.wbits && x->r.group_size == y->r.group_size &&
+                        x->r.wbits == y->r.wbits && x->cell.abits == y->cell.abits &&
+                        x->r.group_size == y->r.group_size &&
                         strcmp(x->r.task, y->r.task) == 0 && strcmp(x->r.metric, y->r.metric) == 0 &&
                         strcmp(x->cell.options, y->cell.options) == 0;
             t->show_seqlen |= rest && x->r.seqlen != y->r.seqlen;
@@ -162,13 +165,14 @@ static int table_build(table *t, const nt_results_set *s, enum dim pivot, FILE *
         }
     // the float row first within a model: fold "is not fp" into the bits and group keys when method is a row
     const long not_fp = pivot != D_METHOD ? 1L << 40 : 0;
+    for (size_t i = 0; i < n; i++) t->show_abits |= t->cells[i]->cell.abits < 16;
     for (size_t i = 0; i < n; i++) {
         const nt_result_rec *x = t->cells[i];
         long *k = t->keys[i];
         long g = x->r.group_size;
         k[D_MODEL] = appearance(t, f_model, x->r.model);
         k[D_TASK] = task_key(t, x);
-        k[D_WBITS] = (is_fp(x) ? 0 : not_fp) - x->r.wbits;
+        k[D_WBITS] = (is_fp(x) ? 0 : not_fp) - (64L * x->r.wbits + x->cell.abits); // W8A8, W8A16?, W4A16, W4A8, W4A4
         k[D_GROUP] = (is_fp(x) ? 0 : not_fp) + (g == 0 ? 0 : g == -1 ? 1 : 2 + (long)INT_MAX - g);
         k[D_METHOD] = method_key(t, x);
         k[D_OPTIONS] = x->cell.options[0] ? 1 + appearance(t, f_options, x->cell.options) : 0;
@@ -210,6 +214,7 @@ static const nt_result_rec *ref_base(const table *t, const nt_result_rec *x) {
     for (size_t i = 0; i < t->n_cells; i++) {
         const nt_result_rec *y = t->cells[i];
         if (strcmp(y->r.method, base) == 0 && strcmp(y->r.model, x->r.model) == 0 && y->r.wbits == x->r.wbits &&
+            y->cell.abits == x->cell.abits &&
             y->r.group_size == x->r.group_size && strcmp(y->r.task, x->r.task) == 0 &&
             strcmp(y->r.metric, x->r.metric) == 0 && y->r.seqlen == x->r.seqlen) {
             if (strcmp(y->cell.options, x->cell.options) == 0) return y;
@@ -280,7 +285,9 @@ static size_t put_row_fields(char **line, const nt_result_rec *x, const table *t
             line[k++] = strdup(x->r.task);
             line[k++] = strdup(x->r.metric);
             break;
-        case D_WBITS: line[k++] = dupf("%d", x->r.wbits); break;
+        case D_WBITS:
+            line[k++] = t->show_abits ? dupf("W%dA%d", x->r.wbits, x->cell.abits) : dupf("%d", x->r.wbits);
+            break;
         case D_GROUP:
             if (md && x->r.group_size == -1) line[k++] = strdup("per-channel");
             else if (md && x->r.group_size == 0) line[k++] = strdup("n/a");
@@ -306,7 +313,7 @@ static char *col_label(const table *t, const nt_result_rec *x) {
     case D_MODEL: return strdup(x->r.model);
     case D_TASK:
         return task_has_one_metric(t, x->r.task) ? strdup(x->r.task) : dupf("%s %s", x->r.task, x->r.metric);
-    case D_WBITS: return dupf("W%d", x->r.wbits);
+    case D_WBITS: return t->show_abits ? dupf("W%dA%d", x->r.wbits, x->cell.abits) : dupf("W%d", x->r.wbits);
     case D_GROUP:
         return x->r.group_size == -1 ? strdup("per-channel") : x->r.group_size == 0 ? strdup("no group")
                                                                                      : dupf("g%d", x->r.group_size);
@@ -339,7 +346,7 @@ static int render(const table *t, bool md, bool deltas, strtab *st) {
     for (int d = 0; d < N_DIMS; d++) {
         if (!shown(t, d)) continue;
         if (d == D_TASK) h[k++] = strdup("task"), h[k++] = strdup("metric");
-        else st->right[k] = d == D_WBITS, h[k++] = strdup(dim_names[d]);
+        else st->right[k] = d == D_WBITS, h[k++] = strdup(d == D_WBITS && t->show_abits ? "W/A" : dim_names[d]);
     }
     if (with_vs) h[k++] = strdup("vs");
     for (size_t c = 0; c < t->n_cols; c++) st->right[k] = true, h[k++] = col_label(t, t->cols[c].rep);

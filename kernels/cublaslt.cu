@@ -1,5 +1,6 @@
 // cublaslt.cu: the dense baseline of the benchmark: Y (M, N) fp16 = X (M, K) fp16 . W^T with W (N, K) fp16,
-// through cublasLtMatmul with fp32 compute (reference: nt_ref_gemm_f16 in kernels_ref.c).
+// through cublasLtMatmul with fp32 compute (reference: nt_ref_gemm_f16 in kernels_ref.c); and the W8A8 product,
+// int8 x int8 -> int32 on the IMMA path with a dequantizing kernel after it (nt_gpu_gemm_i8, nt_ref_gemm_i8).
 //
 // Row-major Y (M, N) is column-major Y^T (N, M), so the call computes Y^T = W . X^T: A = W seen column-major as
 // (K, N) with ld K and op T, B = X as (K, M) with ld K and op N, C = D = Y^T (N, M) with ld N. The algorithm is
@@ -15,7 +16,7 @@
 
 typedef struct {
     int M, N, K;
-    int out32; // Y in fp32 (nt_gpu_gemm_f16_f32) rather than fp16
+    int out32; // Y in fp32 (nt_gpu_gemm_f16_f32) rather than fp16; 2: the int8 product (int32 out)
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
@@ -85,13 +86,14 @@ static int plan_make(struct nt_lt_state *lt, lt_plan *p, int M, int N, int K, in
     p->K = K;
     p->out32 = out32;
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    LT_TRY(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    bool i8 = out32 == 2; // IMMA: int8 A and B (TN, as here), int32 compute and scale, int32 D
+    cudaDataType_t in_t = i8 ? CUDA_R_8I : CUDA_R_16F, out_t = i8 ? CUDA_R_32I : out32 ? CUDA_R_32F : CUDA_R_16F;
+    LT_TRY(cublasLtMatmulDescCreate(&p->op, i8 ? CUBLAS_COMPUTE_32I : CUBLAS_COMPUTE_32F, i8 ? CUDA_R_32I : CUDA_R_32F));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16F, (uint64_t)K, (uint64_t)N, (int64_t)K)); // W^T view
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16F, (uint64_t)K, (uint64_t)M, (int64_t)K)); // X^T view
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->c, out32 ? CUDA_R_32F : CUDA_R_16F, (uint64_t)N, (uint64_t)M,
-                                      (int64_t)N)); // Y^T view
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->a, in_t, (uint64_t)K, (uint64_t)N, (int64_t)K)); // W^T view
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->b, in_t, (uint64_t)K, (uint64_t)M, (int64_t)K)); // X^T view
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->c, out_t, (uint64_t)N, (uint64_t)M, (int64_t)N)); // Y^T view
     cublasLtMatmulPreference_t pref = NULL;
     LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = LT_WORKSPACE;
@@ -104,8 +106,8 @@ static int plan_make(struct nt_lt_state *lt, lt_plan *p, int M, int N, int K, in
         s = cublasLtMatmulAlgoGetHeuristic(lt->handle, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || found < 1)
-        return nt_fail(err, "cuBLASLt has no algorithm for the fp16 GEMM M=%d N=%d K=%d (%s)", M, N, K,
-                       lt_status_name(s));
+        return nt_fail(err, "cuBLASLt has no algorithm for the %s GEMM M=%d N=%d K=%d (%s)", i8 ? "int8" : "fp16", M,
+                       N, K, lt_status_name(s));
     p->algo = res.algo;
     return 0;
 }
@@ -146,4 +148,29 @@ int nt_gpu_gemm_f16(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, uint1
 int nt_gpu_gemm_f16_f32(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, float *Y, int M, int N, int K,
                         nt_err *err) {
     return lt_gemm(ctx, X, W, Y, M, N, K, 1, err);
+}
+
+// y = (sx[m] * sw[n]) * (float)acc over Y (M, N) row-major (= the int32 D^T the product wrote).
+__global__ void i8_dequant_kernel(const int32_t *acc, const float *sx, const float *sw, float *Y, int M, int N) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)M * N) return;
+    int m = (int)(i / N), n = (int)(i % N);
+    Y[i] = (sx[m] * sw[n]) * (float)acc[i];
+}
+
+int nt_gpu_gemm_i8(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, const float *sx, const float *sw, float *Y,
+                   int M, int N, int K, nt_err *err) {
+    if (M < 1 || N < 1 || K < 1 || K % 4)
+        return nt_fail(err, "int8 gemm: shape M=%d N=%d K=%d (K must be a multiple of 4)", M, N, K);
+    if (lt_init(ctx, err) || nt_gpu_ws_reserve(ctx, (size_t)M * N * sizeof(int32_t), err)) return -1;
+    lt_plan *p = NULL;
+    if (plan_get(ctx->lt, M, N, K, 2, &p, err)) return -1;
+    const int32_t alpha = 1, beta = 0;
+    int32_t *acc = (int32_t *)ctx->ws;
+    LT_TRY(cublasLtMatmul(ctx->lt->handle, p->op, &alpha, Wq, p->a, Xq, p->b, &beta, acc, p->c, acc, p->c, &p->algo,
+                          ctx->lt->workspace, LT_WORKSPACE, ctx->stream));
+    size_t total = (size_t)M * N;
+    i8_dequant_kernel<<<(unsigned)((total + 255) / 256), 256, 0, ctx->stream>>>(acc, sx, sw, Y, M, N);
+    NT_CUDA_TRY(cudaGetLastError());
+    return 0;
 }

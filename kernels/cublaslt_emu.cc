@@ -43,3 +43,17 @@ int nt_gpu_gemm_f16_f32(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, f
     if (M < 1 || N < 1 || K < 1) return nt_fail(err, "gemm: bad shape %d x %d x %d", M, N, K);
     return emu_gemm(X, W, M, N, K, NULL, Y, err);
 }
+
+// int8 x int8 in int32 on the host (exact), then cublaslt.cu's dequantizing expression.
+int nt_gpu_gemm_i8(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, const float *sx, const float *sw, float *Y,
+                   int M, int N, int K, nt_err *err) {
+    (void)ctx;
+    if (M < 1 || N < 1 || K < 1 || K % 4) return nt_fail(err, "int8 gemm: shape %d x %d x %d (K a multiple of 4)", M, N, K);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int32_t acc = 0;
+            for (int k = 0; k < K; k++) acc += (int32_t)Xq[(size_t)m * K + k] * (int32_t)Wq[(size_t)n * K + k];
+            Y[(size_t)m * N + n] = (sx[m] * sw[n]) * (float)acc;
+        }
+    return 0;
+}

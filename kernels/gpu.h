@@ -151,6 +151,18 @@ int nt_gpu_gemm_f16(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, uint1
 int nt_gpu_gemm_f16_f32(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, float *Y, int M, int N, int K,
                         nt_err *err);
 
+// --------------------------------------------------------------------------- int8 x int8 (W8A8, model/actquant.h)
+// Y (M, N) fp32 = (sx[m] * sw[n]) * (float)I[m][n],  I = Xq (M, K) int8 . Wq^T (N, K) int8 in int32 (exact):
+// cublasLtMatmul on the IMMA tensor cores (CUBLAS_COMPUTE_32I, int8 A and B in the TN layout, int32 D) into the
+// context's scratch, then a dequantizing kernel (per-token activation scales sx, per-channel weight scales sw).
+// K must be a multiple of 4 (cuBLASLt's int8 rule), pointers 16-byte aligned. The emulated build computes I on the
+// host in int32 and applies the same fp32 expression, so both agree with nt_ref_gemm_i8 bit for bit.
+int nt_gpu_gemm_i8(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, const float *sx, const float *sw, float *Y,
+                   int M, int N, int K, nt_err *err);
+// The reference: I in int64 (checked to fit int32), then the same fp32 expression.
+void nt_ref_gemm_i8(const int8_t *Xq, const int8_t *Wq, const float *sx, const float *sw, int M, int N, int K,
+                    float *Y);
+
 // ----------------------------------------------------------------------------------------------- timing
 // Times launch(arg, copy): warm-up runs (doubling, until warmup_ms have passed), then `batches` batches of calls
 // between two CUDA events, each batch long enough (~0.5 ms) that event resolution and launch gaps do not matter;

@@ -180,6 +180,9 @@ int nt_gpu_model_upload(nt_gpu_ctx *ctx, nt_gpu_model **out, const nt_model *m, 
     if (max_tokens < 1) return nt_fail(err, "gpu model: max_tokens %d", max_tokens);
     if (max_tokens > m->cfg.max_pos)
         return nt_fail(err, "gpu model: %d positions exceed the model's %d", max_tokens, m->cfg.max_pos);
+    if (m->quant.abits < 16) // the device pass has fp16 activations: no W8A8 model yet (nt_gpu_gemm_i8 is the kernel)
+        return nt_fail(err, "gpu model: activation quantization (abits %d) runs on the CPU only for now; evaluate "
+                            "without --device", m->quant.abits);
     nt_gpu_model *g = calloc(1, sizeof *g);
     if (!g) return nt_fail(err, "out of memory");
     g->cfg = m->cfg;

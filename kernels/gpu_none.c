@@ -87,6 +87,11 @@ int nt_gpu_gemm_f16_f32(nt_gpu_ctx *ctx, const uint16_t *X, const uint16_t *W, f
     (void)ctx, (void)X, (void)W, (void)Y, (void)M, (void)N, (void)K;
     return nt_fail(err, NO_CUDA);
 }
+int nt_gpu_gemm_i8(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, const float *sx, const float *sw, float *Y,
+                   int M, int N, int K, nt_err *err) {
+    (void)ctx, (void)Xq, (void)Wq, (void)sx, (void)sw, (void)Y, (void)M, (void)N, (void)K;
+    return nt_fail(err, NO_CUDA);
+}
 int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int copies, double warmup_ms, int batches,
                 nt_gpu_timing *t, nt_err *err) {
     (void)ctx, (void)launch, (void)arg, (void)copies, (void)warmup_ms, (void)batches;

@@ -66,6 +66,18 @@ void nt_ref_gemm_f16(const uint16_t *X, const uint16_t *W, int M, int N, int K, 
         }
 }
 
+void nt_ref_gemm_i8(const int8_t *Xq, const int8_t *Wq, const float *sx, const float *sw, int M, int N, int K,
+                    float *Y) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int m = 0; m < M; m++) {
+            int64_t acc = 0;
+            for (int k = 0; k < K; k++) acc += (int64_t)Xq[(size_t)m * K + k] * Wq[(size_t)n * K + k];
+            NT_ASSERT(acc >= INT32_MIN && acc <= INT32_MAX);
+            Y[(size_t)m * N + n] = (sx[m] * sw[n]) * (float)(int32_t)acc;
+        }
+}
+
 // ------------------------------------------------------------------------------------------ kernel choice
 
 const char *nt_qkernel_name(nt_qkernel k) {

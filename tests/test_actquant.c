@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "block_grad.h"
+#include "csv_read.h"
+#include "table.h"
 #include "datasets.h"
 #include "perplexity.h"
 #include "qcheckpoint.h"
@@ -477,4 +479,57 @@ Test(actquant, checkpoint_keeps_static_scales) {
     free(qdir);
     free(dir);
     free(data);
+}
+
+// ------------------------------------------------------------------------------------- rows, cells and tables
+
+// A results file from before the abits column: it reads as abits 16, appending rewrites it under the new header
+// with every old field kept, and a W4A8 row is a cell apart from W4A16; the table says W/A.
+Test(actquant, csv_abits_column_and_table) {
+    char *tmp = tu_tmpdir(), *path = nt_path_join(tmp, "r.csv");
+    const char *old = NT_RESULTS_HEADER_V1 "\n"
+                      "m,rtn,4,128,ptb,ppl,30.5,0.5,100,256,1.0,c4,\"a,b\",cpu,abc123,2024-01-01T00:00:00Z\n"
+                      "m,fp,16,0,ptb,ppl,20.0,0.4,100,256,1.0,,,cpu,abc123,2024-01-01T00:00:00Z\n";
+    cr_assert_eq(tu_write_file(path, old, strlen(old)), 0);
+    nt_results_set rs;
+    nt_err err = {0};
+    const char *paths[1] = {path};
+    cr_assert_eq(nt_results_read(paths, 1, &rs, &err), 0, "%s", err.msg);
+    cr_assert_eq(rs.recs[0].r.abits, 16);
+    cr_assert_eq(rs.recs[0].cell.abits, 16);
+    nt_results_set_free(&rs);
+    nt_result_row add[2] = {
+        {.model = "m", .method = "rtn", .wbits = 4, .abits = 8, .group_size = 128, .task = "ptb", .metric = "ppl",
+         .value = 33.0, .stderr_ = 0.5, .n = 100, .seqlen = 256, .seconds = 1.0, .calib = "c4", .options = "a,b"},
+        {.model = "m", .method = "rtn", .wbits = 4, .abits = 4, .group_size = 128, .task = "ptb", .metric = "ppl",
+         .value = 90.0, .stderr_ = 0.5, .n = 100, .seqlen = 256, .seconds = 1.0, .calib = "c4", .options = "a,b"}};
+    cr_assert_eq(nt_results_append(path, add, 2, &err), 0, "%s", err.msg);
+    size_t len = 0;
+    char *text = nt_read_file(path, &len, &err);
+    cr_assert(text);
+    cr_expect(strncmp(text, NT_RESULTS_HEADER "\n", strlen(NT_RESULTS_HEADER) + 1) == 0, "header not upgraded");
+    cr_expect(strstr(text, "m,rtn,4,16,128,ptb,ppl,30.5,0.5,100,256,1.0,c4,\"a,b\",cpu,abc123,2024-01-01T00:00:00Z\n"),
+              "the old row was not kept field for field with abits 16:\n%s", text);
+    free(text);
+    cr_assert_eq(nt_results_read(paths, 1, &rs, &err), 0, "%s", err.msg);
+    cr_assert_eq(rs.n, 4);
+    cr_expect_eq(rs.recs[2].r.abits, 8);
+    cr_expect(!nt_result_same_cell(&rs.recs[0], &rs.recs[2]), "W4A16 and W4A8 rows are the same cell");
+    char d[256];
+    nt_result_rec_describe(&rs.recs[2], false, d, sizeof(d));
+    cr_expect(strstr(d, "w4a8") != NULL, "cell description '%s' does not say w4a8", d);
+    nt_results_set_free(&rs);
+    // the table: W/A rows high to low (W4A16, W4A8, W4A4 after the float row)
+    char *md = NULL;
+    size_t md_len = 0;
+    FILE *f = open_memstream(&md, &md_len);
+    nt_table_opts to = {.md = f, .notes = f};
+    cr_assert_eq(nt_table_write(paths, 1, &to, &err), 0, "%s", err.msg);
+    fclose(f);
+    char *a16 = strstr(md, "W4A16"), *a8 = strstr(md, "W4A8"), *a4 = strstr(md, "W4A4");
+    cr_expect(strstr(md, "W/A") && a16 && a8 && a4 && a16 < a8 && a8 < a4, "table layout:\n%s", md);
+    free(md);
+    tu_rmtree(tmp);
+    free(tmp);
+    free(path);
 }

@@ -663,6 +663,51 @@ Test(gpu, cublaslt_matches_cpu_gemm, .timeout = 600) {
     nt_gpu_ctx_free(&ctx);
 }
 
+// W8A8: int8 x int8 -> int32 through cuBLASLt's IMMA path and the dequantizing kernel, on a device and under the
+// emulator (whose host product applies the same fp32 expression): bit for bit the reference's (the int32 sum is
+// exact in every order, and (sx * sw) * (float)I is one fixed sequence of fp32 roundings).
+Test(gpu, int8_gemm_matches_reference, .timeout = 600) {
+    nt_gpu_ctx *ctx = tu_need_gpu();
+    nt_err err = {0};
+    const int shapes[][3] = {{1, 64, 576}, {7, 129, 100}, {33, 96, 1536}, {256, 160, 512}};
+    uint64_t st = 5;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        int8_t *X = malloc((size_t)M * K), *W = malloc((size_t)N * K);
+        float *sx = malloc((size_t)M * 4), *sw = malloc((size_t)N * 4), *R = malloc((size_t)M * N * 4),
+              *Y = malloc((size_t)M * N * 4);
+        cr_assert(X && W && sx && sw && R && Y);
+        for (size_t i = 0; i < (size_t)M * K; i++) X[i] = (int8_t)((int)(tu_rnd_u32(&st) % 255) - 127);
+        for (size_t i = 0; i < (size_t)N * K; i++) W[i] = (int8_t)((int)(tu_rnd_u32(&st) % 256) - 128);
+        for (int i = 0; i < M; i++) sx[i] = 0.01f + tu_rnd_unif(&st);
+        for (int i = 0; i < N; i++) sw[i] = 0.001f + 0.01f * tu_rnd_unif(&st);
+        nt_ref_gemm_i8(X, W, sx, sw, M, N, K, R);
+        void *dX = NULL, *dW = NULL, *dsx = NULL, *dsw = NULL, *dY = NULL;
+        cr_assert(nt_gpu_malloc(&dX, (size_t)M * K, &err) == 0 && nt_gpu_malloc(&dW, (size_t)N * K, &err) == 0 &&
+                      nt_gpu_malloc(&dsx, (size_t)M * 4, &err) == 0 && nt_gpu_malloc(&dsw, (size_t)N * 4, &err) == 0 &&
+                      nt_gpu_malloc(&dY, (size_t)M * N * 4, &err) == 0,
+                  "%s", err.msg);
+        cr_assert(nt_gpu_upload(dX, X, (size_t)M * K, &err) == 0 && nt_gpu_upload(dW, W, (size_t)N * K, &err) == 0 &&
+                      nt_gpu_upload(dsx, sx, (size_t)M * 4, &err) == 0 && nt_gpu_upload(dsw, sw, (size_t)N * 4, &err) == 0,
+                  "%s", err.msg);
+        cr_assert(nt_gpu_gemm_i8(ctx, dX, dW, dsx, dsw, dY, M, N, K, &err) == 0, "%s", err.msg);
+        cr_assert(nt_gpu_sync(&err) == 0 && nt_gpu_download(Y, dY, (size_t)M * N * 4, &err) == 0, "%s", err.msg);
+        size_t bad = 0;
+        for (size_t i = 0; i < (size_t)M * N; i++) bad += memcmp(&Y[i], &R[i], 4) != 0;
+        cr_expect_eq(bad, 0, "int8 GEMM M %d N %d K %d: %zu of %zu outputs differ from the reference", M, N, K, bad,
+                     (size_t)M * N);
+        nt_gpu_free(&dX);
+        nt_gpu_free(&dW);
+        nt_gpu_free(&dsx);
+        nt_gpu_free(&dsw);
+        nt_gpu_free(&dY);
+        free(X), free(W), free(sx), free(sw), free(R), free(Y);
+    }
+    // K not a multiple of 4: refused with a message
+    cr_expect(nt_gpu_gemm_i8(ctx, NULL, NULL, NULL, NULL, NULL, 4, 4, 6, &err) != 0 && strstr(err.msg, "multiple of 4"));
+    nt_gpu_ctx_free(&ctx);
+}
+
 // Attention over 12,000 positions: 47 KB of dynamic shared memory (the scores) plus the kernel's 2 KB of static
 // shared memory passes 48 KB, so the launch needs the opt-in although the scores alone do not (positions 11,777
 // to 12,288 failed on a device before the static part was counted). Device only: 12,000 blocks of 256 threads
