@@ -4,6 +4,10 @@
 // statistics match the float block's on the same (quantized) input. normtweak.c reads top to bottom: the losses,
 // Adam, the block's norm parameters, the depth-scaled learning rate, the lr grid on held-out samples, one block.
 // The block-by-block driver that calls it is quantize_model.c.
+// With activation quantization (--abits, model/actquant.h) the quantized block's forward quantizes every linear's
+// input as evaluation does, and the backward passes the gradient through that rounding as the identity (the
+// straight-through estimator): it is the gradient of the block with the forward's rounding noise held fixed. The
+// float target is always the float block (no activation quantization) on the same input.
 #pragma once
 #include "method.h"
 #include "transformer.h"

@@ -176,7 +176,7 @@ Test(cli, eval_appends_rows_atomically) {
     int lines = 0;
     for (size_t i = 0; i < len; i++) lines += csv[i] == '\n';
     cr_assert_eq(lines, 5, "header + 2 runs x 2 tasks expected, got %d lines:\n%s", lines, csv);
-    cr_assert(strstr(csv, "tiny-opt,fp,16,0,ptb,ppl,") && strstr(csv, "tiny-opt,fp,16,0,ptb-new,ppl,"), "%s", csv);
+    cr_assert(strstr(csv, "tiny-opt,fp,16,16,0,ptb,ppl,") && strstr(csv, "tiny-opt,fp,16,16,0,ptb-new,ppl,"), "%s", csv);
     cr_assert(strstr(csv, ",256,") && strstr(csv, "limit=2"), "%s", csv);
     free(csv);
 
@@ -204,7 +204,7 @@ Test(results, quoting_and_nan) {
     nt_err err = {0};
     cr_assert_eq(nt_results_append(p, &r, 1, &err), 0, "%s", err.msg);
     char *csv = nt_read_file(p, NULL, NULL);
-    cr_assert(strstr(csv, "\n\"m,1\",fp,16,0,\"my \"\"file\"\".txt\",ppl,12.5,,10,8,1.000,"), "%s", csv);
+    cr_assert(strstr(csv, "\n\"m,1\",fp,16,16,0,\"my \"\"file\"\".txt\",ppl,12.5,,10,8,1.000,"), "%s", csv);
     free(csv);
     // an incomplete last line (someone else's crash) is refused, not extended
     FILE *f = fopen(p, "ab");
@@ -229,7 +229,7 @@ Test(cli, default_model_is_smollm2) {
     cr_assert_eq(st, 0, "exit %d: %s (run .ci/install-deps to fetch the default model)", st, err ? err : "");
     free(err);
     char *csv = nt_read_file(e.out, NULL, NULL);
-    cr_assert(csv && strstr(csv, "\nSmolLM2-135M-Instruct.Q4_1,fp,16,0,wikitext2,ppl,"), "%s", csv ? csv : "");
+    cr_assert(csv && strstr(csv, "\nSmolLM2-135M-Instruct.Q4_1,fp,16,16,0,wikitext2,ppl,"), "%s", csv ? csv : "");
     free(csv);
     unlink(e.out);
     // NT_MODELS_DIR moves it; pointing it at an empty folder names the missing file
