@@ -14,6 +14,8 @@
 
 #include "csv_read.h"
 #include "grid.h"
+
+const char *openblas_get_corename(void); // OpenBLAS (linked through libnt)
 #include "testutil.h"
 
 typedef struct {
@@ -137,6 +139,9 @@ Test(run, resume_after_kill_gives_the_same_cells) {
         int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 1);
         dup2(devnull, 2);
+        // the values must equal A's exactly: the same OpenBLAS kernels as this process (normtweak would otherwise
+        // pick a faster core at start, nt_tune_runtime, and round differently)
+        setenv("OPENBLAS_CORETYPE", openblas_get_corename(), 1);
         execl(exe, "normtweak", "run", g.json, "--out", b_path, "--threads", "1", "--no-table", (char *)NULL);
         _exit(127);
     }
