@@ -66,6 +66,8 @@ static void without_limit(const char *options, char out[NT_CELL_OPTIONS_MAX]) {
     }
 }
 
+void nt_options_without_limit(const char *options, char out[NT_CELL_OPTIONS_MAX]) { without_limit(options, out); }
+
 bool nt_cell_matches(const nt_cell *p, const nt_cell *row) {
     if (!same_run(p, row) || (p->metric && strcmp(p->metric, row->metric) != 0)) return false;
     char a[NT_CELL_OPTIONS_MAX], b[NT_CELL_OPTIONS_MAX];

@@ -14,6 +14,8 @@
 // and is also returned in *limit (0: none).
 #define NT_CELL_OPTIONS_MAX 512
 void nt_options_normalize(const char *options, char out[NT_CELL_OPTIONS_MAX], long *limit);
+// Normalized options without their "limit=N" item (table: the limit goes with the task's column).
+void nt_options_without_limit(const char *options, char out[NT_CELL_OPTIONS_MAX]);
 
 typedef struct {
     const char *model, *method;

@@ -14,6 +14,9 @@
 // "vs <base>" (value - its base method's value at the same bits and group): what a reader of a norm tweaking
 // paper looks for, how far from float and how much the tweak recovers. Markdown shows ppl with 2 decimals and
 // accuracies in % (deltas in percentage points); the CSV keeps the stored units (acc as fractions 0..1).
+// With tasks as columns (the default pivot) a limit ("limit=N": the first N windows or items) belongs to the
+// task's column, "wikitext2 ppl (limit 8)", not to the row, so one experiment that scored its perplexity tasks on
+// N windows and its zero-shot tasks on M items stays one row; deltas compare cells of the same limit only.
 // Missing cells: "—" in Markdown, empty in the CSV. Duplicate rows for one cell: the latest by timestamp wins
 // and a note on stderr says so. Rows with metric "error" (failed cells of `normtweak run`) are left out.
 #define _GNU_SOURCE
@@ -43,7 +46,8 @@ typedef struct {
 
 typedef struct {
     enum dim pivot;
-    const nt_result_rec **cells; // deduplicated, no error rows
+    const nt_result_rec **cells; // deduplicated, no error rows (pivot task: copies in own, options without limit)
+    nt_result_rec *own;
     size_t n_cells;
     long (*keys)[N_DIMS];        // (n_cells) sort key of each cell per dimension
     line_key *rows, *cols;
@@ -88,7 +92,8 @@ static long method_key(const table *t, const nt_result_rec *x) {
 
 static long task_key(const table *t, const nt_result_rec *x) {
     for (size_t i = 0; i < t->n_tasks; i++)
-        if (strcmp(t->tasks[i]->r.task, x->r.task) == 0 && strcmp(t->tasks[i]->r.metric, x->r.metric) == 0)
+        if (strcmp(t->tasks[i]->r.task, x->r.task) == 0 && strcmp(t->tasks[i]->r.metric, x->r.metric) == 0 &&
+            t->tasks[i]->cell.limit == x->cell.limit)
             return (long)i;
     return (long)t->n_tasks;
 }
@@ -111,6 +116,7 @@ static int cmp_cols(const void *a, const void *b) {
 
 static void table_free(table *t) {
     free(t->cells);
+    free(t->own);
     free(t->keys);
     free(t->rows);
     free(t->cols);
@@ -139,6 +145,15 @@ static int table_build(table *t, const nt_results_set *s, enum dim pivot, FILE *
     if (!t->cells) return nt_fail(err, "out of memory");
     if (t->n_cells == 0) return nt_fail(err, "no result rows to tabulate");
     size_t n = t->n_cells;
+    if (pivot == D_TASK) { // the limit moves from the row's options to the task's column
+        t->own = calloc(n, sizeof(*t->own));
+        if (!t->own) return nt_fail(err, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            t->own[i] = *t->cells[i];
+            nt_options_without_limit(t->cells[i]->cell.options, t->own[i].cell.options);
+            t->cells[i] = &t->own[i];
+        }
+    }
     t->keys = calloc(n, sizeof(*t->keys));
     t->rows = calloc(n, sizeof(line_key));
     t->cols = calloc(n, sizeof(line_key));
@@ -159,7 +174,7 @@ static int table_build(table *t, const nt_results_set *s, enum dim pivot, FILE *
                         x->r.wbits == y->r.wbits && x->cell.abits == y->cell.abits &&
                         x->r.group_size == y->r.group_size &&
                         strcmp(x->r.task, y->r.task) == 0 && strcmp(x->r.metric, y->r.metric) == 0 &&
-                        strcmp(x->cell.options, y->cell.options) == 0;
+                        strcmp(x->cell.options, y->cell.options) == 0 && x->cell.limit == y->cell.limit;
             t->show_seqlen |= rest && x->r.seqlen != y->r.seqlen;
             t->show_calib |= rest && x->r.seqlen == y->r.seqlen && strcmp(x->r.calib, y->r.calib) != 0;
         }
@@ -201,7 +216,7 @@ static const nt_result_rec *ref_fp(const table *t, const nt_result_rec *x) {
     for (size_t i = 0; i < t->n_cells; i++) {
         const nt_result_rec *y = t->cells[i];
         if (is_fp(y) && strcmp(y->r.model, x->r.model) == 0 && strcmp(y->r.task, x->r.task) == 0 &&
-            strcmp(y->r.metric, x->r.metric) == 0 && y->r.seqlen == x->r.seqlen)
+            strcmp(y->r.metric, x->r.metric) == 0 && y->r.seqlen == x->r.seqlen && y->cell.limit == x->cell.limit)
             return y;
     }
     return NULL;
@@ -216,7 +231,7 @@ static const nt_result_rec *ref_base(const table *t, const nt_result_rec *x) {
         if (strcmp(y->r.method, base) == 0 && strcmp(y->r.model, x->r.model) == 0 && y->r.wbits == x->r.wbits &&
             y->cell.abits == x->cell.abits &&
             y->r.group_size == x->r.group_size && strcmp(y->r.task, x->r.task) == 0 &&
-            strcmp(y->r.metric, x->r.metric) == 0 && y->r.seqlen == x->r.seqlen) {
+            strcmp(y->r.metric, x->r.metric) == 0 && y->r.seqlen == x->r.seqlen && y->cell.limit == x->cell.limit) {
             if (strcmp(y->cell.options, x->cell.options) == 0) return y;
             if (!any) any = y;
         }
@@ -294,7 +309,12 @@ static size_t put_row_fields(char **line, const nt_result_rec *x, const table *t
             else line[k++] = dupf("%d", x->r.group_size);
             break;
         case D_METHOD: line[k++] = strdup(x->r.method); break;
-        case D_OPTIONS: line[k++] = strdup(x->r.options); break; // as written (the key is normalized)
+        case D_OPTIONS: { // as written (the key is normalized); with tasks as columns, without the limit
+            char o[NT_CELL_OPTIONS_MAX];
+            if (t->pivot == D_TASK) nt_options_without_limit(x->r.options, o);
+            line[k++] = strdup(t->pivot == D_TASK ? o : x->r.options);
+            break;
+        }
         case D_SEQLEN: line[k++] = dupf("%d", x->r.seqlen); break;
         case D_CALIB: line[k++] = strdup(x->r.calib[0] ? x->r.calib : "-"); break;
         }
@@ -302,17 +322,21 @@ static size_t put_row_fields(char **line, const nt_result_rec *x, const table *t
     return k;
 }
 
-static bool task_has_one_metric(const table *t, const char *task) {
-    size_t k = 0;
-    for (size_t i = 0; i < t->n_tasks; i++) k += strcmp(t->tasks[i]->r.task, task) == 0;
-    return k == 1;
+static bool task_has_one_metric(const table *t, const nt_result_rec *x) { // (whatever the limits)
+    for (size_t i = 0; i < t->n_tasks; i++)
+        if (strcmp(t->tasks[i]->r.task, x->r.task) == 0 && strcmp(t->tasks[i]->r.metric, x->r.metric) != 0) return false;
+    return true;
 }
 
 static char *col_label(const table *t, const nt_result_rec *x) {
     switch (t->pivot) {
     case D_MODEL: return strdup(x->r.model);
-    case D_TASK:
-        return task_has_one_metric(t, x->r.task) ? strdup(x->r.task) : dupf("%s %s", x->r.task, x->r.metric);
+    case D_TASK: {
+        char lim[40] = "";
+        if (x->cell.limit) snprintf(lim, sizeof(lim), " (limit %ld)", x->cell.limit);
+        return task_has_one_metric(t, x) ? dupf("%s%s", x->r.task, lim)
+                                                 : dupf("%s %s%s", x->r.task, x->r.metric, lim);
+    }
     case D_WBITS: return t->show_abits ? dupf("W%dA%d", x->r.wbits, x->cell.abits) : dupf("W%d", x->r.wbits);
     case D_GROUP:
         return x->r.group_size == -1 ? strdup("per-channel") : x->r.group_size == 0 ? strdup("no group")

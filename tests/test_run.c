@@ -4,7 +4,6 @@
 // row, and resumed: the resumed CSV has the same cells, each once, with the same values. Also failed cells
 // (an unknown method: an "error" row, the run goes on, exit 1) and unusable experiment files (exit 2).
 #define _POSIX_C_SOURCE 200809L
-#include <cblas.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -15,6 +14,8 @@
 
 #include "csv_read.h"
 #include "grid.h"
+
+const char *openblas_get_corename(void); // OpenBLAS (linked through libnt)
 #include "testutil.h"
 
 typedef struct {
@@ -138,8 +139,8 @@ Test(run, resume_after_kill_gives_the_same_cells) {
         int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 1);
         dup2(devnull, 2);
-        // the CLI would switch OpenBLAS to a faster core (nt_tune_runtime) than this process runs, whose sgemm rounds
-        // differently: both runs on this process's core, so the cells compare bit for bit
+        // the values must equal A's exactly: the same OpenBLAS kernels as this process (normtweak would otherwise
+        // pick a faster core at start, nt_tune_runtime, and round differently)
         setenv("OPENBLAS_CORETYPE", openblas_get_corename(), 1);
         execl(exe, "normtweak", "run", g.json, "--out", b_path, "--threads", "1", "--no-table", (char *)NULL);
         _exit(127);

@@ -324,3 +324,33 @@ Test(plot, without_gnuplot_one_line_error) {
     tu_rmtree(d);
     free(d);
 }
+
+// With tasks as columns, a limit goes with the task's column: an experiment that scored perplexity on 8 windows
+// and a zero-shot task on 200 items is one row, not two; a float row on another limit is another column, and a
+// delta compares cells of the same limit only.
+Test(table, limits_go_with_the_task_column) {
+    char *d = tu_tmpdir();
+    free(put(d, "a.csv", HEADER "m,fp,16,0,ptb,ppl,10,,1,256,1,,limit=8,cpu,x,t\n"
+                                "m,fp,16,0,ptb,ppl,11,,1,256,1,,limit=40,cpu,x,t\n"
+                                "m,fp,16,0,piqa,acc,0.6,,1,256,1,,limit=200,cpu,x,t\n"
+                                "m,rtn,4,128,ptb,ppl,12.5,,1,256,1,,limit=8,cpu,x,t\n"
+                                "m,rtn,4,128,piqa,acc,0.55,,1,256,1,,sym;limit=200,cpu,x,t\n"
+                                "m,rtn,4,128,ptb,ppl,13,,1,256,1,,sym;limit=8,cpu,x,t\n"));
+    char *out = NULL;
+    const char *a[] = {"a.csv"};
+    cr_assert_eq(table_in(d, NULL, a, 1, NULL, &out, NULL), 0);
+    cr_assert(strstr(out, "| model | wbits | group_size | method | options | ptb (limit 8) | ptb (limit 40) | piqa (limit 200) |\n"
+                          "|-------|------:|------------|--------|---------|--------------:|---------------:|-----------------:|\n"
+                          "| m     |    16 | n/a        | fp     |         |         10.00 |          11.00 |            60.00 |\n"
+                          "| m     |     4 | 128        | rtn    |         |         12.50 |              — |                — |\n"
+                          "| m     |     4 | 128        | rtn    | sym     |         13.00 |              — |            55.00 |\n"),
+              "%s", out);
+    // the deltas: against the float row of the same limit (10, not 11)
+    cr_assert(strstr(out, "| m     |     4 | 128        | rtn    |         | fp  |         +2.50 |              — |                — |\n"),
+              "%s", out);
+    cr_assert(strstr(out, "| m     |     4 | 128        | rtn    | sym     | fp  |         +3.00 |              — |            -5.00 |\n"),
+              "%s", out);
+    free(out);
+    tu_rmtree(d);
+    free(d);
+}
