@@ -35,8 +35,6 @@
 #include "perplexity.h"
 #include "quantize_model.h"
 
-// As normtweak.c: libgomp's spinning idle threads starve the working ones on shared cores; the policy must be in
-// the environment before libgomp loads, hence the re-exec. An explicit OMP_WAIT_POLICY is respected.
 static int usage(const char *prog) {
     fprintf(stderr,
             "usage: %s MODEL_DIR DATA_DIR [--wbits B] [--group G] [--act-order] [--nsamples N] [--seqlen L]\n"

@@ -76,6 +76,7 @@ typedef struct {
     const char *method;
     int wbits, group_size;
     const char *options; // the grid's option string ("" for fp)
+    int abits;           // activation bits its options ask for (16: none; fp: 16)
 } conf;
 
 static void strlist_free(strlist *l) {
@@ -227,12 +228,9 @@ static void cell_pattern(const grid *g, const conf *c, const char *task, nt_cell
     char opts[NT_CELL_OPTIONS_MAX] = "";
     nt_quant_opts q;
     nt_err err = {0};
-    int abits = 16;
-    if (!is_fp_method(c->method) && quant_opts_of(c, g->calib, &q, &err) == 0) { // checked before any cell ran
+    if (!is_fp_method(c->method) && quant_opts_of(c, g->calib, &q, &err) == 0) // checked before any cell ran
         nt_quant_opts_describe(&q, opts, sizeof(opts));
-        abits = q.abits;
-    }
-    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = abits,
+    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = c->abits,
                        .group_size = c->group_size,
                        .task = task, .seqlen = g->seqlen, .calib = is_fp_method(c->method) ? "" : g->calib,
                        .options = opts};
@@ -326,10 +324,7 @@ static int record_error(const grid *g, const conf *c, const char *task, const ch
     char lim[40] = "";
     if (task_limit(g, task)) snprintf(lim, sizeof(lim), "limit=%ld;", task_limit(g, task));
     snprintf(opts, sizeof(opts), "%s%s%serror=%s", c->options, c->options[0] ? ";" : "", lim, m);
-    nt_quant_opts q;
-    nt_err e2 = {0};
-    int abits = !is_fp_method(c->method) && quant_opts_of(c, g->calib, &q, &e2) == 0 ? q.abits : 16;
-    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = abits,
+    nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = c->abits,
                        .group_size = c->group_size, .task = task, .metric = "error", .value = NAN, .stderr_ = NAN, .n = 0, .seqlen = g->seqlen,
                        .seconds = seconds, .calib = is_fp_method(c->method) ? "" : g->calib, .options = opts,
                        .device = "cpu"};
@@ -374,11 +369,13 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
                         c->group_size = fp ? 0 : g.groups.v[k];
                         c->options = fp ? "" : g.options.s[o];
                         nt_quant_opts q;
+                        c->abits = 16;
                         if (!fp && quant_opts_of(c, g.calib, &q, err)) { // bad options: before any work
                             nt_fail_usage(err, "%s: %s", path, err->msg);
                             rc = -1;
                             goto done;
                         }
+                        if (!fp) c->abits = q.abits;
                     }
     if (!confs) {
         rc = nt_fail(err, "out of memory");
