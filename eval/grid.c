@@ -77,6 +77,7 @@ typedef struct {
     int wbits, group_size;
     const char *options; // the grid's option string ("" for fp)
     int abits;           // activation bits its options ask for (16: none; fp: 16)
+    const char *calib;   // the grid's calib when the method (or static activation scales) calibrates, else ""
 } conf;
 
 static void strlist_free(strlist *l) {
@@ -232,7 +233,7 @@ static void cell_pattern(const grid *g, const conf *c, const char *task, nt_cell
         nt_quant_opts_describe(&q, opts, sizeof(opts));
     nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = c->abits,
                        .group_size = c->group_size,
-                       .task = task, .seqlen = g->seqlen, .calib = is_fp_method(c->method) ? "" : g->calib,
+                       .task = task, .seqlen = g->seqlen, .calib = c->calib,
                        .options = opts};
     nt_cell_of_row(&r, p);
     p->metric = NULL; // any metric of the task
@@ -326,7 +327,7 @@ static int record_error(const grid *g, const conf *c, const char *task, const ch
     snprintf(opts, sizeof(opts), "%s%s%serror=%s", c->options, c->options[0] ? ";" : "", lim, m);
     nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = c->abits,
                        .group_size = c->group_size, .task = task, .metric = "error", .value = NAN, .stderr_ = NAN, .n = 0, .seqlen = g->seqlen,
-                       .seconds = seconds, .calib = is_fp_method(c->method) ? "" : g->calib, .options = opts,
+                       .seconds = seconds, .calib = c->calib, .options = opts,
                        .device = "cpu"};
     return nt_results_append(g->out, &r, 1, err);
 }
@@ -370,12 +371,14 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
                         c->options = fp ? "" : g.options.s[o];
                         nt_quant_opts q;
                         c->abits = 16;
+                        c->calib = "";
                         if (!fp && quant_opts_of(c, g.calib, &q, err)) { // bad options: before any work
                             nt_fail_usage(err, "%s: %s", path, err->msg);
                             rc = -1;
                             goto done;
                         }
                         if (!fp) c->abits = q.abits;
+                        if (!fp && nt_quant_opts_calibrates(&q)) c->calib = g.calib;
                     }
     if (!confs) {
         rc = nt_fail(err, "out of memory");
