@@ -101,7 +101,7 @@ static void put_header(FILE *f, const char *format, const char *image, const cha
     put_quoted(f, image);
     fputs("\nset title ", f);
     put_quoted(f, title);
-    fputs("\nset grid\nset key outside right top box\nset datafile missing '?'\n", f);
+    fputs("\nset grid\nset key below box\nset datafile missing '?'\n", f);
 }
 
 static int finish(FILE *f, const char *gnuplot, const char *script, const char *image, char ***files, size_t *n_files,
@@ -223,13 +223,14 @@ static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_
     snprintf(title, sizeof(title), "%s: %s %s vs weight bits", first->r.model, first->r.task,
              ppl ? "perplexity" : acc ? "accuracy" : first->r.metric);
     put_header(f, format, image, title);
-    fprintf(f, "set xlabel 'weight bits'\nset ylabel '%s'\n",
+    // the bits as the tics say them ("W3"), no x label: a legend below the chart would cover it
+    fprintf(f, "set ylabel '%s'\n",
             ppl ? "perplexity (lower is better)" : acc ? "accuracy, % (higher is better)" : first->r.metric);
     if (ppl && lo > 0 && hi / lo > 5.0) fputs("set logscale y\n", f);
     int xb_lo = n_bits ? bits[0] : 2, xb_hi = n_bits ? bits[n_bits - 1] : 8;
     fprintf(f, "set xrange [%g:%g]\nset xtics (", xb_lo - 0.5, xb_hi + 0.5);
-    if (n_bits == 0) fputs("2, 3, 4, 8", f);
-    for (int i = 0; i < n_bits; i++) fprintf(f, "%s%d", i ? ", " : "", bits[i]);
+    if (n_bits == 0) fputs("'W2' 2, 'W3' 3, 'W4' 4, 'W8' 8", f);
+    for (int i = 0; i < n_bits; i++) fprintf(f, "%s'W%d' %d", i ? ", " : "", bits[i], bits[i]);
     fputs(")\n", f);
     for (size_t s = 0; s < n_series; s++) {
         fprintf(f, "$s%zu << EOD\n", s);
@@ -251,7 +252,8 @@ static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_
         char label[900], g[32];
         if (x->r.group_size == -1) snprintf(g, sizeof(g), "per-channel");
         else snprintf(g, sizeof(g), "g%d", x->r.group_size);
-        snprintf(label, sizeof(label), "%s %s%s%s", x->r.method, g, x->cell.options[0] ? " " : "", x->cell.options);
+        // the options as the row gives them ("iters=1"), not their normalized identity ("iters")
+        snprintf(label, sizeof(label), "%s %s%s%s", x->r.method, g, x->r.options[0] ? " " : "", x->r.options);
         fprintf(f, "%s$s%zu using 1:2 with linespoints lw 2 pt %d ps 1.3 lc %zu dt %d title ", s ? ", \\\n     " : "", s,
                 is_nt(x->r.method) ? 7 : 6, color + 1, is_nt(x->r.method) ? 1 : 2);
         put_quoted(f, label);

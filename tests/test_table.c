@@ -291,6 +291,19 @@ Test(plot, quality_and_speedup) {
     cr_assert(strstr(out, "plots/m1_wikitext2_ppl.png\n"), "%s", out);
     free(out);
     free(err);
+    // a legend names a series by its options as the rows give them (a count of 1 stays "iters=1"), below the chart
+    free(put(d, "nt.csv", HEADER "m2,gptq+nt,3,128,wikitext2,ppl,30,,1,256,1,gen,loss=dist;iters=1;limit=8,cpu,x,"
+                                 "2024-01-01T00:00:00Z\n"));
+    st = run_in(d, "plot nt.csv --out-dir plots", &out, &err);
+    cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    free(out);
+    free(err);
+    char *gp_path = nt_path_join(d, "plots/m2_wikitext2_ppl.gp");
+    char *gp = nt_read_file(gp_path, NULL, NULL);
+    cr_assert(gp && strstr(gp, "title 'gptq+nt g128 loss=dist;iters=1;limit=8'") && strstr(gp, "set key below"),
+              "%s", gp ? gp : "(no script)");
+    free(gp);
+    free(gp_path);
     st = run_in(d, "plot k.csv --kind speedup --out-dir plots", &out, &err);
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
     expect_png(d, "plots/speedup_q_proj.png");
