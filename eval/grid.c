@@ -429,7 +429,7 @@ int nt_grid_run(const char *path, const nt_grid_opts *go, nt_grid_result *res, n
         double t0 = nt_time();
         nt_err cell_err = {0};
         if (eval_conf(&g, c, tasks, &rows, &cell_err) == 0) {
-            n_ok += rows.n;
+            n_ok += n_todo; // cells (tasks), not rows: a zero-shot task writes several (acc, acc_norm)
             nt_eval_rows_free(&rows);
             continue;
         }

@@ -327,6 +327,7 @@ Test(run, zero_shot_item_limit_apart_from_windows) {
     cr_assert_eq(run_grid(&g, "items.csv", &res, &log), 0, "%s", log);
     free(log);
     cr_assert_eq(res.cells, 2);
+    cr_assert_eq(res.evaluated, 2, "evaluated counts cells, not rows (piqa writes acc and acc_norm): %zu", res.evaluated);
     char *path = nt_path_join(g.dir, "items.csv");
     char *cells = cells_of(path);
     cr_assert(strstr(cells, "tiny-opt,fp,16,0,ptb,ppl,") && strstr(cells, "limit=2 : "), "%s", cells);
