@@ -4,7 +4,8 @@
 // usable from C and from the .cu files.
 //
 // Implementations: kernels/gpu.cu (device, context, memory, timing, the copy kernel), kernels/qgemm.cu (the
-// quantized kernels; its header comment is their design), kernels/cublaslt.cu (the dense baseline),
+// quantized kernels; its header comment is their design), kernels/cublaslt.cu (the dense baseline and the int8
+// products),
 // kernels/forward.cu + gpu_forward.c (the model's forward pass), kernels/gpu_clock.c (NVML clocks, dlopen);
 // kernels/gpu_none.c replaces them in a build without nvcc, where every call fails with "normtweak built without
 // CUDA". kernels/kernels_ref.c holds the scalar CPU references, the kernel choice and the load-time layout
@@ -162,6 +163,14 @@ int nt_gpu_gemm_i8(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, const fl
 // The reference: I in int64 (checked to fit int32), then the same fp32 expression.
 void nt_ref_gemm_i8(const int8_t *Xq, const int8_t *Wq, const float *sx, const float *sw, int M, int N, int K,
                     float *Y);
+
+// S (batch, M, N) int32 row-major: slice b = Xq[:, b*K .. b*K+K-1] . Wq[:, b*K .. b*K+K-1]^T, exact, for Xq (M, ld)
+// and Wq (N, ld) int8 row-major, ld >= batch * K (the groups of a W8A8 linear side by side, one slice each).
+// cuBLASLt's IMMA rules: K, N and ld multiples of 4, pointers 4-byte aligned (16 is faster: every slice then
+// starts 16-aligned when K is a multiple of 16). One strided-batched cublasLtMatmul; when cuBLASLt has no batched
+// algorithm for the shape, one call per slice.
+int nt_gpu_gemm_i8_i32(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, int32_t *S, int M, int N, int K, int ld,
+                       int batch, nt_err *err);
 
 // ----------------------------------------------------------------------------------------------- timing
 // Times launch(arg, copy): warm-up runs (doubling, until warmup_ms have passed), then `batches` batches of calls

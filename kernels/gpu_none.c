@@ -92,6 +92,11 @@ int nt_gpu_gemm_i8(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, const fl
     (void)ctx, (void)Xq, (void)Wq, (void)sx, (void)sw, (void)Y, (void)M, (void)N, (void)K;
     return nt_fail(err, NO_CUDA);
 }
+int nt_gpu_gemm_i8_i32(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, int32_t *S, int M, int N, int K, int ld,
+                       int batch, nt_err *err) {
+    (void)ctx, (void)Xq, (void)Wq, (void)S, (void)M, (void)N, (void)K, (void)ld, (void)batch;
+    return nt_fail(err, NO_CUDA);
+}
 int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int copies, double warmup_ms, int batches,
                 nt_gpu_timing *t, nt_err *err) {
     (void)ctx, (void)launch, (void)arg, (void)copies, (void)warmup_ms, (void)batches;

@@ -708,6 +708,51 @@ Test(gpu, int8_gemm_matches_reference, .timeout = 600) {
     nt_gpu_ctx_free(&ctx);
 }
 
+// The batched int8 product behind the W8A8 linears (nt_gpu_gemm_i8_i32): slices of K columns side by side in rows of
+// ld, each slice's int32 sums bit for bit a host loop's (integer sums are exact in every order). Slices of 16 and
+// 32 columns, a last row stride with room to spare (ld > batch * K), M = 1 and M past a tile, N = 4 and N = 132.
+Test(gpu, int8_gemm_batched_matches_reference, .timeout = 600) {
+    nt_gpu_ctx *ctx = tu_need_gpu();
+    nt_err err = {0};
+    const int shapes[][5] = {{1, 64, 32, 3, 100}, {7, 132, 48, 5, 240}, {33, 96, 128, 4, 512}, {130, 4, 16, 9, 144}};
+    uint64_t st = 11;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], B = shapes[s][3], ld = shapes[s][4];
+        int8_t *X = malloc((size_t)M * ld), *W = malloc((size_t)N * ld);
+        int32_t *R = malloc((size_t)B * M * N * 4), *I = malloc((size_t)B * M * N * 4);
+        cr_assert(X && W && R && I);
+        for (size_t i = 0; i < (size_t)M * ld; i++) X[i] = (int8_t)((int)(tu_rnd_u32(&st) % 255) - 127);
+        for (size_t i = 0; i < (size_t)N * ld; i++) W[i] = (int8_t)((int)(tu_rnd_u32(&st) % 256) - 128);
+        for (int b = 0; b < B; b++)
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    int64_t acc = 0;
+                    for (int k = b * K; k < (b + 1) * K; k++)
+                        acc += (int64_t)X[(size_t)m * ld + k] * W[(size_t)n * ld + k];
+                    R[((size_t)b * M + m) * N + n] = (int32_t)acc;
+                }
+        void *dX = NULL, *dW = NULL, *dI = NULL;
+        cr_assert(nt_gpu_malloc(&dX, (size_t)M * ld, &err) == 0 && nt_gpu_malloc(&dW, (size_t)N * ld, &err) == 0 &&
+                      nt_gpu_malloc(&dI, (size_t)B * M * N * 4, &err) == 0,
+                  "%s", err.msg);
+        cr_assert(nt_gpu_upload(dX, X, (size_t)M * ld, &err) == 0 && nt_gpu_upload(dW, W, (size_t)N * ld, &err) == 0,
+                  "%s", err.msg);
+        cr_assert(nt_gpu_gemm_i8_i32(ctx, dX, dW, dI, M, N, K, ld, B, &err) == 0, "%s", err.msg);
+        cr_assert(nt_gpu_sync(&err) == 0 && nt_gpu_download(I, dI, (size_t)B * M * N * 4, &err) == 0, "%s", err.msg);
+        cr_expect_eq(memcmp(I, R, (size_t)B * M * N * 4), 0, "batched int8 GEMM M %d N %d K %d x %d (ld %d) differs",
+                     M, N, K, B, ld);
+        nt_gpu_free(&dX);
+        nt_gpu_free(&dW);
+        nt_gpu_free(&dI);
+        free(X), free(W), free(R), free(I);
+    }
+    cr_expect(nt_gpu_gemm_i8_i32(ctx, NULL, NULL, NULL, 4, 6, 8, 8, 1, &err) != 0 && strstr(err.msg, "multiples of 4"),
+              "N = 6: %s", err.msg);
+    cr_expect(nt_gpu_gemm_i8_i32(ctx, NULL, NULL, NULL, 4, 8, 8, 12, 2, &err) != 0 && strstr(err.msg, "batch * K"),
+              "ld < batch * K: %s", err.msg);
+    nt_gpu_ctx_free(&ctx);
+}
+
 // Attention over 12,000 positions: 47 KB of dynamic shared memory (the scores) plus the kernel's 2 KB of static
 // shared memory passes 48 KB, so the launch needs the opt-in although the scores alone do not (positions 11,777
 // to 12,288 failed on a device before the static part was counted). Device only: 12,000 blocks of 256 threads
