@@ -269,10 +269,12 @@ void nt_ref_gemm_f16(const uint16_t *X, const uint16_t *W, int M, int N, int K, 
 #ifndef __cplusplus
 #include "transformer.h"
 
-// A model on the device: quantized block linears (nt_linear.q) as nt_gpu_qlinear for the kernels above, every
-// other matrix (dense linears, lm_head) in fp16 for cuBLASLt, embeddings, norms, biases and RoPE tables in fp32,
-// and the activations of one sequence of up to max_tokens positions. The pass mirrors transformer.c (all of its
-// architectures) in fp32 arithmetic over fp16 activations with an fp32 residual stream (kernels/gpu_forward.c).
+// A model on the device: quantized block linears (nt_linear.q) as nt_gpu_qlinear for the kernels above, or, with
+// quantized activations (nt_linear.aq: W8A8, W4A8, W4A4), as nt_gpu_actq (a float linear with quantized
+// activations is refused, naming it), every other matrix (dense linears, lm_head) in fp16 for cuBLASLt,
+// embeddings, norms, biases and RoPE tables in fp32, and the activations of one sequence of up to max_tokens
+// positions. The pass mirrors transformer.c (all of its architectures) in fp32 arithmetic over fp16 activations
+// with an fp32 residual stream (kernels/gpu_forward.c).
 typedef struct nt_gpu_model nt_gpu_model;
 int nt_gpu_model_upload(nt_gpu_ctx *ctx, nt_gpu_model **g, const nt_model *m, int max_tokens, nt_err *err);
 void nt_gpu_model_free(nt_gpu_model **g);
