@@ -14,14 +14,15 @@
 #   OUTDIR/bench-*.csv      normtweak bench kernels, LLaMA-70B shapes, bits 2/3/4, group 128, M 1 4 16 64 1024
 #                           4096, asymmetric (twice: the spread between runs), then symmetric and act-order cells
 #   OUTDIR/eval-*.csv       eval --device cuda beside --device cpu on the default model (RTN 4-bit g128, so the
-#                           quantized kernels run), wikitext2
+#                           quantized kernels run), wikitext2; eval-w8a8-*.csv the same at W8A8 (RTN 8-bit per
+#                           channel, int8 activations per token: actq.cu's int8 codes and IMMA product)
 #   OUTDIR/ncu-*.ncu-rep    Nsight Compute (full set) of the GEMV at M = 1 and the MMA kernel at M = 16 and 1024
 #
 # Tools: nvcc (to build; NVCC or PATH or /usr/local/cuda/bin), compute-sanitizer ($COMPUTE_SANITIZER, PATH, the
 # toolkit, or a folder carried in with the tree: `pip install --target build-gpu/tools nvidia-cuda-sanitizer-api`
 # puts it at build-gpu/tools/nvidia/cu13/compute-sanitizer/), ncu ($NCU, PATH, the toolkit). A missing tool skips
 # its steps with the reason in the log. The models and data come from $NT_SHARED_DIR (default ../shared).
-# Timeouts (seconds): build 420, tests 240 + 240, sanitizers 3 x 150, bench 3 x 240, eval 2 x 120, ncu 3 x 150:
+# Timeouts (seconds): build 420, tests 240 + 240, sanitizers 3 x 150, bench 3 x 240, eval 4 x 120, ncu 3 x 150:
 # each well above what the step should take, so one hung step cannot eat the session; expected in all, with a
 # build: ~10 minutes (with NT_GPU_BUILD pointing at a build carried in: ~7). The static SASS budget needs no
 # device and is not rerun here (benchmarks/sass_budget.sh, results/sass_budget.csv).
@@ -109,6 +110,9 @@ if [ "$tests_ok" = 1 ]; then
         step eval-$dev 120 "$NT" eval --tasks wikitext2 --method rtn --wbits 4 --group 128 --device $dev \
             --data-dir "$NT_SHARED_DIR/datasets" --model "$NT_SHARED_DIR/models/tiny-opt" \
             --out "$OUTDIR/eval-$dev.csv" || true
+        step eval-w8a8-$dev 120 "$NT" eval --tasks wikitext2 --method rtn --wbits 8 --group -1 --abits 8 \
+            --device $dev --data-dir "$NT_SHARED_DIR/datasets" --model "$NT_SHARED_DIR/models/tiny-opt" \
+            --out "$OUTDIR/eval-w8a8-$dev.csv" || true
     done
     NCU=$(find_tool ncu NCU /usr/local/cuda/nsight-compute*/ncu) || NCU=""
     if [ -z "$NCU" ]; then

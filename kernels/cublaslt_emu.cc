@@ -1,6 +1,7 @@
-// cublaslt_emu.cc: the dense products of cublaslt.cu in the emulated build (cuda_emu.h). cuBLASLt itself is not
-// emulated: the product is computed on the host (fp16 inputs widened, one OpenBLAS sgemm: fp32 accumulation), as cuBLASLt's fp32-compute
-// path defines it (cublaslt.cu has its own device test against nt_ref_gemm_f16).
+// cublaslt_emu.cc: the dense and int8 products of cublaslt.cu in the emulated build (cuda_emu.h). cuBLASLt itself
+// is not emulated: the product is computed on the host (fp16 inputs widened, one OpenBLAS sgemm: fp32
+// accumulation), as cuBLASLt's fp32-compute path defines it (cublaslt.cu has its own device test against
+// nt_ref_gemm_f16).
 #define NT_CUDA_EMU 1
 #include <cblas.h>
 
@@ -55,5 +56,25 @@ int nt_gpu_gemm_i8(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, const fl
             for (int k = 0; k < K; k++) acc += (int32_t)Xq[(size_t)m * K + k] * (int32_t)Wq[(size_t)n * K + k];
             Y[(size_t)m * N + n] = (sx[m] * sw[n]) * (float)acc;
         }
+    return 0;
+}
+
+// The batched int8 product on the host, exact in int32 (cuBLASLt's IMMA sums are), with cublaslt.cu's checks.
+int nt_gpu_gemm_i8_i32(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, int32_t *S, int M, int N, int K, int ld,
+                       int batch, nt_err *err) {
+    (void)ctx;
+    if (M < 1 || N < 1 || K < 1 || batch < 1 || K % 4 || N % 4 || ld % 4 || ld < batch * K)
+        return nt_fail(err, "int8 gemm: shape M=%d N=%d K=%d ld=%d batch=%d (K, N and ld multiples of 4, ld >= "
+                            "batch * K)", M, N, K, ld, batch);
+    if (((uintptr_t)Xq | (uintptr_t)Wq | (uintptr_t)S) % 4)
+        return nt_fail(err, "int8 gemm: pointers not 4-byte aligned");
+    for (int b = 0; b < batch; b++)
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                const int8_t *x = Xq + (size_t)m * ld + (size_t)b * K, *w = Wq + (size_t)n * ld + (size_t)b * K;
+                int32_t acc = 0;
+                for (int k = 0; k < K; k++) acc += (int32_t)x[k] * (int32_t)w[k];
+                S[((size_t)b * M + m) * N + n] = acc;
+            }
     return 0;
 }

@@ -94,6 +94,13 @@ inline uint32_t __float_as_uint(float f) {
     return u;
 }
 inline float __expf(float x) { return expf(x); }
+// The rounded-once operations nvcc never contracts (CMakeLists.txt builds actq.cu's emulation with -ffp-contract=off,
+// so g++ does not contract them either once they are inlined).
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline float __double2float_rn(double d) { return (float)d; }
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }

@@ -4,12 +4,13 @@
 // usable from C and from the .cu files.
 //
 // Implementations: kernels/gpu.cu (device, context, memory, timing, the copy kernel), kernels/qgemm.cu (the
-// quantized kernels; its header comment is their design), kernels/cublaslt.cu (the dense baseline),
+// quantized kernels; its header comment is their design), kernels/cublaslt.cu (the dense baseline and the int8
+// products), kernels/actq.cu + actq_layout.c (linears with quantized activations, W8A8 / W4A8 / W4A4),
 // kernels/forward.cu + gpu_forward.c (the model's forward pass), kernels/gpu_clock.c (NVML clocks, dlopen);
 // kernels/gpu_none.c replaces them in a build without nvcc, where every call fails with "normtweak built without
 // CUDA". kernels/kernels_ref.c holds the scalar CPU references, the kernel choice and the load-time layout
-// (plain C, built in both cases). The tests also build every .cu file for kernels/cuda_emu.h, a CPU emulator,
-// under nt_emu_* names.
+// (plain C, built in both cases, as is actq_layout.c). The tests also build every .cu file for kernels/cuda_emu.h,
+// a CPU emulator, under nt_emu_* names.
 //
 // The interchange format is qformat.h's nt_qlinear. At upload the layout step (nt_qgemm_layout_make) orders K once
 // so that every 32-value pack of K lies in one group, then puts the codes in codec/qinterleave.h's tensor-core
@@ -163,6 +164,49 @@ int nt_gpu_gemm_i8(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, const fl
 void nt_ref_gemm_i8(const int8_t *Xq, const int8_t *Wq, const float *sx, const float *sw, int M, int N, int K,
                     float *Y);
 
+// S (batch, M, N) int32 row-major: slice b = Xq[:, b*K .. b*K+K-1] . Wq[:, b*K .. b*K+K-1]^T, exact, for Xq (M, ld)
+// and Wq (N, ld) int8 row-major, ld >= batch * K (the groups of a W8A8 linear side by side, one slice each).
+// cuBLASLt's IMMA rules: K, N and ld multiples of 4, pointers 4-byte aligned (16 is faster: every slice then
+// starts 16-aligned when K is a multiple of 16). One strided-batched cublasLtMatmul; when cuBLASLt has no batched
+// algorithm for the shape, one call per slice.
+int nt_gpu_gemm_i8_i32(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, int32_t *S, int M, int N, int K, int ld,
+                       int batch, nt_err *err);
+
+// ------------------------------------------------- a linear with quantized activations (model/actquant.h)
+// The device form of an nt_actq with integer weights (W8A8, W4A8, W4A4; dynamic per-token or static per-tensor
+// scales), built once at upload (kernels/actq_layout.c). The groups become equal slices of Lg columns side by
+// side (the longest group, padded to a multiple of 16 with zero codes), so one strided-batched int8 GEMM computes
+// every group's integer sums, and every slice of a row starts 16-byte aligned. The integer weights w = q - zero
+// (up to +-255 for 8-bit asymmetric weights) become int8 codes w8 = w - c[g][n] with c[g][n] = 0 when the
+// (group, output)'s w fit int8 (always for 4-bit and for symmetric weights), else c = min w + 128; then
+//     I[t][n][g] = sum_k xq[t][k] w[n][k] = sum_k xq[t][k] w8[n][k] + c[g][n] R[t][g],  R[t][g] = sum_k xq[t][k].
+typedef struct {
+    int N, K;            // out, in
+    int Np;              // N padded to a multiple of 4 (zero rows): cuBLASLt's rule for the int32 output's ld
+    int G;               // groups
+    int Lg;              // columns per group slice: the longest group, padded to a multiple of 16
+    int Kp;              // G * Lg
+    int qmax;            // activation codes in [-qmax, qmax]
+    bool is_static;      // one scale for every row (scale), else per row max|x| / qmax
+    float scale;
+    int32_t *col;        // (Kp) the original column of each slice column, -1 for padding
+    int8_t *w8;          // (Np, Kp) weight codes w - c, 0 in padding
+    int32_t *corr;       // (G, N) c[g][n], or NULL when all are 0
+    float *wscale;       // (G, N) the fp16 group scales widened
+} nt_actq_layout;
+void nt_actq_layout_free(nt_actq_layout *lay);
+
+typedef struct nt_gpu_actq nt_gpu_actq;
+int nt_gpu_actq_upload_layout(nt_gpu_actq **d, const nt_actq_layout *lay, nt_err *err);
+void nt_gpu_actq_free(nt_gpu_actq **d);
+// Y (M, N) fp16 and/or Y32 (M, N) fp32 (either may be NULL) = actquant.h's product of X (M, K) fp16 (+ b (N) fp32,
+// NULL for none): the codes and scales of nt_actq_quantize_row, the exact integer group sums, the same double sums
+// in ascending group order and the same final fp32 roundings as nt_actq_forward, so Y32 is that function's result
+// (for the same x) bit for bit, and Y the same rounded once to fp16 (kernels/actq.cu says why). Asynchronous, as
+// nt_gpu_qgemm.
+int nt_gpu_actq_linear(nt_gpu_ctx *ctx, const nt_gpu_actq *a, const uint16_t *X, const float *b, uint16_t *Y,
+                       float *Y32, int M, nt_err *err);
+
 // ----------------------------------------------------------------------------------------------- timing
 // Times launch(arg, copy): warm-up runs (doubling, until warmup_ms have passed), then `batches` batches of calls
 // between two CUDA events, each batch long enough (~0.5 ms) that event resolution and launch gaps do not matter;
@@ -197,6 +241,15 @@ int nt_qgemm_layout_build(nt_qgemm_layout *lay, const nt_qlinear *q, nt_err *err
 // nt_qgemm_layout_make + nt_gpu_qlinear_upload_layout.
 int nt_gpu_qlinear_upload(nt_gpu_qlinear **d, const nt_qlinear *q, nt_err *err);
 
+#include "actquant.h"
+// The device layout of a's integer weights (see nt_actq_layout above). Fails for a float linear (a->wint NULL),
+// for integer weights of a (group, output) spanning more than 256 values, when a slice's int32 sums could
+// overflow (Lg * qmax * 128 >= 2^31: more than 132,000 columns in one group at 8 bits) and for more than 65535
+// groups (a grid dimension of actq.cu).
+int nt_actq_layout_make(nt_actq_layout *lay, const nt_actq *a, nt_err *err);
+// nt_actq_layout_make + nt_gpu_actq_upload_layout.
+int nt_gpu_actq_upload(nt_gpu_actq **d, const nt_actq *a, nt_err *err);
+
 // ------------------------------------------------------------------------------ scalar CPU references
 // Y (M, N) fp32 = X (M, K) . W^T, W dequantized from q's arrays by a scalar bit-stream read of qformat.h's layout
 // (independent of pack.c), accumulated in double. w_f16: round each dequantized weight to fp16 first (what the
@@ -216,10 +269,12 @@ void nt_ref_gemm_f16(const uint16_t *X, const uint16_t *W, int M, int N, int K, 
 #ifndef __cplusplus
 #include "transformer.h"
 
-// A model on the device: quantized block linears (nt_linear.q) as nt_gpu_qlinear for the kernels above, every
-// other matrix (dense linears, lm_head) in fp16 for cuBLASLt, embeddings, norms, biases and RoPE tables in fp32,
-// and the activations of one sequence of up to max_tokens positions. The pass mirrors transformer.c (all of its
-// architectures) in fp32 arithmetic over fp16 activations with an fp32 residual stream (kernels/gpu_forward.c).
+// A model on the device: quantized block linears (nt_linear.q) as nt_gpu_qlinear for the kernels above, or, with
+// quantized activations (nt_linear.aq: W8A8, W4A8, W4A4), as nt_gpu_actq (a float linear with quantized
+// activations is refused, naming it), every other matrix (dense linears, lm_head) in fp16 for cuBLASLt,
+// embeddings, norms, biases and RoPE tables in fp32, and the activations of one sequence of up to max_tokens
+// positions. The pass mirrors transformer.c (all of its architectures) in fp32 arithmetic over fp16 activations
+// with an fp32 residual stream (kernels/gpu_forward.c).
 typedef struct nt_gpu_model nt_gpu_model;
 int nt_gpu_model_upload(nt_gpu_ctx *ctx, nt_gpu_model **g, const nt_model *m, int max_tokens, nt_err *err);
 void nt_gpu_model_free(nt_gpu_model **g);

@@ -31,6 +31,11 @@
 #define nt_gpu_gemm_f16 nt_emu_gpu_gemm_f16
 #define nt_gpu_gemm_f16_f32 nt_emu_gpu_gemm_f16_f32
 #define nt_gpu_gemm_i8 nt_emu_gpu_gemm_i8
+#define nt_gpu_gemm_i8_i32 nt_emu_gpu_gemm_i8_i32
+#define nt_gpu_actq_upload_layout nt_emu_gpu_actq_upload_layout
+#define nt_gpu_actq_upload nt_emu_gpu_actq_upload
+#define nt_gpu_actq_free nt_emu_gpu_actq_free
+#define nt_gpu_actq_linear nt_emu_gpu_actq_linear
 #define nt_gpu_model_upload nt_emu_gpu_model_upload
 #define nt_gpu_model_free nt_emu_gpu_model_free
 #define nt_gpu_forward nt_emu_gpu_forward

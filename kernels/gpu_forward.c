@@ -1,7 +1,9 @@
 // gpu_forward.c: the forward pass on the device (gpu.h's nt_gpu_model), step for step transformer.c's
 // nt_forward_hidden + nt_logits for a fresh sequence: quantized linears through nt_gpu_qgemm (the GEMV kernel
-// for up to 8 rows, tensor cores above), dense ones through cuBLASLt, the rest through gpu_ops.h. Activations
-// are fp16 between operations (what the kernels take), the residual stream fp32, logits fp32.
+// for up to 8 rows, tensor cores above), those with quantized activations (W8A8, W4A8, W4A4) through
+// nt_gpu_actq_linear (int8 codes, IMMA, actquant.h's integer-exact product), dense ones through cuBLASLt, the rest
+// through gpu_ops.h. Activations are fp16 between operations (what the kernels take), the residual stream fp32,
+// logits fp32.
 // Built into the library with CUDA, and a second time into the CPU emulator (cuda_emu.h) for the tests;
 // gpu_none.c stands in without CUDA.
 #include "gpu.h"
@@ -17,7 +19,8 @@ _Static_assert(NT_ACT_RELU == 0 && NT_ACT_SILU == 1 && NT_ACT_GELU == 2 && NT_AC
 #define LOGIT_ROWS 512 // logits rows per lm_head product (a 2048-token window of a 50k vocabulary: 4 products)
 
 typedef struct {
-    nt_gpu_qlinear *q; // quantized: the packed weights
+    nt_gpu_actq *aq;   // quantized activations (actquant.h): the integer weights and the activation scheme
+    nt_gpu_qlinear *q; // else quantized: the packed weights
     uint16_t *w;       // else (out, in) fp16
     float *b;          // (out) or NULL
     int in, out;
@@ -84,7 +87,12 @@ static int up_lin(glin *g, const nt_linear *l, const char *what, nt_err *err) {
     if (!l->w && !l->q) return 0;
     g->in = l->in;
     g->out = l->out;
-    if (l->q) {
+    if (l->aq) { // the device multiplies integer weights only: a float linear's fake-quantized input is CPU-only
+        if (!l->aq->wint)
+            return nt_fail(err, "%s: activation quantization of a float linear (no packed weights) runs on the CPU "
+                                "only; evaluate without --device", what);
+        if (nt_gpu_actq_upload(&g->aq, l->aq, err)) return nt_fail(err, "%s: %s", what, err->msg);
+    } else if (l->q) {
         if (nt_gpu_qlinear_upload(&g->q, l->q, err)) return nt_fail(err, "%s: %s", what, err->msg);
     } else if (up_f16(&g->w, l->w, (size_t)l->out * l->in, err)) {
         return -1;
@@ -93,6 +101,7 @@ static int up_lin(glin *g, const nt_linear *l, const char *what, nt_err *err) {
 }
 
 static void free_lin(glin *g) {
+    nt_gpu_actq_free(&g->aq);
     nt_gpu_qlinear_free(&g->q);
     nt_gpu_free((void **)&g->w);
     nt_gpu_free((void **)&g->b);
@@ -180,9 +189,6 @@ int nt_gpu_model_upload(nt_gpu_ctx *ctx, nt_gpu_model **out, const nt_model *m, 
     if (max_tokens < 1) return nt_fail(err, "gpu model: max_tokens %d", max_tokens);
     if (max_tokens > m->cfg.max_pos)
         return nt_fail(err, "gpu model: %d positions exceed the model's %d", max_tokens, m->cfg.max_pos);
-    if (m->quant.abits < 16) // the device pass has fp16 activations: no W8A8 model yet (nt_gpu_gemm_i8 is the kernel)
-        return nt_fail(err, "gpu model: activation quantization (abits %d) runs on the CPU only for now; evaluate "
-                            "without --device", m->quant.abits);
     nt_gpu_model *g = calloc(1, sizeof *g);
     if (!g) return nt_fail(err, "out of memory");
     g->cfg = m->cfg;
@@ -197,8 +203,9 @@ int nt_gpu_model_upload(nt_gpu_ctx *ctx, nt_gpu_model **out, const nt_model *m, 
 
 // --------------------------------------------------------------------------------------------- forward
 
-// y (n, out) fp16 = x (n, in) fp16 . W^T + b.
+// y (n, out) fp16 = x (n, in) fp16 . W^T + b (with quantized activations: the bias added in fp32, as on the CPU).
 static int lin(nt_gpu_ctx *ctx, const glin *l, const uint16_t *x, int n, uint16_t *y, nt_err *err) {
+    if (l->aq) return nt_gpu_actq_linear(ctx, l->aq, x, l->b, y, NULL, n, err);
     if (l->q) {
         if (nt_gpu_qgemm(ctx, l->q, x, y, n, NT_QKERNEL_AUTO, err)) return -1;
     } else if (nt_gpu_gemm_f16(ctx, x, l->w, y, n, l->out, l->in, err)) {

@@ -92,6 +92,24 @@ int nt_gpu_gemm_i8(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, const fl
     (void)ctx, (void)Xq, (void)Wq, (void)sx, (void)sw, (void)Y, (void)M, (void)N, (void)K;
     return nt_fail(err, NO_CUDA);
 }
+int nt_gpu_gemm_i8_i32(nt_gpu_ctx *ctx, const int8_t *Xq, const int8_t *Wq, int32_t *S, int M, int N, int K, int ld,
+                       int batch, nt_err *err) {
+    (void)ctx, (void)Xq, (void)Wq, (void)S, (void)M, (void)N, (void)K, (void)ld, (void)batch;
+    return nt_fail(err, NO_CUDA);
+}
+int nt_gpu_actq_upload_layout(nt_gpu_actq **d, const nt_actq_layout *lay, nt_err *err) {
+    (void)lay;
+    *d = NULL;
+    return nt_fail(err, NO_CUDA);
+}
+void nt_gpu_actq_free(nt_gpu_actq **d) {
+    if (d) *d = NULL;
+}
+int nt_gpu_actq_linear(nt_gpu_ctx *ctx, const nt_gpu_actq *a, const uint16_t *X, const float *b, uint16_t *Y,
+                       float *Y32, int M, nt_err *err) {
+    (void)ctx, (void)a, (void)X, (void)b, (void)Y, (void)Y32, (void)M;
+    return nt_fail(err, NO_CUDA);
+}
 int nt_gpu_time(nt_gpu_ctx *ctx, nt_gpu_launch_fn launch, void *arg, int copies, double warmup_ms, int batches,
                 nt_gpu_timing *t, nt_err *err) {
     (void)ctx, (void)launch, (void)arg, (void)copies, (void)warmup_ms, (void)batches;

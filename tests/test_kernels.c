@@ -8,12 +8,14 @@
 // interleaved layout (round trip, scalar reads, the fp16x2 magic-number decode against the codes), and the
 // load-time layout (K reordered by group, padded to packs, scale steps) through nt_ref_qgemm_layout.
 // GPU part: skipped, with the reason, when there is no CUDA device or the build has no CUDA; the emulated build
-// (test_kernels_emu) runs it on kernels/cuda_emu.h. Error budget, elementwise |y - ref| <= atol + rtol |ref| with
-// atol = 2e-3 max|ref| and rtol = 2e-3, for every bit width: kernel and reference use the same weights (fp32
-// s * (q - zero) for the GEMV, whose tensor cores multiply the exact q - zero and scale in fp32; fp16-rounded
-// ones for the MMA and dense paths, which nt_ref_qgemm's w_f16 rounds identically), so what is left is the fp16
-// rounding of Y (2^-11 relative, 4.9e-4) and fp32 accumulation in another order (K <= 4128 terms: below 1e-5 of
-// max |ref| here), with a factor 4 of headroom for the hardware's accumulation order.
+// (test_kernels_emu) runs it on kernels/cuda_emu.h. The int8 products and the linears with quantized activations
+// (actq.cu) must match bit for bit (the latter nt_actq_forward). The other kernels' error budget, elementwise
+// |y - ref| <= atol + rtol |ref| with atol = 2e-3 max|ref| and rtol = 2e-3, for every bit width: kernel and
+// reference use the same weights (fp32 s * (q - zero) for the GEMV, whose tensor cores multiply the exact q - zero
+// and scale in fp32; fp16-rounded ones for the MMA and dense paths, which nt_ref_qgemm's w_f16 rounds
+// identically), so what is left is the fp16 rounding of Y (2^-11 relative, 4.9e-4) and fp32 accumulation in
+// another order (K <= 4128 terms: below 1e-5 of max |ref| here), with a factor 4 of headroom for the hardware's
+// accumulation order.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -706,6 +708,159 @@ Test(gpu, int8_gemm_matches_reference, .timeout = 600) {
     // K not a multiple of 4: refused with a message
     cr_expect(nt_gpu_gemm_i8(ctx, NULL, NULL, NULL, NULL, NULL, 4, 4, 6, &err) != 0 && strstr(err.msg, "multiple of 4"));
     nt_gpu_ctx_free(&ctx);
+}
+
+// The batched int8 product behind the W8A8 linears (nt_gpu_gemm_i8_i32): slices of K columns side by side in rows of
+// ld, each slice's int32 sums bit for bit a host loop's (integer sums are exact in every order). Slices of 16 and
+// 32 columns, a last row stride with room to spare (ld > batch * K), M = 1 and M past a tile, N = 4 and N = 132.
+Test(gpu, int8_gemm_batched_matches_reference, .timeout = 600) {
+    nt_gpu_ctx *ctx = tu_need_gpu();
+    nt_err err = {0};
+    const int shapes[][5] = {{1, 64, 32, 3, 100}, {7, 132, 48, 5, 240}, {33, 96, 128, 4, 512}, {130, 4, 16, 9, 144}};
+    uint64_t st = 11;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], B = shapes[s][3], ld = shapes[s][4];
+        int8_t *X = malloc((size_t)M * ld), *W = malloc((size_t)N * ld);
+        int32_t *R = malloc((size_t)B * M * N * 4), *I = malloc((size_t)B * M * N * 4);
+        cr_assert(X && W && R && I);
+        for (size_t i = 0; i < (size_t)M * ld; i++) X[i] = (int8_t)((int)(tu_rnd_u32(&st) % 255) - 127);
+        for (size_t i = 0; i < (size_t)N * ld; i++) W[i] = (int8_t)((int)(tu_rnd_u32(&st) % 256) - 128);
+        for (int b = 0; b < B; b++)
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    int64_t acc = 0;
+                    for (int k = b * K; k < (b + 1) * K; k++)
+                        acc += (int64_t)X[(size_t)m * ld + k] * W[(size_t)n * ld + k];
+                    R[((size_t)b * M + m) * N + n] = (int32_t)acc;
+                }
+        void *dX = NULL, *dW = NULL, *dI = NULL;
+        cr_assert(nt_gpu_malloc(&dX, (size_t)M * ld, &err) == 0 && nt_gpu_malloc(&dW, (size_t)N * ld, &err) == 0 &&
+                      nt_gpu_malloc(&dI, (size_t)B * M * N * 4, &err) == 0,
+                  "%s", err.msg);
+        cr_assert(nt_gpu_upload(dX, X, (size_t)M * ld, &err) == 0 && nt_gpu_upload(dW, W, (size_t)N * ld, &err) == 0,
+                  "%s", err.msg);
+        cr_assert(nt_gpu_gemm_i8_i32(ctx, dX, dW, dI, M, N, K, ld, B, &err) == 0, "%s", err.msg);
+        cr_assert(nt_gpu_sync(&err) == 0 && nt_gpu_download(I, dI, (size_t)B * M * N * 4, &err) == 0, "%s", err.msg);
+        cr_expect_eq(memcmp(I, R, (size_t)B * M * N * 4), 0, "batched int8 GEMM M %d N %d K %d x %d (ld %d) differs",
+                     M, N, K, B, ld);
+        nt_gpu_free(&dX);
+        nt_gpu_free(&dW);
+        nt_gpu_free(&dI);
+        free(X), free(W), free(R), free(I);
+    }
+    cr_expect(nt_gpu_gemm_i8_i32(ctx, NULL, NULL, NULL, 4, 6, 8, 8, 1, &err) != 0 && strstr(err.msg, "multiples of 4"),
+              "N = 6: %s", err.msg);
+    cr_expect(nt_gpu_gemm_i8_i32(ctx, NULL, NULL, NULL, 4, 8, 8, 12, 2, &err) != 0 && strstr(err.msg, "batch * K"),
+              "ld < batch * K: %s", err.msg);
+    nt_gpu_ctx_free(&ctx);
+}
+
+// A linear with quantized activations on the device (nt_gpu_actq_linear) against the CPU's nt_actq_forward on the
+// same fp16-representable inputs: every fp32 output the CPU's bit for bit, and every fp16 one that result rounded
+// to fp16 (kernels/actq.cu says why they agree exactly). Random codes and zero points, so 8-bit asymmetric weights
+// reach q - zero = +-255 (the offset c and the row sums R); every row set has an all-zero row (scale 1, all codes
+// 0) and an outlier per row; a bias or none. The cases: per channel, groups of 128 with a shorter last one
+// (576 = 4 x 128 + 64), act-order and arbitrary g_idx (groups of unequal length: padded slices), K not a multiple
+// of 16 (100) and N not a multiple of 4 (37, 129: padded rows); W8A8, W4A8, W4A4; the static scheme with clamped
+// codes. On the emulator the int32 partials budget is 64 KiB (actq.cu), so the 520-wide case goes by chunks of
+// rows.
+typedef struct {
+    int N, K, wbits, gs;
+    bool sym;
+    enum order order;
+    int abits;
+    bool is_static, bias;
+} actq_case;
+
+static const actq_case g_actq_cases[] = {
+    {64, 256, 8, -1, false, ORDER_NONE, 8, false, true},   {129, 576, 8, 128, false, ORDER_NONE, 8, false, false},
+    {96, 576, 4, 128, false, ORDER_ACT, 8, false, true},   {40, 384, 4, 32, true, ORDER_ANY, 4, false, true},
+    {37, 100, 8, -1, true, ORDER_NONE, 8, true, true},     {520, 256, 8, 64, false, ORDER_STATIC, 8, true, false},
+    {72, 512, 4, 128, false, ORDER_NONE, 4, true, true},   {48, 256, 8, 32, false, ORDER_ACT, 4, false, false},
+};
+
+Test(gpu, actq_linear_matches_cpu, .timeout = 900) {
+    nt_gpu_ctx *ctx = tu_need_gpu();
+    nt_err err = {0};
+    const int M = 19, zero_row = 3;
+    for (size_t c = 0; c < sizeof g_actq_cases / sizeof g_actq_cases[0]; c++) {
+        const actq_case *ac = &g_actq_cases[c];
+        const int N = ac->N, K = ac->K;
+        nt_qlinear *q = make_q(N, K, ac->wbits, ac->gs, ac->sym, ac->order);
+        uint16_t *X = make_x(M, K), *Yd = malloc((size_t)M * N * 2);
+        float *x = malloc((size_t)M * K * 4), *y = malloc((size_t)M * N * 4), *b = malloc((size_t)N * 4);
+        float *Yd32 = malloc((size_t)M * N * 4);
+        cr_assert(Yd && Yd32 && x && y && b);
+        for (int t = 0; t < M; t++) X[(size_t)t * K + (t * 13) % K] = nt_f32_to_f16(t % 2 ? 30.0f : -24.0f);
+        for (int k = 0; k < K; k++) X[(size_t)zero_row * K + k] = 0;
+        float amax = 0.0f;
+        for (size_t i = 0; i < (size_t)M * K; i++) x[i] = nt_f16_to_f32(X[i]), amax = fmaxf(amax, fabsf(x[i]));
+        for (int n = 0; n < N; n++) b[n] = 0.5f * (rnd_unif() - 0.5f);
+        const int qmax = nt_actq_qmax(ac->abits);
+        nt_actq *a = NULL;
+        cr_assert(nt_actq_make(&a, q, N, K, ac->abits, ac->is_static ? NT_ACT_STATIC : NT_ACT_DYNAMIC,
+                               0.25f * amax / (float)qmax, &err) == 0, "%s", err.msg); // static: the outliers clamp
+        nt_actq_forward(a, NULL, ac->bias ? b : NULL, x, M, y);
+        // the layout's offsets: needed exactly when 8-bit asymmetric weights leave int8
+        nt_actq_layout lay;
+        cr_assert(nt_actq_layout_make(&lay, a, &err) == 0, "%s", err.msg);
+        cr_expect((lay.corr != NULL) == (ac->wbits == 8 && !ac->sym), "case %zu: offsets %s", c,
+                  lay.corr ? "present" : "absent");
+        nt_actq_layout_free(&lay);
+        nt_gpu_actq *d = NULL;
+        void *dX = NULL, *dY = NULL, *dY32 = NULL, *db = NULL;
+        cr_assert(nt_gpu_actq_upload(&d, a, &err) == 0, "%s", err.msg);
+        cr_assert(nt_gpu_malloc(&dX, (size_t)M * K * 2, &err) == 0 &&
+                      nt_gpu_malloc(&dY, (size_t)M * N * 2, &err) == 0 &&
+                      nt_gpu_malloc(&dY32, (size_t)M * N * 4, &err) == 0 &&
+                      nt_gpu_malloc(&db, (size_t)N * 4, &err) == 0,
+                  "%s", err.msg);
+        cr_assert(nt_gpu_upload(dX, X, (size_t)M * K * 2, &err) == 0 && nt_gpu_upload(db, b, (size_t)N * 4, &err) == 0,
+                  "%s", err.msg);
+        cr_assert(nt_gpu_memset(dY, 0xff, (size_t)M * N * 2, &err) == 0, "%s", err.msg);
+        cr_assert(nt_gpu_memset(dY32, 0xff, (size_t)M * N * 4, &err) == 0, "%s", err.msg);
+        for (int rows = 1; rows <= M; rows += M - 1) { // one row, then all
+            // fp16 (what the forward pass takes) and fp32 (the exactness itself: fp16 would hide a last-bit slip)
+            cr_assert(nt_gpu_actq_linear(ctx, d, dX, ac->bias ? db : NULL, dY, dY32, rows, &err) == 0, "%s", err.msg);
+            cr_assert(nt_gpu_sync(&err) == 0 && nt_gpu_download(Yd, dY, (size_t)rows * N * 2, &err) == 0 &&
+                          nt_gpu_download(Yd32, dY32, (size_t)rows * N * 4, &err) == 0,
+                      "%s", err.msg);
+            size_t bad = 0, bad32 = 0, first = 0;
+            for (size_t i = 0; i < (size_t)rows * N; i++) {
+                if (memcmp(&Yd32[i], &y[i], 4) != 0 && bad32++ == 0) first = i;
+                bad += Yd[i] != nt_f32_to_f16(y[i]);
+            }
+            cr_expect(bad == 0 && bad32 == 0,
+                      "W%dA%d %dx%d group %d %s order %d %s%s, %d rows: of %zu outputs %zu differ from the CPU's in "
+                      "fp32 (first [%zu]: %.9g vs %.9g), %zu from them rounded to fp16",
+                      ac->wbits, ac->abits, N, K, ac->gs, ac->sym ? "sym" : "asym", ac->order,
+                      ac->is_static ? "static" : "dynamic", ac->bias ? " bias" : "", rows, (size_t)rows * N, bad32,
+                      first, (double)Yd32[first], (double)y[first], bad);
+        }
+        cr_expect(nt_gpu_actq_linear(ctx, d, dX, NULL, NULL, NULL, M, &err) != 0, "no output: an error");
+        // the zero row: scale 1, codes 0, so bias alone (or zeros)
+        for (int n = 0; n < N; n++)
+            cr_expect_eq(Yd[(size_t)zero_row * N + n], nt_f32_to_f16(ac->bias ? b[n] : 0.0f), "zero row, output %d", n);
+        nt_gpu_free(&dX);
+        nt_gpu_free(&dY);
+        nt_gpu_free(&dY32);
+        nt_gpu_free(&db);
+        nt_gpu_actq_free(&d);
+        nt_actq_free(&a);
+        nt_qlinear_free(&q);
+        free(X), free(Yd), free(Yd32), free(x), free(y), free(b);
+    }
+    nt_gpu_ctx_free(&ctx);
+}
+
+// A float linear's activation quantization (no integer weights) has no device form: an error, not a crash.
+Test(gpu, actq_float_linear_is_refused) {
+    nt_err err = {0};
+    nt_actq *a = NULL;
+    cr_assert(nt_actq_make(&a, NULL, 8, 16, 8, NT_ACT_DYNAMIC, 0.0f, &err) == 0, "%s", err.msg);
+    nt_actq_layout lay;
+    cr_expect(nt_actq_layout_make(&lay, a, &err) != 0 && strstr(err.msg, "float linear"), "%s", err.msg);
+    nt_actq_free(&a);
 }
 
 // Attention over 12,000 positions: 47 KB of dynamic shared memory (the scores) plus the kernel's 2 KB of static
