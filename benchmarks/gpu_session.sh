@@ -12,7 +12,8 @@
 #   OUTDIR/sanitizer-*.log  compute-sanitizer racecheck and synccheck on test_kernels' gpu/smoke_each_path (every
 #                           kernel path once), memcheck on gpu/split_k_under_any_block_order (the counters)
 #   OUTDIR/bench-*.csv      normtweak bench kernels, LLaMA-70B shapes, bits 2/3/4, group 128, M 1 4 16 64 1024
-#                           4096, asymmetric (twice: the spread between runs), then symmetric and act-order cells
+#                           4096, asymmetric (twice: the spread between runs), then symmetric and act-order cells, and
+#                           bench-w8a8.csv: the int8 IMMA product (abits 8) beside fp16 at M 1 16 1024 4096
 #   OUTDIR/eval-*.csv       eval --device cuda beside --device cpu on the default model (RTN 4-bit g128, so the
 #                           quantized kernels run), wikitext2; eval-w8a8-*.csv the same at W8A8 (RTN 8-bit per
 #                           channel, int8 activations per token: actq.cu's int8 codes and IMMA product)
@@ -106,6 +107,8 @@ if [ "$tests_ok" = 1 ]; then
     step bench-2 240 "$NT" "${BENCH[@]}" --variants asym --out "$OUTDIR/bench-2.csv" || true
     step bench-sym-act 240 "$NT" bench kernels --shapes llama70b --bits 4 --group 128 --m 1,16,1024 \
         --warmup-ms 100 --batches 10 --variants sym,act --out "$OUTDIR/bench-sym-act.csv" || true
+    step bench-w8a8 240 "$NT" bench kernels --shapes llama70b --abits 8 --m 1,16,1024,4096 --warmup-ms 100 \
+        --batches 10 --out "$OUTDIR/bench-w8a8.csv" || true
     for dev in cuda cpu; do
         step eval-$dev 120 "$NT" eval --tasks wikitext2 --method rtn --wbits 4 --group 128 --device $dev \
             --data-dir "$NT_SHARED_DIR/datasets" --model "$NT_SHARED_DIR/models/tiny-opt" \

@@ -46,12 +46,14 @@ static void bench_usage(FILE *f) {
     fprintf(f,
             "usage: normtweak bench kernels [--shapes MODELS] [--bits B,...] [--group G,...] [--m M,...]\n"
             "                               [--variants asym,sym,act] [--kernel auto|gemv|mma|dense] [--batches N]\n"
-            "                               [--warmup-ms MS] [--device I] [--out FILE.csv]\n"
+            "                               [--abits 16|8|16,8] [--warmup-ms MS] [--device I] [--out FILE.csv]\n"
             "  times Y = X . dequant(W)^T (fp16 X, packed W) against the cuBLASLt fp16 GEMM on real layer shapes\n"
             "  --shapes    models, comma-separated: llama7b,llama13b,llama70b,opt66b,bloom176b (default: all)\n"
             "  --bits      2,3,4,8 (default 2,3,4)     --group  32,64,128,-1 (default 128,-1; -1 = per channel)\n"
             "  --m         rows of X (default 1,2,4,8,16,32,64,128,256,512,1024,4096)\n"
             "  --variants  asym (zero points), sym (symmetric), act (act-order: permuted groups) (default all)\n"
+            "  --abits     16 (default: weight-only, fp16 X), 8 (W8A8: int8 X and W, per-token and per-channel\n"
+            "              scales, the cuBLASLt IMMA product; kernel imma, bits 8, group -1), or 16,8\n"
             "  --kernel    auto (default: GEMV for M <= 8, MMA below 512, DENSE from 512), or force one\n"
             "  --batches   timed batches (~0.5 ms of calls each), the median is reported (default 20)\n"
             "  --warmup-ms warm-up before each timing (default 100)\n"
@@ -59,8 +61,8 @@ static void bench_usage(FILE *f) {
             "    gpu, sm_count, peak_sm_clock_mhz, peak_mem_clock_mhz (cudaDeviceGetAttribute), sm_clock_mhz,\n"
             "    mem_clock_mhz (the clocks NVML reports right after the kernel's timing; empty without NVML),\n"
             "    copy_gbps (measured copy-kernel bandwidth, read + write), commit, model, layer (model.proj), N (out),\n"
-            "    K (in), bits, group_size (-1 per channel), sym (0/1), act_order (0/1), M, kernel\n"
-            "    (gemv|mma|dense), us (median microseconds per call), us_min, us_max (fastest, slowest batch),\n"
+            "    K (in), bits, abits (16: fp16 X; 8: W8A8), group_size (-1 per channel), sym (0/1), act_order (0/1), M, kernel\n"
+            "    (gemv|mma|dense|imma), us (median microseconds per call), us_min, us_max (fastest, slowest batch),\n"
             "    batch (calls per batch), copies (weight copies rotated), tflops (2*M*N*K / time), gbps ((packed\n"
             "    weights + scales + zeros + X + Y bytes) / time), pct_copy_bw (gbps / copy_gbps * 100), cublas_us,\n"
             "    cublas_us_min, cublas_us_max, cublas_tflops (dense fp16 cuBLASLt, fp32 compute), speedup\n"
@@ -91,6 +93,7 @@ static int parse_list(const char *opt, const char *s, int *out, bool (*ok)(int),
 }
 static bool ok_bits(int v) { return v == 2 || v == 3 || v == 4 || v == 8; }
 static bool ok_group(int v) { return v == -1 || v == 32 || v == 64 || v == 128; }
+static bool ok_abits(int v) { return v == 16 || v == 8; }
 static bool ok_m(int v) { return v >= 1 && v <= 65536; }
 
 // A text field of the CSV, quoted by libcsv (always: the names are free text), then a comma.
@@ -172,7 +175,7 @@ static double rel_err(const uint16_t *a, const uint16_t *b, size_t n) {
 }
 
 typedef struct {
-    int bits[MAX_LIST], n_bits, groups[MAX_LIST], n_groups, ms[MAX_LIST], n_ms;
+    int bits[MAX_LIST], n_bits, groups[MAX_LIST], n_groups, ms[MAX_LIST], n_ms, abits[2], n_abits;
     bool model_on[N_MODELS], variant_on[N_VARIANTS];
     nt_qkernel kernel;
     int batches, device;
@@ -194,6 +197,49 @@ static int rotation(const nt_gpu_info *info, size_t bytes) {
 static void csv_num(FILE *f, const char *fmt, double v) {
     if (!isnan(v)) fprintf(f, fmt, v);
     fputc(',', f);
+}
+
+// One measured row: the table line on stdout and, with csv, the CSV line.
+typedef struct {
+    const bench_shape *sh;
+    int N, K, bits, abits, group, variant, M;
+    const char *kernel;
+    const nt_gpu_timing *t; // the kernel's timing
+    int copies;
+    double bytes;           // the bytes one call moves (weights, scales, zeros, X, Y)
+    const nt_gpu_timing *d; // the dense fp16 baseline's
+    double rel_err;
+    int sm_mhz, mem_mhz;    // -1: unknown
+} bench_row;
+
+static void put_row(const nt_gpu_info *info, double copy_gbps, const bench_row *r, FILE *csv) {
+    double flop = 2.0 * r->M * r->N * r->K;
+    double tflops = flop / (r->t->us * 1e-6) / 1e12, gbps = r->bytes / (r->t->us * 1e-6) / 1e9;
+    double ctflops = flop / (r->d->us * 1e-6) / 1e12, speedup = r->d->us / r->t->us;
+    char layer[64], bits[16];
+    snprintf(layer, sizeof layer, "%s.%s", r->sh->model, r->sh->layer);
+    if (r->abits < 16) snprintf(bits, sizeof bits, "%da%d", r->bits, r->abits);
+    else snprintf(bits, sizeof bits, "%d", r->bits);
+    printf("%-18s %6d %6d %4s %5d %-4s %5d %-5s %10.2f %7.2f %8.1f %6.1f%% %10.2f %7.2f %6.2fx %9.2e\n", layer, r->N,
+           r->K, bits, r->group, g_variants[r->variant], r->M, r->kernel, r->t->us, tflops, gbps,
+           100.0 * gbps / copy_gbps, r->d->us, ctflops, speedup, r->rel_err);
+    fflush(stdout);
+    if (!csv) return;
+    csv_text(csv, info->name);
+    fprintf(csv, "%d,%d,%d,", info->sm_count, info->sm_clock_mhz, info->mem_clock_mhz);
+    csv_num(csv, "%.0f", r->sm_mhz >= 0 ? r->sm_mhz : NAN);
+    csv_num(csv, "%.0f", r->mem_mhz >= 0 ? r->mem_mhz : NAN);
+    csv_num(csv, "%.1f", copy_gbps);
+    csv_text(csv, nt_build_commit());
+    csv_text(csv, r->sh->model);
+    csv_text(csv, layer);
+    fprintf(csv, "%d,%d,%d,%d,%d,%d,%d,%d,", r->N, r->K, r->bits, r->abits, r->group, r->variant == VAR_SYM,
+            r->variant == VAR_ACT, r->M);
+    csv_text(csv, r->kernel);
+    fprintf(csv, "%.3f,%.3f,%.3f,%d,%d,%.4f,%.2f,%.2f,%.3f,%.3f,%.3f,%.4f,%.4f,%.3g\n", r->t->us, r->t->us_min,
+            r->t->us_max, r->t->batch, r->copies, tflops, gbps, 100.0 * gbps / copy_gbps, r->d->us, r->d->us_min,
+            r->d->us_max, ctflops, speedup, r->rel_err);
+    fflush(csv);
 }
 
 // One shape x bits x group x variant: upload (and the rotation's copies), then every M. Returns 0, or -1 with err.
@@ -241,33 +287,10 @@ static int bench_cell(nt_gpu_ctx *ctx, const bench_opts *o, const bench_shape *s
         if (nt_gpu_time(ctx, launch_d, &da, nd, o->warmup_ms, o->batches, &td, err) ||
             nt_gpu_download(Yq, dYq, (size_t)M * N * 2, err) || nt_gpu_download(Yd, dYd, (size_t)M * N * 2, err))
             goto done;
-        double flop = 2.0 * M * N * K;
         double bytes = (double)nt_gpu_qlinear_weight_bytes(qw[0]) + 2.0 * M * K + 2.0 * M * N;
-        double tflops = flop / (tq.us * 1e-6) / 1e12, gbps = bytes / (tq.us * 1e-6) / 1e9;
-        double ctflops = flop / (td.us * 1e-6) / 1e12, speedup = td.us / tq.us;
-        double err_rel = rel_err(Yq, Yd, (size_t)M * N);
-        char layer[64];
-        snprintf(layer, sizeof layer, "%s.%s", sh->model, sh->layer);
-        printf("%-18s %6d %6d %2d %5d %-4s %5d %-5s %10.2f %7.2f %8.1f %6.1f%% %10.2f %7.2f %6.2fx %9.2e\n", layer, N,
-               K, bits, group, g_variants[variant], M, nt_qkernel_name(kernel), tq.us, tflops, gbps,
-               100.0 * gbps / copy_gbps, td.us, ctflops, speedup, err_rel);
-        fflush(stdout);
-        if (csv) {
-            csv_text(csv, info->name);
-            fprintf(csv, "%d,%d,%d,", info->sm_count, info->sm_clock_mhz, info->mem_clock_mhz);
-            csv_num(csv, "%.0f", sm_mhz >= 0 ? sm_mhz : NAN);
-            csv_num(csv, "%.0f", mem_mhz >= 0 ? mem_mhz : NAN);
-            csv_num(csv, "%.1f", copy_gbps);
-            csv_text(csv, nt_build_commit());
-            csv_text(csv, sh->model);
-            csv_text(csv, layer);
-            fprintf(csv, "%d,%d,%d,%d,%d,%d,%d,", N, K, bits, group, variant == VAR_SYM, variant == VAR_ACT, M);
-            csv_text(csv, nt_qkernel_name(kernel));
-            fprintf(csv, "%.3f,%.3f,%.3f,%d,%d,%.4f,%.2f,%.2f,%.3f,%.3f,%.3f,%.4f,%.4f,%.3g\n", tq.us, tq.us_min,
-                    tq.us_max, tq.batch, nq, tflops, gbps, 100.0 * gbps / copy_gbps, td.us, td.us_min, td.us_max,
-                    ctflops, speedup, err_rel);
-            fflush(csv);
-        }
+        bench_row row = {sh, N, K, bits, 16, group, variant, M, nt_qkernel_name(kernel), &tq, nq, bytes, &td,
+                         rel_err(Yq, Yd, (size_t)M * N), sm_mhz, mem_mhz};
+        put_row(info, copy_gbps, &row, csv);
     }
     rc = 0;
 done:
@@ -282,6 +305,101 @@ done:
     free(X);
     free(Yq);
     free(Yd);
+    return rc;
+}
+
+typedef struct {
+    nt_gpu_ctx *ctx;
+    void **W; // (copies) (N, K) int8
+    const int8_t *X;
+    const float *sx, *sw;
+    float *Y;
+    int M, N, K;
+} iarg;
+static int launch_i8(void *arg, int copy, nt_err *err) {
+    iarg *a = arg;
+    return nt_gpu_gemm_i8(a->ctx, a->X, a->W[copy], a->sx, a->sw, a->Y, a->M, a->N, a->K, err);
+}
+
+// One shape at W8A8 (abits 8): the int8 x int8 -> int32 IMMA product with its dequantizing kernel
+// (nt_gpu_gemm_i8: per-token scales sx, per-channel scales sw, fp32 Y) against the dense fp16 GEMM of the same
+// function. Codes are random in -127..127 and every scale 1/128, so X = sx Xq and W = sw Wq are exact in fp16 and
+// the dense product differs only by its fp32 accumulation and fp16 output. Returns 0, or -1 with err.
+static int bench_cell_i8(nt_gpu_ctx *ctx, const bench_opts *o, const bench_shape *sh, double copy_gbps, FILE *csv,
+                         nt_err *err) {
+    const nt_gpu_info *info = nt_gpu_ctx_info(ctx);
+    int mmax = 0;
+    for (int i = 0; i < o->n_ms; i++) mmax = o->ms[i] > mmax ? o->ms[i] : mmax;
+    const int N = sh->N, K = sh->K;
+    void *wi[64] = {NULL}, *wd[64] = {NULL}, *dXq = NULL, *dX = NULL, *dsx = NULL, *dsw = NULL, *dYi = NULL, *dYd = NULL;
+    int rc = -1;
+    const int n_i = rotation(info, (size_t)N * K), n_d = rotation(info, (size_t)N * K * 2);
+    int8_t *Wq = malloc((size_t)N * K), *Xq = malloc((size_t)mmax * K);
+    uint16_t *W16 = malloc((size_t)N * K * 2), *X16 = malloc((size_t)mmax * K * 2), *Yd = malloc((size_t)mmax * N * 2),
+             *Yi16 = malloc((size_t)mmax * N * 2);
+    float *sx = malloc((size_t)mmax * sizeof(float)), *sw = malloc((size_t)N * sizeof(float)),
+          *Yi = malloc((size_t)mmax * N * sizeof(float));
+    if (!Wq || !Xq || !W16 || !X16 || !Yd || !Yi16 || !sx || !sw || !Yi) {
+        nt_fail(err, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)N * K; i++) {
+        Wq[i] = (int8_t)((int)(rnd_u32() % 255) - 127);
+        W16[i] = nt_f32_to_f16((float)Wq[i] / 128.0f);
+    }
+    for (size_t i = 0; i < (size_t)mmax * K; i++) {
+        Xq[i] = (int8_t)((int)(rnd_u32() % 255) - 127);
+        X16[i] = nt_f32_to_f16((float)Xq[i] / 128.0f);
+    }
+    for (int i = 0; i < mmax; i++) sx[i] = 1.0f / 128.0f;
+    for (int i = 0; i < N; i++) sw[i] = 1.0f / 128.0f;
+    for (int c = 0; c < n_i; c++)
+        if (nt_gpu_malloc(&wi[c], (size_t)N * K, err) || nt_gpu_upload(wi[c], Wq, (size_t)N * K, err)) goto done;
+    for (int c = 0; c < n_d; c++)
+        if (nt_gpu_malloc(&wd[c], (size_t)N * K * 2, err) || nt_gpu_upload(wd[c], W16, (size_t)N * K * 2, err))
+            goto done;
+    if (nt_gpu_malloc(&dXq, (size_t)mmax * K, err) || nt_gpu_malloc(&dX, (size_t)mmax * K * 2, err) ||
+        nt_gpu_malloc(&dsx, (size_t)mmax * 4, err) || nt_gpu_malloc(&dsw, (size_t)N * 4, err) ||
+        nt_gpu_malloc(&dYi, (size_t)mmax * N * 4, err) || nt_gpu_malloc(&dYd, (size_t)mmax * N * 2, err) ||
+        nt_gpu_upload(dXq, Xq, (size_t)mmax * K, err) || nt_gpu_upload(dX, X16, (size_t)mmax * K * 2, err) ||
+        nt_gpu_upload(dsx, sx, (size_t)mmax * 4, err) || nt_gpu_upload(dsw, sw, (size_t)N * 4, err) || nt_gpu_sync(err))
+        goto done;
+    for (int i = 0; i < o->n_ms; i++) {
+        const int M = o->ms[i];
+        iarg ia = {ctx, wi, dXq, dsx, dsw, dYi, M, N, K};
+        darg da = {ctx, wd, dX, dYd, M, N, K};
+        nt_gpu_timing ti, td;
+        int sm_mhz = -1, mem_mhz = -1;
+        nt_err clk_err = {0};
+        if (nt_gpu_time(ctx, launch_i8, &ia, n_i, o->warmup_ms, o->batches, &ti, err)) goto done;
+        nt_gpu_clocks_now(info, &sm_mhz, &mem_mhz, &clk_err);
+        if (nt_gpu_time(ctx, launch_d, &da, n_d, o->warmup_ms, o->batches, &td, err) ||
+            nt_gpu_download(Yi, dYi, (size_t)M * N * 4, err) || nt_gpu_download(Yd, dYd, (size_t)M * N * 2, err))
+            goto done;
+        for (size_t k = 0; k < (size_t)M * N; k++) Yi16[k] = nt_f32_to_f16(Yi[k]);
+        // int8 W and X, fp32 scales of W's rows and X's rows, fp32 Y
+        double bytes = (double)N * K + 4.0 * N + (double)M * K + 4.0 * M + 4.0 * M * N;
+        bench_row row = {sh, N, K, 8, 8, -1, VAR_SYM, M, "imma", &ti, n_i, bytes, &td,
+                         rel_err(Yi16, Yd, (size_t)M * N), sm_mhz, mem_mhz};
+        put_row(info, copy_gbps, &row, csv);
+    }
+    rc = 0;
+done:
+    for (int c = 0; c < 64; c++) {
+        nt_gpu_free(&wi[c]);
+        nt_gpu_free(&wd[c]);
+    }
+    void **bufs[] = {&dXq, &dX, &dsx, &dsw, &dYi, &dYd};
+    for (size_t b = 0; b < sizeof bufs / sizeof bufs[0]; b++) nt_gpu_free(bufs[b]);
+    free(Wq);
+    free(Xq);
+    free(W16);
+    free(X16);
+    free(Yd);
+    free(Yi16);
+    free(sx);
+    free(sw);
+    free(Yi);
     return rc;
 }
 
@@ -300,7 +418,7 @@ static bool parse_count(const char *opt, const char *s, long min, long max, long
 int nt_cmd_bench(int argc, char **argv) {
     bench_opts o = {.bits = {2, 3, 4}, .n_bits = 3, .groups = {128, -1}, .n_groups = 2,
                     .ms = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}, .n_ms = 12,
-                    .kernel = NT_QKERNEL_AUTO, .batches = 20, .warmup_ms = 100.0, .device = 0, .out = NULL};
+                    .abits = {16}, .n_abits = 1, .kernel = NT_QKERNEL_AUTO, .batches = 20, .warmup_ms = 100.0, .device = 0, .out = NULL};
     for (int i = 0; i < N_MODELS; i++) o.model_on[i] = true;
     for (int i = 0; i < N_VARIANTS; i++) o.variant_on[i] = true;
     static const struct option longopts[] = {
@@ -309,7 +427,8 @@ int nt_cmd_bench(int argc, char **argv) {
         {"variants", required_argument, 0, 'v'}, {"kernel", required_argument, 0, 'k'},
         {"batches", required_argument, 0, 'r'},  {"warmup-ms", required_argument, 0, 'w'},
         {"device", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+        {"abits", required_argument, 0, 'a'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
@@ -352,6 +471,17 @@ int nt_cmd_bench(int argc, char **argv) {
             if ((o.n_groups = parse_list("--group", optarg, o.groups, ok_group, "group sizes among 32,64,128,-1")) < 0)
                 return 2;
             break;
+        case 'a': {
+            int a[MAX_LIST];
+            int n = parse_list("--abits", optarg, a, ok_abits, "activation bits among 16,8");
+            if (n < 0 || n > 2 || (n == 2 && a[0] == a[1])) {
+                if (n >= 0) fprintf(stderr, "normtweak bench: --abits %s: 16, 8 or 16,8\n", optarg);
+                return 2;
+            }
+            o.n_abits = n;
+            for (int i = 0; i < n; i++) o.abits[i] = a[i];
+            break;
+        }
         case 'm':
             if ((o.n_ms = parse_list("--m", optarg, o.ms, ok_m, "row counts 1..65536")) < 0) return 2;
             break;
@@ -427,7 +557,7 @@ int nt_cmd_bench(int argc, char **argv) {
            "GB/s; normtweak %s\n",
            info->name, info->sm_count, info->sm_clock_mhz, info->mem_clock_mhz, sm_mhz, mem_mhz, info->l2_bytes >> 20,
            copy_gbps, nt_build_commit());
-    printf("%-18s %6s %6s %2s %5s %-4s %5s %-5s %10s %7s %8s %7s %10s %7s %7s %9s\n", "layer", "N", "K", "b", "group",
+    printf("%-18s %6s %6s %4s %5s %-4s %5s %-5s %10s %7s %8s %7s %10s %7s %7s %9s\n", "layer", "N", "K", "b", "group",
            "var", "M", "kern", "us", "TFLOP/s", "GB/s", "%copy", "cublas_us", "TFLOP/s", "speedup", "rel_err");
     FILE *csv = NULL;
     char tmp[4096] = "";
@@ -440,7 +570,7 @@ int nt_cmd_bench(int argc, char **argv) {
             return 1;
         }
         fputs("gpu,sm_count,peak_sm_clock_mhz,peak_mem_clock_mhz,sm_clock_mhz,mem_clock_mhz,copy_gbps,commit,model,"
-              "layer,N,K,bits,group_size,sym,act_order,M,kernel,us,us_min,us_max,batch,copies,tflops,gbps,pct_copy_bw,"
+              "layer,N,K,bits,abits,group_size,sym,act_order,M,kernel,us,us_min,us_max,batch,copies,tflops,gbps,pct_copy_bw,"
               "cublas_us,cublas_us_min,cublas_us_max,cublas_tflops,speedup,max_rel_err\n",
               csv);
     }
@@ -449,7 +579,13 @@ int nt_cmd_bench(int argc, char **argv) {
         bool on = false;
         for (int i = 0; i < N_MODELS; i++) on |= o.model_on[i] && strcmp(g_models[i], g_shapes[s].model) == 0;
         if (!on) continue;
-        for (int b = 0; b < o.n_bits && !rc; b++)
+        bool weight_only = false, w8a8 = false;
+        for (int a = 0; a < o.n_abits; a++) weight_only |= o.abits[a] == 16, w8a8 |= o.abits[a] == 8;
+        if (w8a8 && bench_cell_i8(ctx, &o, &g_shapes[s], copy_gbps, csv, &err)) {
+            fprintf(stderr, "normtweak bench: %s.%s W8A8: %s\n", g_shapes[s].model, g_shapes[s].layer, err.msg);
+            rc = 1;
+        }
+        for (int b = 0; b < o.n_bits && !rc && weight_only; b++)
             for (int g = 0; g < o.n_groups && !rc; g++)
                 for (int v = 0; v < N_VARIANTS && !rc; v++) {
                     if (!o.variant_on[v] || (v == VAR_ACT && o.groups[g] < 0)) continue; // per channel: no groups
