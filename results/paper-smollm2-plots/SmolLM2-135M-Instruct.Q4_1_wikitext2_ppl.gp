@@ -1,0 +1,44 @@
+set terminal svg size 800,560 noenhanced font 'sans,13' background 'white'
+set output 'results/paper-smollm2-plots/SmolLM2-135M-Instruct.Q4_1_wikitext2_ppl.svg'
+set title 'SmolLM2-135M-Instruct.Q4_1: wikitext2 perplexity vs weight bits'
+set grid
+set key below box
+set datafile missing '?'
+set ylabel 'perplexity (lower is better)'
+set logscale y
+set xrange [1.5:4.5]
+set xtics ('W2' 2, 'W3' 3, 'W4' 4)
+$s0 << EOD
+2 3500706.451
+3 106.5237113
+4 26.18600384
+EOD
+$s1 << EOD
+2 53972.91972
+3 73.78696606
+4 25.98042158
+EOD
+$s2 << EOD
+3 66.46387238
+EOD
+$s3 << EOD
+2 20622.75523
+3 77.1817366
+EOD
+$s4 << EOD
+3 74.12000703
+EOD
+$s5 << EOD
+3 67.21022209
+EOD
+$s6 << EOD
+3 70.22079148
+EOD
+plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn g128 limit=8', \
+     $s1 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'gptq g128 limit=8', \
+     $s2 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s3 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s4 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
+     $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
+     $s6 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
+     19.13344124 with lines lw 2 dt 3 lc rgb 'black' title 'fp (float)'

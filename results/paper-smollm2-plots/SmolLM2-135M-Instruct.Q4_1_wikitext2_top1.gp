@@ -1,0 +1,43 @@
+set terminal svg size 800,560 noenhanced font 'sans,13' background 'white'
+set output 'results/paper-smollm2-plots/SmolLM2-135M-Instruct.Q4_1_wikitext2_top1.svg'
+set title 'SmolLM2-135M-Instruct.Q4_1: wikitext2 top1 vs weight bits'
+set grid
+set key below box
+set datafile missing '?'
+set ylabel 'top1'
+set xrange [1.5:4.5]
+set xtics ('W2' 2, 'W3' 3, 'W4' 4)
+$s0 << EOD
+2 0.003053248657
+3 0.3511846605
+4 0.6783707865
+EOD
+$s1 << EOD
+2 0.02393746947
+3 0.4602467025
+4 0.695346849
+EOD
+$s2 << EOD
+3 0.4622007816
+EOD
+$s3 << EOD
+2 0.04060820713
+3 0.4344162189
+EOD
+$s4 << EOD
+3 0.4491328774
+EOD
+$s5 << EOD
+3 0.4630556913
+EOD
+$s6 << EOD
+3 0.4581094284
+EOD
+plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn g128 limit=8', \
+     $s1 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'gptq g128 limit=8', \
+     $s2 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s3 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s4 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
+     $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
+     $s6 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
+     1 with lines lw 2 dt 3 lc rgb 'black' title 'fp (float)'
