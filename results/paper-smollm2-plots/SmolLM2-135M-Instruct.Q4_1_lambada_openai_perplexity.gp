@@ -13,31 +13,36 @@ $s0 << EOD
 4 106.9611468
 EOD
 $s1 << EOD
+3 3383.420646
+EOD
+$s2 << EOD
 2 485626555.7
 3 3207.209124
 4 105.7958486
 EOD
-$s2 << EOD
+$s3 << EOD
 3 1629.220089
 EOD
-$s3 << EOD
+$s4 << EOD
 2 234279863.7
 3 1551.074608
-EOD
-$s4 << EOD
-3 1725.341119
+4 103.4070827
 EOD
 $s5 << EOD
-3 1170.003797
+3 1725.341119
 EOD
 $s6 << EOD
+3 1170.003797
+EOD
+$s7 << EOD
 3 893.0077134
 EOD
 plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn g128 limit=200', \
-     $s1 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'gptq g128 limit=200', \
-     $s2 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=200', \
+     $s1 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 1 dt 1 title 'rtn+nt g128 loss=dist;lr=1e-05;iters=1;limit=200', \
+     $s2 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'gptq g128 limit=200', \
      $s3 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=200', \
-     $s4 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=200', \
-     $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=200', \
-     $s6 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=200', \
+     $s4 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=200', \
+     $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=200', \
+     $s6 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=200', \
+     $s7 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=200', \
      44.13592231 with lines lw 2 dt 3 lc rgb 'black' title 'fp (float)'

@@ -14,31 +14,36 @@ $s0 << EOD
 4 26.18600384
 EOD
 $s1 << EOD
+3 109.3578749
+EOD
+$s2 << EOD
 2 53972.91972
 3 73.78696606
 4 25.98042158
 EOD
-$s2 << EOD
+$s3 << EOD
 3 66.46387238
 EOD
-$s3 << EOD
+$s4 << EOD
 2 20622.75523
 3 77.1817366
-EOD
-$s4 << EOD
-3 74.12000703
+4 27.35919334
 EOD
 $s5 << EOD
-3 67.21022209
+3 74.12000703
 EOD
 $s6 << EOD
+3 67.21022209
+EOD
+$s7 << EOD
 3 70.22079148
 EOD
 plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn g128 limit=8', \
-     $s1 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'gptq g128 limit=8', \
-     $s2 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s1 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 1 dt 1 title 'rtn+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s2 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'gptq g128 limit=8', \
      $s3 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
-     $s4 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
-     $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
-     $s6 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
+     $s4 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
+     $s6 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
+     $s7 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
      19.13344124 with lines lw 2 dt 3 lc rgb 'black' title 'fp (float)'

@@ -13,31 +13,36 @@ $s0 << EOD
 4 0.6783707865
 EOD
 $s1 << EOD
+3 0.3517953102
+EOD
+$s2 << EOD
 2 0.02393746947
 3 0.4602467025
 4 0.695346849
 EOD
-$s2 << EOD
+$s3 << EOD
 3 0.4622007816
 EOD
-$s3 << EOD
+$s4 << EOD
 2 0.04060820713
 3 0.4344162189
-EOD
-$s4 << EOD
-3 0.4491328774
+4 0.6971177333
 EOD
 $s5 << EOD
-3 0.4630556913
+3 0.4491328774
 EOD
 $s6 << EOD
+3 0.4630556913
+EOD
+$s7 << EOD
 3 0.4581094284
 EOD
 plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn g128 limit=8', \
-     $s1 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'gptq g128 limit=8', \
-     $s2 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s1 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 1 dt 1 title 'rtn+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s2 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'gptq g128 limit=8', \
      $s3 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
-     $s4 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
-     $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
-     $s6 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
+     $s4 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
+     $s6 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
+     $s7 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 2 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
      1 with lines lw 2 dt 3 lc rgb 'black' title 'fp (float)'
