@@ -90,21 +90,29 @@ def worker_llama(args):
             "settings": f"n_ctx={S};n_batch={S};n_ubatch={args.ubatch};kv={args.kv};logits_all=1"}
 
 
-def worker_transformers(args):
+def load_transformers(gguf_path):
+    """transformers' fp32 model of a GGUF (it dequantizes the weights), in eval mode."""
     import torch
-    import transformers
     from transformers import AutoModelForCausalLM
 
-    torch.set_num_threads(args.threads)
-    windows = read_windows(args.ids, args.seqlen)
-    S = args.seqlen
     # tie_word_embeddings: transformers 4.46 reads it as false from a GGUF and would leave lm_head random
-    model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(args.gguf)),
-                                                 gguf_file=os.path.basename(args.gguf), torch_dtype=torch.float32,
+    model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(gguf_path)),
+                                                 gguf_file=os.path.basename(gguf_path), torch_dtype=torch.float32,
                                                  tie_word_embeddings=True)
     model.eval()
     if not torch.equal(model.lm_head.weight, model.model.embed_tokens.weight):
         raise BenchError("transformers did not tie lm_head to the embeddings")
+    return model
+
+
+def worker_transformers(args):
+    import torch
+    import transformers
+
+    torch.set_num_threads(args.threads)
+    windows = read_windows(args.ids, args.seqlen)
+    S = args.seqlen
+    model = load_transformers(args.gguf)
     attn = model.config._attn_implementation
     nll, t0 = 0.0, time.perf_counter()
     with torch.inference_mode():
@@ -301,17 +309,22 @@ def run_main(argv):
                      f"{med[t]:.3f}", f"{min(secs):.3f}", f"{max(secs):.3f}", f"{tps:.1f}", f"{ppl:.6f}",
                      f"{(ppl - nt_ppl) / nt_ppl:.2e}", f"{nt_tps / tps:.3f}", results[t][0]["version"],
                      results[t][0]["settings"], cpu, f"{load0:.2f}", commit, stamp])
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    tmp_out = f"{a.out}.tmp.{os.getpid()}"
+    write_csv(a.out, HEADER, rows, shown=17)
+
+
+def write_csv(out, header, rows, shown):
+    """Writes the CSV atomically (a temporary file renamed over it) and prints its first `shown` columns."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp_out = f"{out}.tmp.{os.getpid()}"
     with open(tmp_out, "w", newline="") as f:
         wr = csv.writer(f, lineterminator="\n")
-        wr.writerow(HEADER)
+        wr.writerow(header)
         wr.writerows(rows)
-    os.replace(tmp_out, a.out)
-    width = [max(len(str(x)) for x in col) for col in zip(HEADER, *rows)]
-    for r in [HEADER] + rows:
-        print("  ".join(str(x).ljust(w) for x, w in zip(r[:17], width[:17])))
-    print(f"bench.py: wrote {a.out}")
+    os.replace(tmp_out, out)
+    width = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for r in [header] + rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(r[:shown], width[:shown])))
+    print(f"wrote {out}")
 
 
 def main():
