@@ -574,13 +574,13 @@ int nt_cmd_bench(int argc, char **argv) {
               "cublas_us,cublas_us_min,cublas_us_max,cublas_tflops,speedup,max_rel_err\n",
               csv);
     }
+    bool weight_only = false, w8a8 = false; // which kinds of rows --abits asks for
+    for (int a = 0; a < o.n_abits; a++) weight_only |= o.abits[a] == 16, w8a8 |= o.abits[a] == 8;
     int rc = 0;
     for (int s = 0; s < N_SHAPES && !rc; s++) {
         bool on = false;
         for (int i = 0; i < N_MODELS; i++) on |= o.model_on[i] && strcmp(g_models[i], g_shapes[s].model) == 0;
         if (!on) continue;
-        bool weight_only = false, w8a8 = false;
-        for (int a = 0; a < o.n_abits; a++) weight_only |= o.abits[a] == 16, w8a8 |= o.abits[a] == 8;
         if (w8a8 && bench_cell_i8(ctx, &o, &g_shapes[s], copy_gbps, csv, &err)) {
             fprintf(stderr, "normtweak bench: %s.%s W8A8: %s\n", g_shapes[s].model, g_shapes[s].layer, err.msg);
             rc = 1;

@@ -151,7 +151,6 @@ int nt_gpu_actq_upload_layout(nt_gpu_actq **out, const nt_actq_layout *lay, nt_e
     return 0;
 }
 
-static size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
 int nt_gpu_actq_linear(nt_gpu_ctx *ctx, const nt_gpu_actq *a, const uint16_t *X, const float *b, uint16_t *Y,
                        float *Y32, int M, nt_err *err) {
@@ -161,8 +160,8 @@ int nt_gpu_actq_linear(nt_gpu_ctx *ctx, const nt_gpu_actq *a, const uint16_t *X,
     const size_t fit = ACTQ_PARTIAL_BYTES / per_row; // rows whose partials fit the budget (at least one)
     const int chunk = fit >= (size_t)M ? M : (fit > 0 ? (int)fit : 1);
     // scratch: codes (M, Kp) | R (M, G) | sx (M) | partials (G, chunk, Np), each part 256-byte aligned
-    const size_t xq_b = align256((size_t)M * a->Kp), r_b = align256((size_t)M * a->G * 4);
-    const size_t s_b = align256((size_t)M * 4);
+    const size_t xq_b = nt_align256((size_t)M * a->Kp), r_b = nt_align256((size_t)M * a->G * 4);
+    const size_t s_b = nt_align256((size_t)M * 4);
     if (nt_gpu_ws_reserve(ctx, xq_b + r_b + s_b + (size_t)chunk * per_row, err)) return -1;
     char *ws = (char *)ctx->ws;
     int8_t *xq = (int8_t *)ws;

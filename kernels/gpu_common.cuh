@@ -40,6 +40,9 @@ static inline void nt_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t
 #define NT_DYN_SMEM(T, name) extern __shared__ T name[]
 #endif
 
+// n rounded up to a multiple of 256: where a workspace slice may start (cudaMalloc's own alignment).
+static inline size_t nt_align256(size_t n) { return (n + 255) & ~(size_t)255; }
+
 struct nt_gpu_ctx {
     int device;
     nt_gpu_info info;

@@ -785,7 +785,6 @@ size_t nt_gpu_qlinear_weight_bytes(const nt_gpu_qlinear *d) {
 // ---------------------------------------------------------------------------------------------- dispatch
 
 
-static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
@@ -902,8 +901,8 @@ int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *Xh, u
         const int mt = M <= 16 ? 1 : M <= 32 ? 2 : M <= 48 ? 3 : 4, rows = mt * 16, rtiles = ceil_div(M, rows);
         const int ks = ceil_div(w->npacks, 2), B = stripe_blocks((long long)rtiles * ncb * ks, sms, 2);
         if (B < 1) return nt_fail(err, "qgemm: %d rows of a %d x %d linear are too many for the MMA stripes", M, w->N, w->K);
-        const size_t part = align256((size_t)2 * B * rows * 128 * sizeof(float));
-        const size_t xg = align256((size_t)M * w->Kp * sizeof(__half));
+        const size_t part = nt_align256((size_t)2 * B * rows * 128 * sizeof(float));
+        const size_t xg = nt_align256((size_t)M * w->Kp * sizeof(__half));
         if (nt_gpu_ws_reserve(ctx, part + xg, err) || nt_gpu_counters_reserve(ctx, (size_t)rtiles * ncb, err))
             return -1;
         const __half *Xk = NULL;
@@ -924,7 +923,7 @@ int nt_gpu_qgemm(nt_gpu_ctx *ctx, const nt_gpu_qlinear *w, const uint16_t *Xh, u
     }
 
     // DENSE: W (N, Kp) fp16 in kernel column order, X gathered to (M, Kp) when the orders or lengths differ.
-    const size_t wb = align256((size_t)w->N * w->Kp * sizeof(__half)), xg = align256((size_t)M * w->Kp * sizeof(__half));
+    const size_t wb = nt_align256((size_t)w->N * w->Kp * sizeof(__half)), xg = nt_align256((size_t)M * w->Kp * sizeof(__half));
     if (nt_gpu_ws_reserve(ctx, wb + xg, err)) return -1;
     __half *Wd = (__half *)ctx->ws;
     dequant_launch(ctx, w, 0, w->Kp, Wd);
