@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
     }
 
     char name[256];
-    nt_path_basename(model_dir, name, sizeof(name));
+    nt_model_name_of_path(model_dir, name, sizeof(name)); // a .gguf without its extension, as result rows name it
     int n_threads = threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (header) printf("impl,model,wbits,group,act_order,nsamples,seqlen,threads,layer,seconds,cpu_seconds,ptb_ppl\n");
     for (int l = 0; l < m->cfg.n_layers + 3; l++) { // the layers, then the quantizer, the windows, the total

@@ -43,11 +43,20 @@
 #   timestamp   UTC time the run finished, ISO 8601 (min rows: that of run 1)
 #
 # usage: benchmarks/bench_gptq.sh [--python PY] [--bin BENCH_GPTQ] [--threads N] [--runs R] [--nsamples N]
-#                                 [--ppl-windows N] [--out FILE]
+#                                 [--seqlen L] [--config "NT_MODEL PT_MODEL WBITS GROUP ACT"]... [--ppl-windows N]
+#                                 [--out FILE]
 #   PY must import torch and transformers (default python3); BENCH_GPTQ defaults to build/bench_gptq.
+#   --seqlen: calibration sample length on both sides (default: the model's context, capped at 2048).
+#   --config: one configuration (repeatable; replaces the four above): the model normtweak loads (a folder or a
+#     .gguf), the Hugging Face folder of the same weights the PyTorch side loads, bits, group, act-order 0|1.
+#     SmolLM2: benchmarks/peers/gguf_to_hf.py --tokenizer ../shared/tokenizers/smollm2/tokenizer.json writes the
+#     folder from the GGUF; name it as the GGUF (SmolLM2-135M-Instruct.Q4_1) so that both sides' rows agree, e.g.
+#     --config "models/SmolLM2-135M-Instruct.Q4_1.gguf /tmp/hf/SmolLM2-135M-Instruct.Q4_1 3 128 0" --nsamples 32
+#     --seqlen 512 (the calibration of eval/grids/paper-smollm2-baselines.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=python3; bin=build/bench_gptq; threads=$(nproc); runs=2; nsamples=128; pplw=16; out=results/bench_gptq_cpu.csv
+seqlen=0; configs=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) py=$2; shift 2 ;;
@@ -55,9 +64,11 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --nsamples) nsamples=$2; shift 2 ;;
+    --seqlen) seqlen=$2; shift 2 ;;
+    --config) configs+=("$2"); shift 2 ;;
     --ppl-windows) pplw=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,57p' "$0"; exit 0 ;;
     *) echo "bench_gptq.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -66,7 +77,15 @@ done
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} NT_PROGRESS=0
 
 models=../shared/models data=../shared/datasets
-configs=("tiny-opt 4 128 0" "tiny-opt 3 128 1" "tiny-llama 4 -1 0" "tiny-llama 3 -1 1")
+if [ ${#configs[@]} = 0 ]; then
+  for c in "tiny-opt 4 128 0" "tiny-opt 3 128 1" "tiny-llama 4 -1 0" "tiny-llama 3 -1 1"; do
+    read -r m rest <<< "$c"; configs+=("$models/$m $models/$m $rest")
+  done
+fi
+for c in "${configs[@]}"; do
+  read -r ntm ptm _ <<< "$c"
+  [ -e "$ntm" ] && [ -d "$ptm" ] || { echo "bench_gptq.sh: --config '$c': $ntm or the folder $ptm not found" >&2; exit 1; }
+done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//; s/,/ /g')
 commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
@@ -74,29 +93,30 @@ hdr="impl,model,wbits,group,act_order,nsamples,seqlen,threads,run,layer,seconds,
 echo "$hdr" > "$tmp/rows.csv"
 
 # one side, one run: its CSV lines (impl,...,threads,layer,seconds,cpu_seconds,ptb_ppl) with run, cpu, commit, timestamp added
-run_side() { # impl model wbits group act run
-  local impl=$1 model=$2 wbits=$3 group=$4 act=$5 run=$6 flags=()
+run_side() { # impl nt_model pt_model wbits group act run
+  local impl=$1 ntm=$2 ptm=$3 wbits=$4 group=$5 act=$6 run=$7 flags=()
   [ "$act" = 1 ] && flags+=(--act-order)
+  [ "$seqlen" -gt 0 ] && flags+=(--seqlen "$seqlen")
   [ "$run" = 1 ] && [ "$pplw" -gt 0 ] && flags+=(--ppl-windows "$pplw")
   if [ "$impl" = normtweak ]; then
-    "$bin" "$models/$model" "$data" --wbits "$wbits" --group "$group" --nsamples "$nsamples" --threads "$threads" \
+    "$bin" "$ntm" "$data" --wbits "$wbits" --group "$group" --nsamples "$nsamples" --threads "$threads" \
       "${flags[@]}" > "$tmp/side.csv"
   else
-    "$py" benchmarks/gptq_torch.py --model "$models/$model" --data-dir "$data" --wbits "$wbits" --group "$group" \
+    "$py" benchmarks/gptq_torch.py --model "$ptm" --data-dir "$data" --wbits "$wbits" --group "$group" \
       --nsamples "$nsamples" --threads "$threads" "${flags[@]}" > "$tmp/side.csv"
   fi
   local ts; ts=$(date -u +%FT%TZ)
   awk -F, -v OFS=, -v run="$run" -v cpu="$cpu" -v c="$commit" -v ts="$ts" \
     '{ print $1,$2,$3,$4,$5,$6,$7,$8,run,$9,$10,$11,$12,cpu,c,ts }' "$tmp/side.csv" >> "$tmp/rows.csv"
-  printf '  %-9s %-10s W%s g%-3s act%s run %s: total %s\n' "$impl" "$model" "$wbits" "$group" "$act" "$run" \
+  printf '  %-9s %-10s W%s g%-3s act%s run %s: total %s\n' "$impl" "$(basename "$ptm")" "$wbits" "$group" "$act" "$run" \
     "$(awk -F, '$9 == "total" { print $10 " s, cpu " $11 " s" }' "$tmp/side.csv")" >&2
 }
 
 for cfg in "${configs[@]}"; do
-  read -r model wbits group act <<< "$cfg"
+  read -r ntm ptm wbits group act <<< "$cfg"
   for run in $(seq 1 "$runs"); do
     if [ $((run % 2)) = 1 ]; then order="normtweak pytorch"; else order="pytorch normtweak"; fi
-    for impl in $order; do run_side "$impl" "$model" "$wbits" "$group" "$act" "$run"; done
+    for impl in $order; do run_side "$impl" "$ntm" "$ptm" "$wbits" "$group" "$act" "$run"; done
   done
 done
 
