@@ -9,6 +9,7 @@
 
 enum {
     CHUNK_TOKENS = 256, // tokens per nt_forward_hidden call (bounds the attention scratch at long contexts)
+    BATCH_SEQS = 8,     // one-request items scored together (score_batch): up to 8 x 256 rows per call
 };
 
 bool nt_zeroshot_task_known(const char *task) { return nt_zs_task_find(task) != NULL; }
@@ -142,16 +143,22 @@ static void queue_rows(scorer *S, const float *hidden, const int32_t *targets, i
     }
 }
 
-// Scores request rq into output request q: feeds (ids)[-(max_len+1):][:-1] after the longest prefix already in
-// the cache and queues the rows that predict the continuation.
+// The tokens a request feeds: (ids)[-(max_len+1):][:-1], i.e. ids + *skip, *fed_n of them (the last
+// continuation token is only predicted); the rows *fed_n - n_cont .. *fed_n - 1 predict the continuation.
+static const int32_t *fed_tokens(const request *rq, int max_len, int *skip, int *fed_n) {
+    int L = rq->n_ctx + rq->n_cont;
+    *skip = L - 1 > max_len ? L - 1 - max_len : 0; // left truncation
+    *fed_n = L - 1 - *skip;
+    return rq->ids + *skip;
+}
+
+// Scores request rq into output request q: feeds its tokens after the longest prefix already in the cache and
+// queues the rows that predict the continuation.
 static int score_request(scorer *S, const request *rq, int max_len, long q, int *n_ctx_seen, nt_err *err) {
     const nt_model *m = S->m;
     nt_run *r = S->r;
-    int E = m->cfg.emb_dim;
-    int L = rq->n_ctx + rq->n_cont;
-    int s = L - 1 > max_len ? L - 1 - max_len : 0; // left truncation
-    const int32_t *fed = rq->ids + s;
-    int F = L - 1 - s;          // tokens fed; rows F - n_cont .. F - 1 predict the continuation
+    int E = m->cfg.emb_dim, s, F;
+    const int32_t *fed = fed_tokens(rq, max_len, &s, &F);
     int first = F - rq->n_cont; // the last context token's row
     int p = 0;
     while (p < r->len && p < first && S->cached[p] == fed[p]) p++;
@@ -167,6 +174,46 @@ static int score_request(scorer *S, const request *rq, int max_len, long q, int 
         if (j0 < c0 + n) queue_rows(S, r->x + (size_t)(j0 - c0) * E, fed + j0 + 1, c0 + n - j0, q);
     }
     *n_ctx_seen = rq->n_ctx - s;
+    return 0;
+}
+
+// Scores b <= run->n_seq requests rq[0..b) into output requests out[0..b) together, as lockstep sequences of
+// the run br from position 0, each padded on the right to the longest: a padded position is seen only by later
+// positions of its own sequence, none of them scored, so each request gets the rows it would get alone, while
+// every linear multiplies up to n_seq times the rows. (OpenBLAS packs a linear's weights on every call; at
+// LAMBADA's ~80 tokens a request that packing took a fifth of the time.) Sequences b..n_seq-1, if any, repeat
+// the last request and are not scored. tok: (CHUNK_TOKENS * n_seq) scratch.
+static int score_batch(scorer *S, nt_run *br, const request *const *rq, const long *out, int b, int max_len,
+                       int *n_ctx_seen, int32_t *tok, nt_err *err) {
+    const nt_model *m = S->m;
+    int B = br->n_seq, E = m->cfg.emb_dim, Fmax = 0;
+    const int32_t *fed[BATCH_SEQS];
+    int F[BATCH_SEQS], first[BATCH_SEQS];
+    NT_ASSERT(b >= 1 && b <= B && B <= BATCH_SEQS);
+    for (int k = 0; k < b; k++) {
+        int skip;
+        fed[k] = fed_tokens(rq[k], max_len, &skip, &F[k]);
+        first[k] = F[k] - rq[k]->n_cont;
+        n_ctx_seen[k] = rq[k]->n_ctx - skip;
+        Fmax = F[k] > Fmax ? F[k] : Fmax;
+        S->loglik[out[k]] = 0.0;
+        S->greedy[out[k]] = true;
+    }
+    nt_run_reset(br);
+    for (int c0 = 0; c0 < Fmax; c0 += CHUNK_TOKENS) {
+        int n = Fmax - c0 < CHUNK_TOKENS ? Fmax - c0 : CHUNK_TOKENS;
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < B; k++) {
+                int src = k < b ? k : b - 1, j = c0 + t;
+                tok[(size_t)t * B + k] = fed[src][j < F[src] ? j : F[src] - 1];
+            }
+        if (nt_forward_hidden(m, br, tok, n, err)) return -1;
+        for (int k = 0; k < b; k++) {
+            int j0 = c0 > first[k] ? c0 : first[k], j1 = c0 + n < F[k] ? c0 + n : F[k];
+            for (int j = j0; j < j1; j++) // row (j - c0) * B + k predicts fed[k][j + 1]
+                queue_rows(S, br->x + ((size_t)(j - c0) * B + k) * E, fed[k] + j + 1, 1, out[k]);
+        }
+    }
     return 0;
 }
 
@@ -218,8 +265,53 @@ static void requests_free(request *rq, size_t n) {
     free(rq);
 }
 
+// One request waiting for score_batch: the request, its output index and how many tokens it feeds.
+typedef struct {
+    const request *rq;
+    long out;
+    int fed_n;
+} pending;
+
+// Longest first; equal lengths in output order (deterministic batches).
+static int pending_cmp(const void *a, const void *b) {
+    const pending *x = a, *y = b;
+    if (x->fed_n != y->fed_n) return x->fed_n > y->fed_n ? -1 : 1;
+    return x->out < y->out ? -1 : x->out > y->out;
+}
+
+// Scores the pending one-request items n_batch at a time (score_batch), longest first.
+static int score_pending(scorer *S, pending *pd, size_t n, int n_batch, int max_len, int longest, int *n_ctx_seen,
+                         nt_progress *prog, nt_err *err) {
+    qsort(pd, n, sizeof(pending), pending_cmp);
+    nt_run *br = NULL;
+    int32_t *tok = malloc((size_t)CHUNK_TOKENS * n_batch * sizeof(int32_t));
+    if (!tok) return nt_fail(err, "zero-shot batch: out of memory");
+    int rc = nt_run_init_seqs(&br, S->m, n_batch, longest < CHUNK_TOKENS ? longest : CHUNK_TOKENS, longest, err);
+    for (size_t i = 0; i < n && rc == 0; i += (size_t)n_batch) {
+        int b = n - i < (size_t)n_batch ? (int)(n - i) : n_batch;
+        const request *rq[BATCH_SEQS];
+        long out[BATCH_SEQS];
+        int seen[BATCH_SEQS];
+        for (int k = 0; k < b; k++) {
+            rq[k] = pd[i + (size_t)k].rq;
+            out[k] = pd[i + (size_t)k].out;
+        }
+        rc = score_batch(S, br, rq, out, b, max_len, seen, tok, err);
+        for (int k = 0; k < b && rc == 0; k++) n_ctx_seen[out[k]] = seen[k];
+        nt_progress_update(prog, (long)(i + (size_t)b));
+    }
+    nt_run_free(&br);
+    free(tok);
+    return rc;
+}
+
 int nt_zeroshot_score(const nt_model *m, const nt_tokenizer *tok, const nt_zs_task *t, int max_length,
                       bool skip_bad_items, nt_zs_result *res, nt_err *err) {
+    return nt_zeroshot_score_batch(m, tok, t, max_length, skip_bad_items, 0, res, err);
+}
+
+int nt_zeroshot_score_batch(const nt_model *m, const nt_tokenizer *tok, const nt_zs_task *t, int max_length,
+                            bool skip_bad_items, int max_batch, nt_zs_result *res, nt_err *err) {
     memset(res, 0, sizeof(*res));
     const nt_zs_task_info *info = t->info;
     snprintf(res->task, sizeof(res->task), "%s", info->name);
@@ -289,6 +381,13 @@ int nt_zeroshot_score(const nt_model *m, const nt_tokenizer *tok, const nt_zs_ta
         nt_zs_result_free(res);
         return nt_fail(err, "%s: no items to score", t->path);
     }
+    // One-request items (LAMBADA) go in batches; items with choices share their context through the cache.
+    int n_batch = 1;
+    if (n_kept_req == n_items && max_batch != 1) {
+        n_batch = max_batch > 0 && max_batch < BATCH_SEQS ? max_batch : BATCH_SEQS;
+        n_batch = (size_t)n_batch > n_items ? (int)n_items : n_batch;
+    }
+    res->batch = n_batch;
 
     // Stage 2: score.
     scorer S = {.m = m, .loglik = res->loglik, .greedy = res->greedy};
@@ -305,8 +404,11 @@ int nt_zeroshot_score(const nt_model *m, const nt_tokenizer *tok, const nt_zs_ta
     int rc = 0;
     if (!S.cached || !S.hidden || !S.target || !S.req || !S.logits || !S.part || !S.top)
         rc = nt_fail(err, "%s: out of memory", info->name);
-    if (rc == 0)
+    if (rc == 0 && n_batch == 1)
         rc = nt_run_init(&S.r, m, longest < CHUNK_TOKENS ? longest : CHUNK_TOKENS, longest, err);
+    pending *pd = n_batch > 1 ? malloc(n_items * sizeof(pending)) : NULL;
+    size_t n_pd = 0;
+    if (rc == 0 && n_batch > 1 && !pd) rc = nt_fail(err, "%s: out of memory", info->name);
     double *acc = malloc(n_items * sizeof(double)), *accn = malloc(n_items * sizeof(double));
     double *lls = malloc(n_items * sizeof(double)), *normed = malloc(n_req ? n_req * sizeof(double) : 1);
     if (rc == 0 && (!acc || !accn || !lls || !normed)) rc = nt_fail(err, "%s: out of memory", info->name);
@@ -327,13 +429,22 @@ int nt_zeroshot_score(const nt_model *m, const nt_tokenizer *tok, const nt_zs_ta
             const request *r = &rq[q0 + (size_t)c];
             size_t o = oq + (size_t)c;
             if (r->dup_of >= 0) continue; // copied below, once its twin is flushed
-            rc = score_request(&S, r, max_len, (long)o, &res->n_ctx_tokens[o], err);
             res->n_cont_tokens[o] = r->n_cont;
+            if (n_batch > 1) {
+                int skip;
+                pd[n_pd++] = (pending){.rq = r, .out = (long)o};
+                fed_tokens(r, max_len, &skip, &pd[n_pd - 1].fed_n);
+                continue;
+            }
+            rc = score_request(&S, r, max_len, (long)o, &res->n_ctx_tokens[o], err);
         }
         oq += (size_t)it->n_choices;
         oi++;
-        nt_progress_update(&prog, (long)oi);
+        if (n_batch == 1) nt_progress_update(&prog, (long)oi);
     }
+    if (rc == 0 && n_batch > 1)
+        rc = score_pending(&S, pd, n_pd, n_batch, max_len, longest, res->n_ctx_tokens, &prog, err);
+    free(pd);
     if (rc == 0) flush_rows(&S);
     // Decisions and metrics, item by item.
     q = 0;

@@ -42,6 +42,7 @@ typedef struct {
     long n_requests;
     int max_length; // the model context the requests were truncated to
     double seconds; // tokenizing, forward passes and scoring (not reading the task file)
+    int batch;      // requests fed together: > 1 for one-request tasks (LAMBADA) in batches, else 1
     // Per item, in file order:
     size_t *item_line; // (n_items) line of the task file where the item starts
     size_t *item_index; // (n_items) the item's index in the task (nt_zs_task.items), i.e. its document number
@@ -70,6 +71,11 @@ int nt_zeroshot_eval(const nt_model *m, const nt_tokenizer *tok, const char *tas
 // (cfg.max_pos); a smaller value truncates as lm-eval's max_length would.
 int nt_zeroshot_score(const nt_model *m, const nt_tokenizer *tok, const nt_zs_task *t, int max_length,
                       bool skip_bad_items, nt_zs_result *res, nt_err *err);
+// The same with at most max_batch (<= 0: the default, 8) one-request items fed together as lockstep sequences
+// (LAMBADA: the same rows as one at a time, through larger products); 1 scores one request at a time. Items
+// with choices are always scored one request at a time, each continuing its context from the KV cache.
+int nt_zeroshot_score_batch(const nt_model *m, const nt_tokenizer *tok, const nt_zs_task *t, int max_length,
+                            bool skip_bad_items, int max_batch, nt_zs_result *res, nt_err *err);
 
 // The metric named name in res, or NULL.
 const nt_zs_metric *nt_zs_result_metric(const nt_zs_result *res, const char *name);

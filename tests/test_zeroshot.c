@@ -245,6 +245,46 @@ Test(requests, left_truncation) {
     unload(&l);
 }
 
+// One-request items scored in batches (lockstep sequences padded to the longest, longest first) against the
+// same items one at a time: the same tokens in the same positions, products over other row counts (OpenBLAS
+// may block them differently) and the cache holding nothing from an earlier request: atol 1e-4, rtol 0, as
+// left_truncation. Whole items (21: batches of 8, 8, 5 and of 3) and left-truncated ones (max_length 24, below
+// most LAMBADA items here), so padding, truncation and a short last batch all meet.
+Test(requests, batched_one_request_items_match_one_at_a_time) {
+    loaded l = load_model("tiny-llama");
+    char *data = tu_shared("datasets");
+    nt_zs_task t;
+    nt_err err;
+    cr_assert_eq(nt_zs_task_load("lambada_openai", data, 21, false, &t, &err), 0, "%s", err.msg);
+    free(data);
+    const int max_lens[] = {0, 24}, batches[] = {0, 3};
+    for (int a = 0; a < 2; a++) {
+        nt_zs_result one;
+        cr_assert_eq(nt_zeroshot_score_batch(l.m, l.tok, &t, max_lens[a], false, 1, &one, &err), 0, "%s", err.msg);
+        cr_expect_eq(one.batch, 1);
+        for (int b = 0; b < 2; b++) {
+            nt_zs_result many;
+            cr_assert_eq(nt_zeroshot_score_batch(l.m, l.tok, &t, max_lens[a], false, batches[b], &many, &err), 0,
+                         "%s", err.msg);
+            cr_expect_eq(many.batch, batches[b] ? batches[b] : 8, "batch %d", many.batch);
+            cr_assert_eq(many.n_requests, one.n_requests);
+            int truncated = 0;
+            for (long q = 0; q < one.n_requests; q++) {
+                TU_EXPECT_CLOSE(many.loglik[q], one.loglik[q], 1e-4, 0.0, "max_length %d batch %d request %ld",
+                                max_lens[a], many.batch, q);
+                cr_expect_eq(many.greedy[q], one.greedy[q], "request %ld: greedy", q);
+                cr_expect_eq(many.n_ctx_tokens[q], one.n_ctx_tokens[q], "request %ld: context tokens", q);
+                truncated += max_lens[a] && one.n_ctx_tokens[q] + one.n_cont_tokens[q] - 1 == max_lens[a];
+            }
+            if (max_lens[a]) cr_expect(truncated > 10, "only %d of 21 requests truncated", truncated);
+            nt_zs_result_free(&many);
+        }
+        nt_zs_result_free(&one);
+    }
+    nt_zs_task_free(&t);
+    unload(&l);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Bad task files
 
