@@ -1,6 +1,7 @@
 // zeroshot.c: lm-evaluation-harness log-likelihood scoring of zero-shot tasks (see zeroshot.h for the
 // protocol). Two stages: tokenize every request (so that bad items fail before any compute and the KV cache
-// can be sized to the longest request), then feed the requests through one KV-cached run.
+// can be sized to the longest request), then feed the requests either whole, 8 at a time as the lockstep
+// sequences of one run, or one at a time through one KV-cached run that keeps the prefix they share.
 #include "zeroshot.h"
 
 #include <math.h>
@@ -9,8 +10,13 @@
 
 enum {
     CHUNK_TOKENS = 256, // tokens per nt_forward_hidden call (bounds the attention scratch at long contexts)
-    BATCH_SEQS = 8,     // one-request items scored together (score_batch): up to 8 x 256 rows per call
+    BATCH_SEQS = 8,     // requests scored together (score_batch): up to 8 x 256 rows per call
 };
+// A forward call's fixed cost in token rows, for choosing between batches and shared prefixes: OpenBLAS packs
+// every linear's weights on every call (SmolLM2's 106M block weights: ~0.06 s a call on two cores, against
+// ~1.6 ms a token row at 140 GFLOP/s). Chosen so the rule picks what measured faster on SmolLM2's tasks
+// (batches for LAMBADA, PIQA, HellaSwag, ARC, OpenBookQA, WinoGrande; shared prefixes for BoolQ's passages).
+enum { CALL_ROWS = 40 };
 
 bool nt_zeroshot_task_known(const char *task) { return nt_zs_task_find(task) != NULL; }
 
@@ -177,11 +183,11 @@ static int score_request(scorer *S, const request *rq, int max_len, long q, int 
     return 0;
 }
 
-// Scores b <= run->n_seq requests rq[0..b) into output requests out[0..b) together, as lockstep sequences of
-// the run br from position 0, each padded on the right to the longest: a padded position is seen only by later
-// positions of its own sequence, none of them scored, so each request gets the rows it would get alone, while
-// every linear multiplies up to n_seq times the rows. (OpenBLAS packs a linear's weights on every call; at
-// LAMBADA's ~80 tokens a request that packing took a fifth of the time.) Sequences b..n_seq-1, if any, repeat
+// Scores b <= run->n_seq whole requests rq[0..b) into output requests out[0..b) together, as lockstep sequences
+// of the run br from position 0, each padded on the right to the longest: a padded position is seen only by
+// later positions of its own sequence, none of them scored, so each request gets the rows it would get alone,
+// while every linear multiplies up to n_seq times the rows. (OpenBLAS packs a linear's weights on every call;
+// at LAMBADA's ~80 tokens a request that packing took a fifth of the time, at a choice's few tokens most of it.) Sequences b..n_seq-1, if any, repeat
 // the last request and are not scored. tok: (CHUNK_TOKENS * n_seq) scratch.
 static int score_batch(scorer *S, nt_run *br, const request *const *rq, const long *out, int b, int max_len,
                        int *n_ctx_seen, int32_t *tok, nt_err *err) {
@@ -279,7 +285,7 @@ static int pending_cmp(const void *a, const void *b) {
     return x->out < y->out ? -1 : x->out > y->out;
 }
 
-// Scores the pending one-request items n_batch at a time (score_batch), longest first.
+// Scores the pending requests n_batch at a time (score_batch), longest first.
 static int score_pending(scorer *S, pending *pd, size_t n, int n_batch, int max_len, int longest, int *n_ctx_seen,
                          nt_progress *prog, nt_err *err) {
     qsort(pd, n, sizeof(pending), pending_cmp);
@@ -303,6 +309,41 @@ static int score_pending(scorer *S, pending *pd, size_t n, int n_batch, int max_
     nt_run_free(&br);
     free(tok);
     return rc;
+}
+
+static int int_desc(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x < y) - (x > y);
+}
+
+// Whether scoring the kept requests one at a time after shared prefixes costs fewer token rows (a forward call
+// counting CALL_ROWS) than whole in batches of n_batch, longest first, each padded to its longest.
+static bool choose_shared(const nt_zs_task *t, const request *rq, const bool *keep, int max_len, int n_batch) {
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_items; i++) n += (size_t)t->items[i].n_choices;
+    int *fn = malloc((n ? n : 1) * sizeof(int));
+    if (!fn) return true; // either way scores the same; this one needs no more memory
+    double shared = 0.0, batched = 0.0;
+    const int32_t *prev = NULL;
+    int prev_n = 0;
+    size_t m = 0;
+    for (size_t k = 0, i = 0; i < t->n_items; i++)
+        for (int c = 0; c < t->items[i].n_choices; c++, k++) {
+            if (!keep[i] || rq[k].dup_of >= 0) continue;
+            int skip, F;
+            const int32_t *fed = fed_tokens(&rq[k], max_len, &skip, &F);
+            int p = 0, first = F - rq[k].n_cont;
+            while (prev && p < prev_n && p < first && prev[p] == fed[p]) p++;
+            shared += (F - p) + CALL_ROWS * (double)((F - p + CHUNK_TOKENS - 1) / CHUNK_TOKENS);
+            prev = fed;
+            prev_n = F;
+            fn[m++] = F;
+        }
+    qsort(fn, m, sizeof(int), int_desc);
+    for (size_t i = 0; i < m; i += (size_t)n_batch) // a batch: n_batch sequences of its longest request
+        batched += (double)n_batch * fn[i] + CALL_ROWS * (double)((fn[i] + CHUNK_TOKENS - 1) / CHUNK_TOKENS);
+    free(fn);
+    return shared < batched;
 }
 
 int nt_zeroshot_score(const nt_model *m, const nt_tokenizer *tok, const nt_zs_task *t, int max_length,
@@ -381,12 +422,14 @@ int nt_zeroshot_score_batch(const nt_model *m, const nt_tokenizer *tok, const nt
         nt_zs_result_free(res);
         return nt_fail(err, "%s: no items to score", t->path);
     }
-    // One-request items (LAMBADA) go in batches; items with choices share their context through the cache.
-    int n_batch = 1;
-    if (n_kept_req == n_items && max_batch != 1) {
-        n_batch = max_batch > 0 && max_batch < BATCH_SEQS ? max_batch : BATCH_SEQS;
-        n_batch = (size_t)n_batch > n_items ? (int)n_items : n_batch;
-    }
+    // Whole requests in batches (score_batch) or one at a time, each continuing the longest prefix the previous
+    // one left in the KV cache (score_request): whichever costs fewer token rows, a call counting CALL_ROWS.
+    int n_batch = max_batch == 1 ? 1 : max_batch > 1 && max_batch < BATCH_SEQS ? max_batch : BATCH_SEQS;
+    if (max_batch == 0 && n_kept_req > n_items && choose_shared(t, rq, keep, max_len, n_batch)) n_batch = 1;
+    size_t n_scored = 0; // requests scored (duplicates are copied)
+    for (size_t k = 0, i = 0; i < t->n_items; i++)
+        for (int c = 0; c < t->items[i].n_choices; c++, k++) n_scored += keep[i] && rq[k].dup_of < 0;
+    n_batch = (size_t)n_batch > n_scored ? (int)n_scored : n_batch;
     res->batch = n_batch;
 
     // Stage 2: score.
@@ -406,14 +449,14 @@ int nt_zeroshot_score_batch(const nt_model *m, const nt_tokenizer *tok, const nt
         rc = nt_fail(err, "%s: out of memory", info->name);
     if (rc == 0 && n_batch == 1)
         rc = nt_run_init(&S.r, m, longest < CHUNK_TOKENS ? longest : CHUNK_TOKENS, longest, err);
-    pending *pd = n_batch > 1 ? malloc(n_items * sizeof(pending)) : NULL;
+    pending *pd = n_batch > 1 ? malloc(n_scored * sizeof(pending)) : NULL;
     size_t n_pd = 0;
     if (rc == 0 && n_batch > 1 && !pd) rc = nt_fail(err, "%s: out of memory", info->name);
     double *acc = malloc(n_items * sizeof(double)), *accn = malloc(n_items * sizeof(double));
     double *lls = malloc(n_items * sizeof(double)), *normed = malloc(n_req ? n_req * sizeof(double) : 1);
     if (rc == 0 && (!acc || !accn || !lls || !normed)) rc = nt_fail(err, "%s: out of memory", info->name);
     nt_progress prog;
-    nt_progress_begin(&prog, info->name, (long)n_items);
+    nt_progress_begin(&prog, info->name, n_batch > 1 ? (long)n_scored : (long)n_items); // requests or items
     size_t oi = 0, oq = 0;
     q = 0;
     for (size_t i = 0; i < t->n_items && rc == 0; i++) {

@@ -71,9 +71,11 @@ int nt_zeroshot_eval(const nt_model *m, const nt_tokenizer *tok, const char *tas
 // (cfg.max_pos); a smaller value truncates as lm-eval's max_length would.
 int nt_zeroshot_score(const nt_model *m, const nt_tokenizer *tok, const nt_zs_task *t, int max_length,
                       bool skip_bad_items, nt_zs_result *res, nt_err *err);
-// The same with at most max_batch (<= 0: the default, 8) one-request items fed together as lockstep sequences
-// (LAMBADA: the same rows as one at a time, through larger products); 1 scores one request at a time. Items
-// with choices are always scored one request at a time, each continuing its context from the KV cache.
+// The same with a choice of how: max_batch 1 scores one request at a time, each continuing the longest prefix
+// the previous one left in the KV cache (a context shared by an item's choices is fed once); max_batch 2..8
+// feeds that many whole requests together as lockstep sequences (the same rows, through larger products);
+// 0 (nt_zeroshot_score) batches 8 unless the shared prefixes save more (zeroshot.c: choose_shared; BoolQ's
+// long passages). res->batch says which ran.
 int nt_zeroshot_score_batch(const nt_model *m, const nt_tokenizer *tok, const nt_zs_task *t, int max_length,
                             bool skip_bad_items, int max_batch, nt_zs_result *res, nt_err *err);
 

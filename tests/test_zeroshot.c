@@ -245,17 +245,18 @@ Test(requests, left_truncation) {
     unload(&l);
 }
 
-// One-request items scored in batches (lockstep sequences padded to the longest, longest first) against the
-// same items one at a time: the same tokens in the same positions, products over other row counts (OpenBLAS
-// may block them differently) and the cache holding nothing from an earlier request: atol 1e-4, rtol 0, as
-// left_truncation. Whole items (21: batches of 8, 8, 5 and of 3) and left-truncated ones (max_length 24, below
-// most LAMBADA items here), so padding, truncation and a short last batch all meet.
-Test(requests, batched_one_request_items_match_one_at_a_time) {
+// Requests scored whole in batches (lockstep sequences padded to the longest, longest first) against the same
+// requests one at a time after the prefix the previous one left in the KV cache: the same tokens in the same
+// positions, products over other row counts and a context fed in other chunks (fp32 sums in other orders):
+// atol 1e-4, rtol 0, as left_truncation. LAMBADA (one request an item) and ARC-Easy (choices sharing a context,
+// duplicated choices), whole (21 items: batches of 8, 8, 5 and of 3) and left-truncated (max_length 24, below
+// most requests here), so padding, truncation, copies and a short last batch all meet.
+static void expect_batches_match(const char *task) {
     loaded l = load_model("tiny-llama");
     char *data = tu_shared("datasets");
     nt_zs_task t;
     nt_err err;
-    cr_assert_eq(nt_zs_task_load("lambada_openai", data, 21, false, &t, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_zs_task_load(task, data, 21, false, &t, &err), 0, "%s", err.msg);
     free(data);
     const int max_lens[] = {0, 24}, batches[] = {0, 3};
     for (int a = 0; a < 2; a++) {
@@ -264,19 +265,21 @@ Test(requests, batched_one_request_items_match_one_at_a_time) {
         cr_expect_eq(one.batch, 1);
         for (int b = 0; b < 2; b++) {
             nt_zs_result many;
-            cr_assert_eq(nt_zeroshot_score_batch(l.m, l.tok, &t, max_lens[a], false, batches[b], &many, &err), 0,
-                         "%s", err.msg);
-            cr_expect_eq(many.batch, batches[b] ? batches[b] : 8, "batch %d", many.batch);
+            int want = batches[b] ? batches[b] : 8;
+            cr_assert_eq(nt_zeroshot_score_batch(l.m, l.tok, &t, max_lens[a], false, want, &many, &err), 0, "%s",
+                         err.msg);
+            cr_expect_eq(many.batch, want, "%s: batch %d", task, many.batch);
             cr_assert_eq(many.n_requests, one.n_requests);
             int truncated = 0;
             for (long q = 0; q < one.n_requests; q++) {
-                TU_EXPECT_CLOSE(many.loglik[q], one.loglik[q], 1e-4, 0.0, "max_length %d batch %d request %ld",
-                                max_lens[a], many.batch, q);
-                cr_expect_eq(many.greedy[q], one.greedy[q], "request %ld: greedy", q);
-                cr_expect_eq(many.n_ctx_tokens[q], one.n_ctx_tokens[q], "request %ld: context tokens", q);
+                TU_EXPECT_CLOSE(many.loglik[q], one.loglik[q], 1e-4, 0.0, "%s max_length %d batch %d request %ld",
+                                task, max_lens[a], many.batch, q);
+                cr_expect_eq(many.greedy[q], one.greedy[q], "%s request %ld: greedy", task, q);
+                cr_expect_eq(many.n_ctx_tokens[q], one.n_ctx_tokens[q], "%s request %ld: context tokens", task, q);
                 truncated += max_lens[a] && one.n_ctx_tokens[q] + one.n_cont_tokens[q] - 1 == max_lens[a];
             }
-            if (max_lens[a]) cr_expect(truncated > 10, "only %d of 21 requests truncated", truncated);
+            if (max_lens[a]) cr_expect(truncated > 10, "%s: only %d requests truncated", task, truncated);
+            for (long i = 0; i < one.n_items; i++) cr_expect_eq(many.pred[i], one.pred[i], "%s item %ld", task, i);
             nt_zs_result_free(&many);
         }
         nt_zs_result_free(&one);
@@ -284,6 +287,9 @@ Test(requests, batched_one_request_items_match_one_at_a_time) {
     nt_zs_task_free(&t);
     unload(&l);
 }
+
+Test(requests, batches_match_one_at_a_time_lambada) { expect_batches_match("lambada_openai"); }
+Test(requests, batches_match_one_at_a_time_arc_easy) { expect_batches_match("arc_easy"); }
 
 // ---------------------------------------------------------------------------------------------------------
 // Bad task files
