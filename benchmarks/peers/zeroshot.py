@@ -107,12 +107,13 @@ def run_normtweak(a, task):
     line = next((ln for ln in p.stdout.splitlines() if ln.startswith(task + " ")), None)
     if p.returncode or line is None:
         raise BenchError(f"bench_zeroshot failed: {p.stderr.strip() or p.returncode}")
-    # "TASK items N requests R S s X items/s [METRIC V +/- E]..."
+    # "TASK items N requests R S s X items/s batch B [METRIC V +/- E]..."
     f = line.split()
     metric = lambda k: float(f[f.index(k) + 1]) if k in f else None  # noqa: E731
     return {"seconds": float(f[5]), "items": int(f[2]), "acc": metric("acc"), "acc_norm": metric("acc_norm"),
             "perplexity": metric("perplexity"), "version": "normtweak bench_zeroshot",
-            "settings": "shared-prefix KV cache;one request per forward"}
+            # batch=8: whole requests 8 at a time; batch=1: one at a time after the prefix they share
+            "settings": f"batch={int(metric('batch'))}"}
 
 
 def run_lm_eval(a, task):
