@@ -17,11 +17,16 @@
 // mean_stderr, sqrt(sum (x - mean)^2 / (n - 1)) / sqrt(n); for perplexity lm-eval bootstraps (random), this
 // reports the delta-method value ppl * mean_stderr(loglik) instead.
 //
-// Speed: the choices of an item share their context in the KV cache: each request rewinds the cache to the
-// longest prefix it shares with what the cache holds (never past its last context token, whose logits are
-// needed) and feeds only the rest. Identical to feeding every request from scratch. The hidden states that
-// predict continuation tokens are queued across requests and items and go through the lm_head up to 256 rows
-// per GEMM (one small GEMM per request spent most of its time packing the vocab x dim matrix).
+// Speed: requests go whole, up to 8 at a time, as the lockstep sequences of one run (longest first, each
+// padded on the right to the batch's longest: padding is never seen by a scored position), so that every
+// linear multiplies up to 8x the rows (OpenBLAS repacks a linear's weights on every call, most of the time of
+// a call with a choice's few tokens). Where the choices' shared context would save more than batching (BoolQ's
+// long passages; zeroshot.c's choose_shared counts a call as 40 token rows), requests go one at a time instead:
+// each rewinds the KV cache to the longest prefix it shares with what the cache holds (never past its last
+// context token, whose logits are needed) and feeds only the rest. Either way the rows are those of feeding
+// every request alone, to fp32 rounding. The hidden states that predict continuation tokens are queued across
+// requests and items and go through the lm_head up to 256 rows per GEMM (one small GEMM per request spent most
+// of its time packing the vocab x dim matrix).
 #pragma once
 #include "tasks.h"
 #include "tokenizer.h"
