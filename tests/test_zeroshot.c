@@ -288,6 +288,32 @@ static void expect_batches_match(const char *task) {
     unload(&l);
 }
 
+// The default's choice: a long context shared by two one-token answers (BoolQ's shape) is fed once and the
+// answers continue from the cache; a short question with four answers (ARC's shape) goes in one batch of four.
+Test(requests, default_shares_long_contexts_and_batches_short_ones) {
+    loaded l = load_model("tiny-llama");
+    nt_err err;
+    char passage[4096] = "";
+    for (int i = 0; i < 60; i++) strcat(passage, "the river runs past the old mill and on to the sea ");
+    strcat(passage, "\nQuestion: does the river reach the sea?\nAnswer:");
+    const char *lctx[] = {passage, passage}, *lcont[] = {" yes", " no"};
+    const char *sctx[] = {"Question: what is red?\nAnswer:", "Question: what is red?\nAnswer:",
+                          "Question: what is red?\nAnswer:", "Question: what is red?\nAnswer:"};
+    const char *scont[] = {" a rose", " the sky", " grass", " snow"};
+    nt_zs_task lt = make_task("boolq", 2, lctx, lcont), st = make_task("arc_easy", 4, sctx, scont);
+    nt_zs_result lr, sr;
+    cr_assert_eq(nt_zeroshot_score(l.m, l.tok, &lt, 0, false, &lr, &err), 0, "%s", err.msg);
+    cr_assert_eq(nt_zeroshot_score(l.m, l.tok, &st, 0, false, &sr, &err), 0, "%s", err.msg);
+    cr_expect(lr.n_ctx_tokens[0] > 200, "the passage should be long: %d tokens", lr.n_ctx_tokens[0]);
+    cr_expect_eq(lr.batch, 1, "a long shared context: batch %d", lr.batch);
+    cr_expect_eq(sr.batch, 4, "four short requests: batch %d", sr.batch);
+    nt_zs_result_free(&lr);
+    nt_zs_result_free(&sr);
+    nt_zs_task_free(&lt);
+    nt_zs_task_free(&st);
+    unload(&l);
+}
+
 Test(requests, batches_match_one_at_a_time_lambada) { expect_batches_match("lambada_openai"); }
 Test(requests, batches_match_one_at_a_time_arc_easy) { expect_batches_match("arc_easy"); }
 
