@@ -125,6 +125,23 @@ static int make_dir(const char *dir, nt_err *err) {
 
 // ---- quality vs bits ----
 
+// A calibration as a legend names it: a file's name without its folder and ".safetensors" (and the ":NxL" the
+// row adds), else the spec as written ("c4:32x512:seed0"); "none" for none.
+static void calib_label(const char *calib, char *buf, size_t size) {
+    if (!calib[0] || strcmp(calib, "-") == 0) {
+        snprintf(buf, size, "none");
+        return;
+    }
+    const char *slash = strrchr(calib, '/');
+    if (!slash) {
+        snprintf(buf, size, "%s", calib);
+        return;
+    }
+    snprintf(buf, size, "%s", slash + 1);
+    char *dot = strstr(buf, ".safetensors");
+    if (dot) *dot = '\0';
+}
+
 static bool is_error_row(const nt_result_rec *x) { return strcmp(x->r.metric, "error") == 0; }
 // A chart per model x task x metric x seqlen; a series per the rest of the cell but the bits (method, group,
 // options, calibration), so every cell (cell.h) is a point of its own.
@@ -252,8 +269,17 @@ static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_
         char label[900], g[32];
         if (x->r.group_size == -1) snprintf(g, sizeof(g), "per-channel");
         else snprintf(g, sizeof(g), "g%d", x->r.group_size);
-        // the options as the row gives them ("iters=1"), not their normalized identity ("iters")
-        snprintf(label, sizeof(label), "%s %s%s%s", x->r.method, g, x->r.options[0] ? " " : "", x->r.options);
+        // the options as the row gives them ("iters=1"), not their normalized identity ("iters"); the calibration
+        // too where another series differs from this one only by it
+        bool by_calib = false;
+        for (size_t u = 0; u < n_series && !by_calib; u++)
+            by_calib = u != s && strcmp(series[u]->r.method, x->r.method) == 0 &&
+                       series[u]->r.group_size == x->r.group_size &&
+                       strcmp(series[u]->cell.options, x->cell.options) == 0;
+        char cal[300] = "";
+        if (by_calib) calib_label(x->r.calib, cal, sizeof(cal));
+        snprintf(label, sizeof(label), "%s %s%s%s%s%s", x->r.method, g, x->r.options[0] ? " " : "", x->r.options,
+                 cal[0] ? " calib=" : "", cal);
         fprintf(f, "%s$s%zu using 1:2 with linespoints lw 2 pt %d ps 1.3 lc %zu dt %d title ", s ? ", \\\n     " : "", s,
                 is_nt(x->r.method) ? 7 : 6, color + 1, is_nt(x->r.method) ? 1 : 2);
         put_quoted(f, label);

@@ -304,6 +304,22 @@ Test(plot, quality_and_speedup) {
               "%s", gp ? gp : "(no script)");
     free(gp);
     free(gp_path);
+    // two series that differ only by their calibration: each legend names its own (a file by its name)
+    free(put(d, "cal.csv", HEADER "m3,gptq+nt,3,128,wikitext2,ppl,30,,1,256,1,c4:32x512:seed0,iters=1,cpu,x,"
+                                  "2024-01-01T00:00:00Z\n"
+                                  "m3,gptq+nt,3,128,wikitext2,ppl,31,,1,256,1,results/calib/g-seed0.safetensors:32x512,"
+                                  "iters=1,cpu,x,2024-01-01T00:00:00Z\n"));
+    st = run_in(d, "plot cal.csv --out-dir plots", &out, &err);
+    cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    free(out);
+    free(err);
+    gp_path = nt_path_join(d, "plots/m3_wikitext2_ppl.gp");
+    gp = nt_read_file(gp_path, NULL, NULL);
+    cr_assert(gp && strstr(gp, "title 'gptq+nt g128 iters=1 calib=c4:32x512:seed0'") &&
+                  strstr(gp, "title 'gptq+nt g128 iters=1 calib=g-seed0'"),
+              "%s", gp ? gp : "(no script)");
+    free(gp);
+    free(gp_path);
     st = run_in(d, "plot k.csv --kind speedup --out-dir plots", &out, &err);
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
     expect_png(d, "plots/speedup_q_proj.png");
