@@ -183,46 +183,6 @@ static int score_request(scorer *S, const request *rq, int max_len, long q, int 
     return 0;
 }
 
-// Scores b <= run->n_seq whole requests rq[0..b) into output requests out[0..b) together, as lockstep sequences
-// of the run br from position 0, each padded on the right to the longest: a padded position is seen only by
-// later positions of its own sequence, none of them scored, so each request gets the rows it would get alone,
-// while every linear multiplies up to n_seq times the rows. (OpenBLAS packs a linear's weights on every call;
-// at LAMBADA's ~80 tokens a request that packing took a fifth of the time, at a choice's few tokens most of it.) Sequences b..n_seq-1, if any, repeat
-// the last request and are not scored. tok: (CHUNK_TOKENS * n_seq) scratch.
-static int score_batch(scorer *S, nt_run *br, const request *const *rq, const long *out, int b, int max_len,
-                       int *n_ctx_seen, int32_t *tok, nt_err *err) {
-    const nt_model *m = S->m;
-    int B = br->n_seq, E = m->cfg.emb_dim, Fmax = 0;
-    const int32_t *fed[BATCH_SEQS];
-    int F[BATCH_SEQS], first[BATCH_SEQS];
-    NT_ASSERT(b >= 1 && b <= B && B <= BATCH_SEQS);
-    for (int k = 0; k < b; k++) {
-        int skip;
-        fed[k] = fed_tokens(rq[k], max_len, &skip, &F[k]);
-        first[k] = F[k] - rq[k]->n_cont;
-        n_ctx_seen[k] = rq[k]->n_ctx - skip;
-        Fmax = F[k] > Fmax ? F[k] : Fmax;
-        S->loglik[out[k]] = 0.0;
-        S->greedy[out[k]] = true;
-    }
-    nt_run_reset(br);
-    for (int c0 = 0; c0 < Fmax; c0 += CHUNK_TOKENS) {
-        int n = Fmax - c0 < CHUNK_TOKENS ? Fmax - c0 : CHUNK_TOKENS;
-        for (int t = 0; t < n; t++)
-            for (int k = 0; k < B; k++) {
-                int src = k < b ? k : b - 1, j = c0 + t;
-                tok[(size_t)t * B + k] = fed[src][j < F[src] ? j : F[src] - 1];
-            }
-        if (nt_forward_hidden(m, br, tok, n, err)) return -1;
-        for (int k = 0; k < b; k++) {
-            int j0 = c0 > first[k] ? c0 : first[k], j1 = c0 + n < F[k] ? c0 + n : F[k];
-            for (int j = j0; j < j1; j++) // row (j - c0) * B + k predicts fed[k][j + 1]
-                queue_rows(S, br->x + ((size_t)(j - c0) * B + k) * E, fed[k] + j + 1, 1, out[k]);
-        }
-    }
-    return 0;
-}
-
 static int argmax_d(const double *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
@@ -285,6 +245,48 @@ static int pending_cmp(const void *a, const void *b) {
     return x->out < y->out ? -1 : x->out > y->out;
 }
 
+// Scores b <= run->n_seq whole requests pd[0..b) together, as lockstep sequences of the run br from position
+// 0, each padded on the right to the longest: a padded position is seen only by later positions of its own
+// sequence, none of them scored, so each request gets the rows it would get alone, while every linear
+// multiplies up to n_seq times the rows. (OpenBLAS packs a linear's weights on every call; at LAMBADA's ~80
+// tokens a request that packing took a fifth of the time, at a choice's few tokens most of it.) Sequences
+// b..n_seq-1, if any, repeat the last request and are not scored. n_ctx_seen: indexed by output request.
+// tok: (CHUNK_TOKENS * n_seq) scratch.
+static int score_batch(scorer *S, nt_run *br, const pending *pd, int b, int max_len, int *n_ctx_seen, int32_t *tok,
+                       nt_err *err) {
+    const nt_model *m = S->m;
+    int B = br->n_seq, E = m->cfg.emb_dim, Fmax = 0;
+    const int32_t *fed[BATCH_SEQS];
+    int F[BATCH_SEQS], first[BATCH_SEQS];
+    NT_ASSERT(b >= 1 && b <= B && B <= BATCH_SEQS);
+    for (int k = 0; k < b; k++) {
+        int skip;
+        const request *rq = pd[k].rq;
+        fed[k] = fed_tokens(rq, max_len, &skip, &F[k]);
+        first[k] = F[k] - rq->n_cont;
+        n_ctx_seen[pd[k].out] = rq->n_ctx - skip;
+        Fmax = F[k] > Fmax ? F[k] : Fmax;
+        S->loglik[pd[k].out] = 0.0;
+        S->greedy[pd[k].out] = true;
+    }
+    nt_run_reset(br);
+    for (int c0 = 0; c0 < Fmax; c0 += CHUNK_TOKENS) {
+        int n = Fmax - c0 < CHUNK_TOKENS ? Fmax - c0 : CHUNK_TOKENS;
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < B; k++) {
+                int src = k < b ? k : b - 1, j = c0 + t;
+                tok[(size_t)t * B + k] = fed[src][j < F[src] ? j : F[src] - 1];
+            }
+        if (nt_forward_hidden(m, br, tok, n, err)) return -1;
+        for (int k = 0; k < b; k++) {
+            int j0 = c0 > first[k] ? c0 : first[k], j1 = c0 + n < F[k] ? c0 + n : F[k];
+            for (int j = j0; j < j1; j++) // row (j - c0) * B + k predicts fed[k][j + 1]
+                queue_rows(S, br->x + ((size_t)(j - c0) * B + k) * E, fed[k] + j + 1, 1, pd[k].out);
+        }
+    }
+    return 0;
+}
+
 // Scores the pending requests n_batch at a time (score_batch), longest first.
 static int score_pending(scorer *S, pending *pd, size_t n, int n_batch, int max_len, int longest, int *n_ctx_seen,
                          nt_progress *prog, nt_err *err) {
@@ -295,15 +297,7 @@ static int score_pending(scorer *S, pending *pd, size_t n, int n_batch, int max_
     int rc = nt_run_init_seqs(&br, S->m, n_batch, longest < CHUNK_TOKENS ? longest : CHUNK_TOKENS, longest, err);
     for (size_t i = 0; i < n && rc == 0; i += (size_t)n_batch) {
         int b = n - i < (size_t)n_batch ? (int)(n - i) : n_batch;
-        const request *rq[BATCH_SEQS];
-        long out[BATCH_SEQS];
-        int seen[BATCH_SEQS];
-        for (int k = 0; k < b; k++) {
-            rq[k] = pd[i + (size_t)k].rq;
-            out[k] = pd[i + (size_t)k].out;
-        }
-        rc = score_batch(S, br, rq, out, b, max_len, seen, tok, err);
-        for (int k = 0; k < b && rc == 0; k++) n_ctx_seen[out[k]] = seen[k];
+        rc = score_batch(S, br, pd + i, b, max_len, n_ctx_seen, tok, err);
         nt_progress_update(prog, (long)(i + (size_t)b));
     }
     nt_run_free(&br);
