@@ -94,9 +94,17 @@ static void put_quoted(FILE *f, const char *s) {
     fputc('\'', f);
 }
 
-static void put_header(FILE *f, const char *format, const char *image, const char *title) {
-    if (strcmp(format, "svg") == 0) fputs("set terminal svg size 800,560 noenhanced font 'sans,13' background 'white'\n", f);
-    else fputs("set terminal pngcairo size 800,560 noenhanced font 'sans,11'\n", f);
+// The canvas: 800 x 560, wider where the longest legend entry (longest characters) would not fit across it (gnuplot
+// reckons about 10 pixels a character at the SVG's font, and 120 for the sample line and the box; a key wider
+// than the canvas is gnuplot's "difficulty fitting plot titles into key"), and 24 pixels taller for each legend
+// entry past 6, as the legend below the chart takes a line each and would squeeze it.
+static void put_header(FILE *f, const char *format, const char *image, const char *title, size_t n_keys,
+                       size_t longest) {
+    int width = 800, height = 560 + (n_keys > 6 ? 24 * (int)(n_keys - 6) : 0);
+    if (longest > 68 && longest < 1000) width = 120 + 10 * (int)longest;
+    if (strcmp(format, "svg") == 0)
+        fprintf(f, "set terminal svg size %d,%d noenhanced font 'sans,13' background 'white'\n", width, height);
+    else fprintf(f, "set terminal pngcairo size %d,%d noenhanced font 'sans,11'\n", width, height);
     fputs("set output ", f);
     put_quoted(f, image);
     fputs("\nset title ", f);
@@ -186,6 +194,23 @@ static int series_cmp(const nt_result_rec *a, const nt_result_rec *b) {
     return c ? c : strcmp(a->r.calib, b->r.calib);
 }
 
+// The legend of series[s]: method, group, the options as the row gives them ("iters=1", not their normalized
+// identity "iters"), and the calibration where another series differs from this one only by it.
+static void legend_label(const nt_result_rec **series, size_t n_series, size_t s, char *label, size_t size) {
+    const nt_result_rec *x = series[s];
+    char g[32];
+    if (x->r.group_size == -1) snprintf(g, sizeof(g), "per-channel");
+    else snprintf(g, sizeof(g), "g%d", x->r.group_size);
+    bool by_calib = false;
+    for (size_t u = 0; u < n_series && !by_calib; u++)
+        by_calib = u != s && strcmp(series[u]->r.method, x->r.method) == 0 && series[u]->r.group_size == x->r.group_size &&
+                   strcmp(series[u]->cell.options, x->cell.options) == 0;
+    char cal[300] = "";
+    if (by_calib) calib_label(x->r.calib, cal, sizeof(cal));
+    snprintf(label, size, "%s %s%s%s%s%s", x->r.method, g, x->r.options[0] ? " " : "", x->r.options,
+             cal[0] ? " calib=" : "", cal);
+}
+
 static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_rec *first, const char *gnuplot,
                          const char *out_dir, const char *format, char ***files, size_t *n_files, nt_err *err) {
     const nt_result_rec **series = malloc((n + 1) * sizeof(*series)), *fp = NULL;
@@ -239,7 +264,13 @@ static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_
     }
     snprintf(title, sizeof(title), "%s: %s %s vs weight bits", first->r.model, first->r.task,
              ppl ? "perplexity" : acc ? "accuracy" : first->r.metric);
-    put_header(f, format, image, title);
+    size_t longest = fp ? strlen("fp (float)") : 0;
+    for (size_t s = 0; s < n_series; s++) {
+        char label[900];
+        legend_label(series, n_series, s, label, sizeof(label));
+        if (strlen(label) > longest) longest = strlen(label);
+    }
+    put_header(f, format, image, title, n_series + (fp ? 1 : 0), longest);
     // the bits as the tics say them ("W3"), no x label: a legend below the chart would cover it
     fprintf(f, "set ylabel '%s'\n",
             ppl ? "perplexity (lower is better)" : acc ? "accuracy, % (higher is better)" : first->r.metric);
@@ -266,20 +297,8 @@ static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_
         const nt_result_rec *x = series[s];
         if (s > 0 && !(same_base(x, series[s - 1]) && x->r.group_size == series[s - 1]->r.group_size))
             color++;
-        char label[900], g[32];
-        if (x->r.group_size == -1) snprintf(g, sizeof(g), "per-channel");
-        else snprintf(g, sizeof(g), "g%d", x->r.group_size);
-        // the options as the row gives them ("iters=1"), not their normalized identity ("iters"); the calibration
-        // too where another series differs from this one only by it
-        bool by_calib = false;
-        for (size_t u = 0; u < n_series && !by_calib; u++)
-            by_calib = u != s && strcmp(series[u]->r.method, x->r.method) == 0 &&
-                       series[u]->r.group_size == x->r.group_size &&
-                       strcmp(series[u]->cell.options, x->cell.options) == 0;
-        char cal[300] = "";
-        if (by_calib) calib_label(x->r.calib, cal, sizeof(cal));
-        snprintf(label, sizeof(label), "%s %s%s%s%s%s", x->r.method, g, x->r.options[0] ? " " : "", x->r.options,
-                 cal[0] ? " calib=" : "", cal);
+        char label[900];
+        legend_label(series, n_series, s, label, sizeof(label));
         fprintf(f, "%s$s%zu using 1:2 with linespoints lw 2 pt %d ps 1.3 lc %zu dt %d title ", s ? ", \\\n     " : "", s,
                 is_nt(x->r.method) ? 7 : 6, color + 1, is_nt(x->r.method) ? 1 : 2);
         put_quoted(f, label);
@@ -397,7 +416,7 @@ int nt_plot_speedup(const nt_csv *c, const nt_plot_columns *cols, const char *ou
             rc = -1;
             break;
         }
-        put_header(f, format, image, title);
+        put_header(f, format, image, title, 0, 0);
         double lo = INFINITY, hi = -INFINITY;
         bool dummy;
         for (size_t r = 0; r < c->n_rows; r++) {

@@ -320,6 +320,36 @@ Test(plot, quality_and_speedup) {
               "%s", gp ? gp : "(no script)");
     free(gp);
     free(gp_path);
+    // a crowded legend (an fp line and 12 series of 80-character titles, as SmolLM2's WikiText-2 chart has) gets
+    // a wider and taller canvas, so gnuplot fits it without its "difficulty fitting plot titles into key" warning
+    // (seen on an 800-pixel SVG); a short legend keeps 800 x 560
+    {
+        char *csv = strdup(HEADER);
+        for (int i = 0; i <= 12; i++) {
+            char row[512];
+            snprintf(row, sizeof(row), "m4,%s,3,128,wikitext2,ppl,%d,,1,256,1,c,loss=mean-std;lr=1e-05;iters=%d;limit=8;"
+                     "percdamp=0.01;act-order;sym,cpu,x,2024-01-01T00:00:00Z\n", i ? "gptq+nt" : "fp", 30 + i, i);
+            csv = realloc(csv, strlen(csv) + strlen(row) + 1);
+            strcat(csv, row);
+        }
+        free(put(d, "crowd.csv", csv));
+        free(csv);
+        st = run_in(d, "plot crowd.csv --out-dir plots --format svg", &out, &err);
+        cr_assert_eq(st, 0, "exit %d: %s", st, err);
+        cr_assert(!strstr(err, "difficulty fitting"), "gnuplot: %s", err);
+        free(out);
+        free(err);
+        gp_path = nt_path_join(d, "plots/m4_wikitext2_ppl.gp");
+        gp = nt_read_file(gp_path, NULL, NULL);
+        cr_assert(gp && strstr(gp, "size 920,728 "), "%s", gp ? gp : "(no script)"); // 120 + 10 x 80, 560 + 24 x (13 - 6)
+        free(gp);
+        free(gp_path);
+        gp_path = nt_path_join(d, "plots/m3_wikitext2_ppl.gp");
+        gp = nt_read_file(gp_path, NULL, NULL);
+        cr_assert(gp && strstr(gp, "size 800,560 "), "%s", gp ? gp : "(no script)");
+        free(gp);
+        free(gp_path);
+    }
     st = run_in(d, "plot k.csv --kind speedup --out-dir plots", &out, &err);
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
     expect_png(d, "plots/speedup_q_proj.png");
