@@ -256,6 +256,11 @@ void nt_set_threads(int n) {
     omp_set_num_threads(n);
 }
 
+void nt_cpu_device(char *buf, size_t size) {
+    const char *core = openblas_get_corename();
+    snprintf(buf, size, "cpu:%d threads:%s", omp_get_max_threads(), core && core[0] ? core : "unknown");
+}
+
 static bool cpu_runs_skylakex_kernels(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();

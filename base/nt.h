@@ -81,6 +81,11 @@ uint16_t nt_f32_to_bf16(float f);
 // Sets the thread count of OpenBLAS and OpenMP (n <= 0: leave the defaults).
 void nt_set_threads(int n);
 
+// The CPU a result was computed on, as the results' device column names it: "cpu:T threads:CORE", T the OpenMP
+// thread count and CORE the OpenBLAS kernel set (e.g. "cpu:2 threads:Haswell"). Both change a GPTQ result at
+// rounding level (its Hessians' sums), so a row says which it had.
+void nt_cpu_device(char *buf, size_t size);
+
 // Settings that libgomp and OpenBLAS read only when they are loaded, before main: a program's main calls this
 // first and, when one of them has to change, the program is executed again (once) with argv under the new
 // environment. A variable the user has set is never changed.

@@ -46,6 +46,8 @@ static int zeroshot_rows(const nt_model *m, const nt_tokenizer *tok, const nt_ev
     }
     size_t first = out->n;
     int rc = 0;
+    char device[128]; // zero-shot scoring runs on the CPU whatever --device says
+    nt_cpu_device(device, sizeof device);
     for (int j = 0; j < res.n_metrics; j++) {
         nt_result_row *r = &out->rows[out->n];
         *r = (nt_result_row){.model = keep(out, m->name), .method = keep(out, mq->method), .wbits = mq->wbits, .abits = mq->abits,
@@ -53,8 +55,8 @@ static int zeroshot_rows(const nt_model *m, const nt_tokenizer *tok, const nt_ev
                              .metric = keep(out, res.metrics[j].name), .value = res.metrics[j].value,
                              .stderr_ = res.metrics[j].stderr_, .n = res.n_items, .seqlen = res.max_length,
                              .seconds = res.seconds, .calib = keep(out, mq->calib), .options = keep(out, opts),
-                             .device = "cpu"};
-        if (!r->model || !r->method || !r->task || !r->metric || !r->calib || !r->options) {
+                             .device = keep(out, device)};
+        if (!r->model || !r->method || !r->task || !r->metric || !r->calib || !r->options || !r->device) {
             rc = nt_fail(err, "out of memory");
             break;
         }
@@ -85,7 +87,8 @@ int nt_evaluate(const nt_eval_opts *o, nt_eval_rows *out, nt_err *err) {
     if (gpu == -2) return nt_fail_usage(err, "unknown device '%s' (expected cpu, cuda or cuda:N)", o->device);
     nt_gpu_ctx *ctx = NULL;
     nt_gpu_model *gm = NULL;
-    char device_name[300] = "cpu";
+    char device_name[300];
+    nt_cpu_device(device_name, sizeof device_name);
     char *names[MAX_TASKS];
     nt_windows w[MAX_TASKS];  // perplexity tasks
     nt_zs_task zs[MAX_TASKS]; // zero-shot tasks

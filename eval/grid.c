@@ -231,6 +231,8 @@ static void cell_pattern(const grid *g, const conf *c, const char *task, nt_cell
     nt_err err = {0};
     if (!is_fp_method(c->method) && quant_opts_of(c, g->calib, &q, &err) == 0) // checked before any cell ran
         nt_quant_opts_describe(&q, opts, sizeof(opts));
+    char device[128];
+    nt_cpu_device(device, sizeof device);
     nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = c->abits,
                        .group_size = c->group_size,
                        .task = task, .seqlen = g->seqlen, .calib = c->calib,
@@ -325,10 +327,12 @@ static int record_error(const grid *g, const conf *c, const char *task, const ch
     char lim[40] = "";
     if (task_limit(g, task)) snprintf(lim, sizeof(lim), "limit=%ld;", task_limit(g, task));
     snprintf(opts, sizeof(opts), "%s%s%serror=%s", c->options, c->options[0] ? ";" : "", lim, m);
+    char device[128];
+    nt_cpu_device(device, sizeof device);
     nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = c->abits,
                        .group_size = c->group_size, .task = task, .metric = "error", .value = NAN, .stderr_ = NAN, .n = 0, .seqlen = g->seqlen,
                        .seconds = seconds, .calib = c->calib, .options = opts,
-                       .device = "cpu"};
+                       .device = device};
     return nt_results_append(g->out, &r, 1, err);
 }
 

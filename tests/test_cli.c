@@ -162,7 +162,7 @@ Test(cli, malformed_config_and_unknown_architecture) {
 Test(cli, eval_appends_rows_atomically) {
     env e = setup();
     char args[2048];
-    snprintf(args, sizeof(args), "eval --model '%s' --data-dir '%s' --tasks ptb,ptb-new --limit 2 --out '%s'",
+    snprintf(args, sizeof(args), "eval --model '%s' --data-dir '%s' --tasks ptb,ptb-new --limit 2 --threads 1 --out '%s'",
              e.model, e.data, e.out);
     char *err = NULL;
     cr_assert_eq(tu_run_cli(args, &err), 0, "%s", err ? err : "");
@@ -178,6 +178,9 @@ Test(cli, eval_appends_rows_atomically) {
     cr_assert_eq(lines, 5, "header + 2 runs x 2 tasks expected, got %d lines:\n%s", lines, csv);
     cr_assert(strstr(csv, "tiny-opt,fp,16,16,0,ptb,ppl,") && strstr(csv, "tiny-opt,fp,16,16,0,ptb-new,ppl,"), "%s", csv);
     cr_assert(strstr(csv, ",256,") && strstr(csv, "limit=2"), "%s", csv);
+    // the device names the thread count and OpenBLAS's kernels (a GPTQ result moves with either)
+    const char *dev = strstr(csv, ",cpu:1 threads:");
+    cr_assert(dev && dev[strlen(",cpu:1 threads:")] != ',', "%s", csv);
     free(csv);
 
     // a file that is not ours is left alone
