@@ -10,6 +10,8 @@
 //     --max-acc-drop percentage points below: (base - cand) * 100 > max (default 0.5, i.e. 0.5 points, so
 //     0.700 -> 0.694 passes and 0.700 -> 0.690 fails);
 //   other metrics are not gated; rows with metric "error" (failed grid cells) are ignored.
+// Compared rows whose device column differs (another thread count or BLAS kernel set: cpu:2 threads:Haswell
+// against cpu:1 threads:SkylakeX) get one note on the notes stream; they are still compared.
 // A missing candidate value (NaN) fails. Rows without a partner on the other side are listed one by one
 // ("missing:" baseline rows, "new:" candidate rows); missing rows fail the gate only with require_all. Exit status: 0 all pass, 1 a metric regressed (or a row is missing with
 // --require-all), 2 unusable input: unreadable or malformed CSV, bad threshold, or no matching row at all.
@@ -53,7 +55,8 @@ int nt_gate(const char *base_path, const char *cand_path, const nt_gate_opts *o,
         read_side("candidate", cand_path, &cs, &k, &nc, notes, err)) goto done;
     fprintf(out, "gate: baseline %s, candidate %s; ppl may rise %g%% at most, acc may drop %g points at most\n", base_path,
            cand_path, max_rise, max_drop);
-    size_t n_cmp = 0, n_fail = 0, n_missing = 0, n_ungated = 0, n_matched = 0;
+    size_t n_cmp = 0, n_fail = 0, n_missing = 0, n_ungated = 0, n_matched = 0, n_other_device = 0;
+    const nt_result_rec *other_device = NULL, *other_cand = NULL; // the first compared pair on different devices
     for (size_t i = 0; i < nb; i++) {
         const nt_result_rec *x = b[i], *y = NULL;
         for (size_t j = 0; j < nc && !y; j++)
@@ -72,6 +75,8 @@ int nt_gate(const char *base_path, const char *cand_path, const nt_gate_opts *o,
             continue;
         }
         n_cmp++;
+        if (strcmp(x->r.device ? x->r.device : "", y->r.device ? y->r.device : "") != 0 && !n_other_device++)
+            other_device = x, other_cand = y;
         double bv = x->r.value, cv = y->r.value;
         bool fail;
         char what[160];
@@ -109,6 +114,12 @@ int nt_gate(const char *base_path, const char *cand_path, const nt_gate_opts *o,
         nt_fail(err, "no ppl or acc metric to compare among the %zu matching rows", n_matched);
         goto done;
     }
+    if (n_other_device)
+        fprintf(notes, "normtweak gate: note: %zu of the %zu compared rows ran on another device than their baseline "
+                "(first: baseline %s, candidate %s); GPTQ and norm tweaking move at rounding level with the thread "
+                "count and BLAS kernels, so a tight threshold is only meaningful on the same device\n",
+                n_other_device, n_cmp, other_device->r.device ? other_device->r.device : "(none)",
+                other_cand->r.device ? other_cand->r.device : "(none)");
     bool failed = n_fail > 0 || (require_all && n_missing > 0);
     fprintf(out, "gate: %s: %zu compared, %zu failed, %zu baseline rows without candidate%s", failed ? "FAIL" : "PASS",
            n_cmp, n_fail, n_missing, require_all && n_missing ? " (--require-all)" : "");

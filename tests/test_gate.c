@@ -108,6 +108,23 @@ Test(gate, pass_within_thresholds) {
     done(&r);
 }
 
+// Rows computed on another device (thread count, BLAS kernels) are compared as usual, with one note saying so;
+// the same device says nothing.
+Test(gate, other_device_noted) {
+    const char *a = HEADER "m,gptq,3,128,wikitext2,ppl,70.0,,1,256,1,c4,,cpu:2 threads:Haswell,x,t\n"
+                           "m,gptq,3,128,ptb,ppl,90.0,,1,256,1,c4,,cpu:2 threads:Haswell,x,t\n";
+    result r = gate(a, HEADER "m,gptq,3,128,wikitext2,ppl,70.5,,1,256,1,c4,,cpu:1 threads:SkylakeX,x,t\n"
+                              "m,gptq,3,128,ptb,ppl,90.0,,1,256,1,c4,,cpu:2 threads:Haswell,x,t\n");
+    expect(&r, 0, "gate: PASS: 2 compared, 0 failed", "out");
+    expect(&r, 0, "note: 1 of the 2 compared rows ran on another device than their baseline (first: baseline cpu:2 "
+                  "threads:Haswell, candidate cpu:1 threads:SkylakeX)", "err");
+    done(&r);
+    r = gate(a, a);
+    expect(&r, 0, "gate: PASS: 2 compared", "out");
+    cr_assert_null(strstr(r.err, "device"), "%s", r.err);
+    done(&r);
+}
+
 Test(gate, fail_on_ppl_rise) {
     result r = gate(baseline, HEADER
                     "m,fp,16,0,wikitext2,ppl,20.0,,1,256,1,,,cpu,x,t\n"
