@@ -231,8 +231,6 @@ static void cell_pattern(const grid *g, const conf *c, const char *task, nt_cell
     nt_err err = {0};
     if (!is_fp_method(c->method) && quant_opts_of(c, g->calib, &q, &err) == 0) // checked before any cell ran
         nt_quant_opts_describe(&q, opts, sizeof(opts));
-    char device[128];
-    nt_cpu_device(device, sizeof device);
     nt_result_row r = {.model = c->model, .method = c->method, .wbits = c->wbits, .abits = c->abits,
                        .group_size = c->group_size,
                        .task = task, .seqlen = g->seqlen, .calib = c->calib,
