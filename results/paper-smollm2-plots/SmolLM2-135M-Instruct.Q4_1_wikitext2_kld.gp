@@ -1,4 +1,4 @@
-set terminal svg size 800,560 noenhanced font 'sans,13' background 'white'
+set terminal svg size 900,824 noenhanced font 'sans,13' background 'white'
 set output 'results/paper-smollm2-plots/SmolLM2-135M-Instruct.Q4_1_wikitext2_kld.svg'
 set title 'SmolLM2-135M-Instruct.Q4_1: wikitext2 kld vs weight bits'
 set grid
@@ -33,32 +33,38 @@ $s5 << EOD
 3 2.084648499
 EOD
 $s6 << EOD
+3 1.089788998
+EOD
+$s7 << EOD
 2 7.806461209
 3 1.283554263
 4 0.3224970295
 EOD
-$s7 << EOD
+$s8 << EOD
+3 1.074801732
+EOD
+$s9 << EOD
 3 1.22905045
 EOD
-$s8 << EOD
+$s10 << EOD
 2 6.873116222
 3 1.343456306
 4 0.3373971687
 EOD
-$s9 << EOD
+$s11 << EOD
 3 1.32353814
 EOD
-$s10 << EOD
+$s12 << EOD
 3 1.249123207
 EOD
-$s11 << EOD
+$s13 << EOD
 3 1.222382202
 EOD
-$s12 << EOD
+$s14 << EOD
 3 1.057254835
 4 0.2884497846
 EOD
-$s13 << EOD
+$s15 << EOD
 3 1.067677916
 EOD
 plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn per-channel limit=8', \
@@ -67,12 +73,14 @@ plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn per-ch
      $s3 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 3 dt 2 title 'rtn g64 limit=8', \
      $s4 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 4 dt 2 title 'gptq per-channel limit=8', \
      $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 4 dt 1 title 'gptq+nt per-channel loss=dist;lr=1e-05;iters=1;limit=8', \
-     $s6 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 5 dt 2 title 'gptq g128 limit=8', \
-     $s7 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8 calib=c4:32x512:seed0', \
-     $s8 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8 calib=smollm2-gen-32x512-seed0', \
-     $s9 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
-     $s10 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
-     $s11 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
-     $s12 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 6 dt 2 title 'gptq g64 limit=8', \
-     $s13 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 6 dt 1 title 'gptq+nt g64 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s6 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 5 dt 2 title 'gptq g128 act_order;limit=8', \
+     $s7 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 5 dt 2 title 'gptq g128 limit=8', \
+     $s8 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 act_order;loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s9 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8 calib=c4:32x512:seed0', \
+     $s10 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8 calib=smollm2-gen-32x512-seed0', \
+     $s11 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
+     $s12 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
+     $s13 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
+     $s14 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 6 dt 2 title 'gptq g64 limit=8', \
+     $s15 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 6 dt 1 title 'gptq+nt g64 loss=dist;lr=1e-05;iters=1;limit=8', \
      0 with lines lw 2 dt 3 lc rgb 'black' title 'fp (float)'

@@ -1,4 +1,4 @@
-set terminal svg size 800,560 noenhanced font 'sans,13' background 'white'
+set terminal svg size 900,872 noenhanced font 'sans,13' background 'white'
 set output 'results/paper-smollm2-plots/SmolLM2-135M-Instruct.Q4_1_wikitext2_ppl.svg'
 set title 'SmolLM2-135M-Instruct.Q4_1: wikitext2 perplexity vs weight bits'
 set grid
@@ -34,32 +34,44 @@ $s5 << EOD
 3 157.9592546
 EOD
 $s6 << EOD
+3 84.60859204
+EOD
+$s7 << EOD
+3 60.3239343
+EOD
+$s8 << EOD
 2 53972.91972
 3 73.78696606
 4 25.98042158
 EOD
-$s7 << EOD
+$s9 << EOD
+3 58.21845051
+EOD
+$s10 << EOD
 3 66.46387238
 EOD
-$s8 << EOD
+$s11 << EOD
 2 20622.75523
 3 77.1817366
 4 27.35919334
 EOD
-$s9 << EOD
+$s12 << EOD
 3 74.12000703
 EOD
-$s10 << EOD
+$s13 << EOD
 3 67.21022209
 EOD
-$s11 << EOD
+$s14 << EOD
+3 92.76172618
+EOD
+$s15 << EOD
 3 70.22079148
 EOD
-$s12 << EOD
+$s16 << EOD
 3 58.00308352
 4 24.77442989
 EOD
-$s13 << EOD
+$s17 << EOD
 3 57.97813249
 EOD
 plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn per-channel limit=8', \
@@ -68,12 +80,16 @@ plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn per-ch
      $s3 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 3 dt 2 title 'rtn g64 limit=8', \
      $s4 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 4 dt 2 title 'gptq per-channel limit=8', \
      $s5 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 4 dt 1 title 'gptq+nt per-channel loss=dist;lr=1e-05;iters=1;limit=8', \
-     $s6 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 5 dt 2 title 'gptq g128 limit=8', \
-     $s7 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8 calib=c4:32x512:seed0', \
-     $s8 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8 calib=smollm2-gen-32x512-seed0', \
-     $s9 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
-     $s10 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
-     $s11 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
-     $s12 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 6 dt 2 title 'gptq g64 limit=8', \
-     $s13 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 6 dt 1 title 'gptq+nt g64 loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s6 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 5 dt 2 title 'gptq g128', \
+     $s7 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 5 dt 2 title 'gptq g128 act_order;limit=8', \
+     $s8 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 5 dt 2 title 'gptq g128 limit=8', \
+     $s9 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 act_order;loss=dist;lr=1e-05;iters=1;limit=8', \
+     $s10 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8 calib=c4:32x512:seed0', \
+     $s11 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1;limit=8 calib=smollm2-gen-32x512-seed0', \
+     $s12 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=mean-std;lr=1e-05;iters=1;limit=8', \
+     $s13 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=mse;lr=1e-05;iters=1;limit=8', \
+     $s14 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=1', \
+     $s15 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 5 dt 1 title 'gptq+nt g128 loss=dist;lr=1e-05;iters=3;limit=8', \
+     $s16 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 6 dt 2 title 'gptq g64 limit=8', \
+     $s17 using 1:2 with linespoints lw 2 pt 7 ps 1.3 lc 6 dt 1 title 'gptq+nt g64 loss=dist;lr=1e-05;iters=1;limit=8', \
      19.13344124 with lines lw 2 dt 3 lc rgb 'black' title 'fp (float)'
