@@ -151,11 +151,12 @@ static void calib_label(const char *calib, char *buf, size_t size) {
 }
 
 static bool is_error_row(const nt_result_rec *x) { return strcmp(x->r.metric, "error") == 0; }
-// A chart per model x task x metric x seqlen; a series per the rest of the cell but the bits (method, group,
-// options, calibration), so every cell (cell.h) is a point of its own.
+// A chart per model x task x metric x seqlen x limit (a perplexity on 8 windows and one on all of them are not
+// one scale: the float line is of the chart's own limit); a series per the rest of the cell but the bits
+// (method, group, options, calibration), so every cell (cell.h) is a point of its own.
 static bool same_chart(const nt_result_rec *a, const nt_result_rec *b) {
     return strcmp(a->r.model, b->r.model) == 0 && strcmp(a->r.task, b->r.task) == 0 &&
-           strcmp(a->r.metric, b->r.metric) == 0 && a->r.seqlen == b->r.seqlen;
+           strcmp(a->r.metric, b->r.metric) == 0 && a->r.seqlen == b->r.seqlen && a->cell.limit == b->cell.limit;
 }
 static bool same_series(const nt_result_rec *a, const nt_result_rec *b) {
     return strcmp(a->r.method, b->r.method) == 0 && a->r.group_size == b->r.group_size &&
@@ -255,15 +256,31 @@ static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_
     for (size_t i = 0; i < n; i++)
         several_seqlens |= strcmp(cells[i]->r.model, first->r.model) == 0 && strcmp(cells[i]->r.task, first->r.task) == 0 &&
                            strcmp(cells[i]->r.metric, first->r.metric) == 0 && cells[i]->r.seqlen != first->r.seqlen;
-    if (several_seqlens) snprintf(base, sizeof(base), "%s_%s_%s_seqlen%d", m, t, me, first->r.seqlen);
-    else snprintf(base, sizeof(base), "%s_%s_%s", m, t, me);
+    bool several_limits = false; // and at other limits: the name says which ("_limit8", "_all")
+    for (size_t i = 0; i < n; i++)
+        several_limits |= strcmp(cells[i]->r.model, first->r.model) == 0 && strcmp(cells[i]->r.task, first->r.task) == 0 &&
+                          strcmp(cells[i]->r.metric, first->r.metric) == 0 && cells[i]->r.seqlen == first->r.seqlen &&
+                          cells[i]->cell.limit != first->cell.limit;
+    char lim[40] = "";
+    if (several_limits) {
+        if (first->cell.limit) snprintf(lim, sizeof(lim), "_limit%ld", first->cell.limit);
+        else snprintf(lim, sizeof(lim), "_all");
+    }
+    if (several_seqlens) snprintf(base, sizeof(base), "%s_%s_%s_seqlen%d%s", m, t, me, first->r.seqlen, lim);
+    else snprintf(base, sizeof(base), "%s_%s_%s%s", m, t, me, lim);
     FILE *f = open_script(out_dir, base, format, script, image, sizeof(script), err);
     if (!f) {
         free(series);
         return -1;
     }
-    snprintf(title, sizeof(title), "%s: %s %s vs weight bits", first->r.model, first->r.task,
-             ppl ? "perplexity" : acc ? "accuracy" : first->r.metric);
+    char scope[64] = "";
+    bool windows = strcmp(first->r.metric, "ppl") == 0 || strcmp(first->r.metric, "kld") == 0 ||
+                   strcmp(first->r.metric, "top1") == 0; // a perplexity task's rows; the others' limit counts items
+    if (first->cell.limit)
+        snprintf(scope, sizeof(scope), " (first %ld %s)", first->cell.limit, windows ? "windows" : "items");
+    else if (several_limits) snprintf(scope, sizeof(scope), " (all %s)", windows ? "windows" : "items");
+    snprintf(title, sizeof(title), "%s: %s %s vs weight bits%s", first->r.model, first->r.task,
+             ppl ? "perplexity" : acc ? "accuracy" : first->r.metric, scope);
     size_t longest = fp ? strlen("fp (float)") : 0;
     for (size_t s = 0; s < n_series; s++) {
         char label[900];

@@ -350,6 +350,27 @@ Test(plot, quality_and_speedup) {
         free(gp);
         free(gp_path);
     }
+    // rows of one task at two limits (8 windows, all of them) are two charts, each with its own float line
+    free(put(d, "lim.csv", HEADER "m5,fp,16,0,ptb,ppl,36.4,,1,256,1,,limit=8,cpu,x,2024-01-01T00:00:00Z\n"
+                                  "m5,fp,16,0,ptb,ppl,39.4,,1,256,1,,,cpu,x,2024-01-01T00:00:00Z\n"
+                                  "m5,gptq,3,128,ptb,ppl,127.6,,1,256,1,c4,limit=8,cpu,x,2024-01-01T00:00:00Z\n"
+                                  "m5,gptq,3,128,ptb,ppl,131.9,,1,256,1,c4,,cpu,x,2024-01-01T00:00:00Z\n"));
+    st = run_in(d, "plot lim.csv --out-dir plots", &out, &err);
+    cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    cr_assert(strstr(out, "plots/m5_ptb_ppl_limit8.png\n") && strstr(out, "plots/m5_ptb_ppl_all.png\n"), "%s", out);
+    free(out);
+    free(err);
+    const char *lims[2][4] = {{"plots/m5_ptb_ppl_limit8.gp", "36.4 with lines", "3 127.6\n", "(first 8 windows)"},
+                              {"plots/m5_ptb_ppl_all.gp", "39.4 with lines", "3 131.9\n", "(all windows)"}};
+    for (int i = 0; i < 2; i++) {
+        gp_path = nt_path_join(d, lims[i][0]);
+        gp = nt_read_file(gp_path, NULL, NULL);
+        cr_assert(gp && strstr(gp, lims[i][1]) && strstr(gp, lims[i][2]) && strstr(gp, lims[i][3]) &&
+                      !strstr(gp, lims[1 - i][1]) && !strstr(gp, lims[1 - i][2]),
+                  "%s", gp ? gp : "(no script)");
+        free(gp);
+        free(gp_path);
+    }
     st = run_in(d, "plot k.csv --kind speedup --out-dir plots", &out, &err);
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
     expect_png(d, "plots/speedup_q_proj.png");
