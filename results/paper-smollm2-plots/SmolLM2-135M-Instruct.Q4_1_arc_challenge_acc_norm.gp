@@ -1,6 +1,6 @@
 set terminal svg size 800,560 noenhanced font 'sans,13' background 'white'
 set output 'results/paper-smollm2-plots/SmolLM2-135M-Instruct.Q4_1_arc_challenge_acc_norm.svg'
-set title 'SmolLM2-135M-Instruct.Q4_1: arc_challenge accuracy vs weight bits'
+set title 'SmolLM2-135M-Instruct.Q4_1: arc_challenge accuracy vs weight bits (first 100 items)'
 set grid
 set key below box
 set datafile missing '?'

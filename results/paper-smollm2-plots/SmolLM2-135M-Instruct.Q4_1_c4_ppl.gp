@@ -1,6 +1,6 @@
 set terminal svg size 800,560 noenhanced font 'sans,13' background 'white'
 set output 'results/paper-smollm2-plots/SmolLM2-135M-Instruct.Q4_1_c4_ppl.svg'
-set title 'SmolLM2-135M-Instruct.Q4_1: c4 perplexity vs weight bits'
+set title 'SmolLM2-135M-Instruct.Q4_1: c4 perplexity vs weight bits (first 8 windows)'
 set grid
 set key below box
 set datafile missing '?'

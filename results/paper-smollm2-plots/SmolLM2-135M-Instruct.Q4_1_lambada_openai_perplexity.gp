@@ -1,6 +1,6 @@
 set terminal svg size 920,824 noenhanced font 'sans,13' background 'white'
 set output 'results/paper-smollm2-plots/SmolLM2-135M-Instruct.Q4_1_lambada_openai_perplexity.svg'
-set title 'SmolLM2-135M-Instruct.Q4_1: lambada_openai perplexity vs weight bits'
+set title 'SmolLM2-135M-Instruct.Q4_1: lambada_openai perplexity vs weight bits (first 200 items)'
 set grid
 set key below box
 set datafile missing '?'

@@ -1,6 +1,6 @@
 set terminal svg size 900,824 noenhanced font 'sans,13' background 'white'
 set output 'results/paper-smollm2-plots/SmolLM2-135M-Instruct.Q4_1_wikitext2_top1.svg'
-set title 'SmolLM2-135M-Instruct.Q4_1: wikitext2 top1 vs weight bits'
+set title 'SmolLM2-135M-Instruct.Q4_1: wikitext2 top1 vs weight bits (first 8 windows)'
 set grid
 set key below box
 set datafile missing '?'
