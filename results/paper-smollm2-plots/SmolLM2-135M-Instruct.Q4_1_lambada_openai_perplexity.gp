@@ -31,6 +31,7 @@ $s4 << EOD
 EOD
 $s5 << EOD
 3 29861.06766
+4 208.3162269
 EOD
 $s6 << EOD
 3 853.1177404
@@ -66,6 +67,7 @@ $s14 << EOD
 EOD
 $s15 << EOD
 3 693.0574603
+4 69.36769253
 EOD
 plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn per-channel limit=200', \
      $s1 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'rtn g128 limit=200', \

@@ -31,6 +31,7 @@ $s4 << EOD
 EOD
 $s5 << EOD
 3 2.084648499
+4 0.5250410188
 EOD
 $s6 << EOD
 3 1.089788998
@@ -66,6 +67,7 @@ $s14 << EOD
 EOD
 $s15 << EOD
 3 1.067677916
+4 0.270155972
 EOD
 plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn per-channel limit=8', \
      $s1 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'rtn g128 limit=8', \

@@ -32,6 +32,7 @@ $s4 << EOD
 EOD
 $s5 << EOD
 3 157.9592546
+4 32.52074839
 EOD
 $s6 << EOD
 3 60.3239343
@@ -67,6 +68,7 @@ $s14 << EOD
 EOD
 $s15 << EOD
 3 57.97813249
+4 25.28786598
 EOD
 plot $s0 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 1 dt 2 title 'rtn per-channel limit=8', \
      $s1 using 1:2 with linespoints lw 2 pt 6 ps 1.3 lc 2 dt 2 title 'rtn g128 limit=8', \
