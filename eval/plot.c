@@ -252,15 +252,17 @@ static int quality_chart(const nt_result_rec **cells, size_t n, const nt_result_
     safe_name(first->r.model, m, sizeof(m));
     safe_name(first->r.task, t, sizeof(t));
     safe_name(first->r.metric, me, sizeof(me));
-    bool several_seqlens = false; // charts of one model x task x metric at other seqlens: the name says which
-    for (size_t i = 0; i < n; i++)
-        several_seqlens |= strcmp(cells[i]->r.model, first->r.model) == 0 && strcmp(cells[i]->r.task, first->r.task) == 0 &&
-                           strcmp(cells[i]->r.metric, first->r.metric) == 0 && cells[i]->r.seqlen != first->r.seqlen;
-    bool several_limits = false; // and at other limits: the name says which ("_limit8", "_all")
-    for (size_t i = 0; i < n; i++)
-        several_limits |= strcmp(cells[i]->r.model, first->r.model) == 0 && strcmp(cells[i]->r.task, first->r.task) == 0 &&
-                          strcmp(cells[i]->r.metric, first->r.metric) == 0 && cells[i]->r.seqlen == first->r.seqlen &&
-                          cells[i]->cell.limit != first->cell.limit;
+    // charts of one model x task x metric at other seqlens, or of its seqlen at other limits: the name says which
+    // ("_seqlen256", "_limit8", "_all")
+    bool several_seqlens = false, several_limits = false;
+    for (size_t i = 0; i < n; i++) {
+        const nt_result_rec *x = cells[i];
+        if (strcmp(x->r.model, first->r.model) != 0 || strcmp(x->r.task, first->r.task) != 0 ||
+            strcmp(x->r.metric, first->r.metric) != 0)
+            continue;
+        several_seqlens |= x->r.seqlen != first->r.seqlen;
+        several_limits |= x->r.seqlen == first->r.seqlen && x->cell.limit != first->cell.limit;
+    }
     char lim[40] = "";
     if (several_limits) {
         if (first->cell.limit) snprintf(lim, sizeof(lim), "_limit%ld", first->cell.limit);

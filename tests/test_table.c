@@ -298,12 +298,10 @@ Test(plot, quality_and_speedup) {
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
     free(out);
     free(err);
-    char *gp_path = nt_path_join(d, "plots/m2_wikitext2_ppl.gp");
-    char *gp = nt_read_file(gp_path, NULL, NULL);
-    cr_assert(gp && strstr(gp, "title 'gptq+nt g128 loss=dist;iters=1;limit=8'") && strstr(gp, "set key below"),
-              "%s", gp ? gp : "(no script)");
+    char *gp = slurp(d, "plots/m2_wikitext2_ppl.gp");
+    cr_assert(strstr(gp, "title 'gptq+nt g128 loss=dist;iters=1;limit=8'") && strstr(gp, "set key below"),
+              "%s", gp);
     free(gp);
-    free(gp_path);
     // two series that differ only by their calibration: each legend names its own (a file by its name)
     free(put(d, "cal.csv", HEADER "m3,gptq+nt,3,128,wikitext2,ppl,30,,1,256,1,c4:32x512:seed0,iters=1,cpu,x,"
                                   "2024-01-01T00:00:00Z\n"
@@ -313,13 +311,11 @@ Test(plot, quality_and_speedup) {
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
     free(out);
     free(err);
-    gp_path = nt_path_join(d, "plots/m3_wikitext2_ppl.gp");
-    gp = nt_read_file(gp_path, NULL, NULL);
-    cr_assert(gp && strstr(gp, "title 'gptq+nt g128 iters=1 calib=c4:32x512:seed0'") &&
+    gp = slurp(d, "plots/m3_wikitext2_ppl.gp");
+    cr_assert(strstr(gp, "title 'gptq+nt g128 iters=1 calib=c4:32x512:seed0'") &&
                   strstr(gp, "title 'gptq+nt g128 iters=1 calib=g-seed0'"),
-              "%s", gp ? gp : "(no script)");
+              "%s", gp);
     free(gp);
-    free(gp_path);
     // a crowded legend (an fp line and 12 series of 80-character titles, as SmolLM2's WikiText-2 chart has) gets
     // a wider and taller canvas, so gnuplot fits it without its "difficulty fitting plot titles into key" warning
     // (seen on an 800-pixel SVG); a short legend keeps 800 x 560
@@ -339,16 +335,12 @@ Test(plot, quality_and_speedup) {
         cr_assert(!strstr(err, "difficulty fitting"), "gnuplot: %s", err);
         free(out);
         free(err);
-        gp_path = nt_path_join(d, "plots/m4_wikitext2_ppl.gp");
-        gp = nt_read_file(gp_path, NULL, NULL);
-        cr_assert(gp && strstr(gp, "size 920,728 "), "%s", gp ? gp : "(no script)"); // 120 + 10 x 80, 560 + 24 x (13 - 6)
+        gp = slurp(d, "plots/m4_wikitext2_ppl.gp");
+        cr_assert(strstr(gp, "size 920,728 "), "%s", gp); // 120 + 10 x 80, 560 + 24 x (13 - 6)
         free(gp);
-        free(gp_path);
-        gp_path = nt_path_join(d, "plots/m3_wikitext2_ppl.gp");
-        gp = nt_read_file(gp_path, NULL, NULL);
-        cr_assert(gp && strstr(gp, "size 800,560 "), "%s", gp ? gp : "(no script)");
+        gp = slurp(d, "plots/m3_wikitext2_ppl.gp");
+        cr_assert(strstr(gp, "size 800,560 "), "%s", gp);
         free(gp);
-        free(gp_path);
     }
     // rows of one task at two limits (8 windows, all of them) are two charts, each with its own float line
     free(put(d, "lim.csv", HEADER "m5,fp,16,0,ptb,ppl,36.4,,1,256,1,,limit=8,cpu,x,2024-01-01T00:00:00Z\n"
@@ -363,13 +355,11 @@ Test(plot, quality_and_speedup) {
     const char *lims[2][4] = {{"plots/m5_ptb_ppl_limit8.gp", "36.4 with lines", "3 127.6\n", "(first 8 windows)"},
                               {"plots/m5_ptb_ppl_all.gp", "39.4 with lines", "3 131.9\n", "(all windows)"}};
     for (int i = 0; i < 2; i++) {
-        gp_path = nt_path_join(d, lims[i][0]);
-        gp = nt_read_file(gp_path, NULL, NULL);
-        cr_assert(gp && strstr(gp, lims[i][1]) && strstr(gp, lims[i][2]) && strstr(gp, lims[i][3]) &&
+        gp = slurp(d, lims[i][0]);
+        cr_assert(strstr(gp, lims[i][1]) && strstr(gp, lims[i][2]) && strstr(gp, lims[i][3]) &&
                       !strstr(gp, lims[1 - i][1]) && !strstr(gp, lims[1 - i][2]),
-                  "%s", gp ? gp : "(no script)");
+                  "%s", gp);
         free(gp);
-        free(gp_path);
     }
     st = run_in(d, "plot k.csv --kind speedup --out-dir plots", &out, &err);
     cr_assert_eq(st, 0, "exit %d: %s", st, err);
