@@ -75,7 +75,7 @@ int nt_gate(const char *base_path, const char *cand_path, const nt_gate_opts *o,
             continue;
         }
         n_cmp++;
-        if (strcmp(x->r.device ? x->r.device : "", y->r.device ? y->r.device : "") != 0 && !n_other_device++)
+        if (strcmp(x->r.device, y->r.device) != 0 && !n_other_device++)
             other_device = x, other_cand = y;
         double bv = x->r.value, cv = y->r.value;
         bool fail;
@@ -118,8 +118,7 @@ int nt_gate(const char *base_path, const char *cand_path, const nt_gate_opts *o,
         fprintf(notes, "normtweak gate: note: %zu of the %zu compared rows ran on another device than their baseline "
                 "(first: baseline %s, candidate %s); GPTQ and norm tweaking move at rounding level with the thread "
                 "count and BLAS kernels, so a tight threshold is only meaningful on the same device\n",
-                n_other_device, n_cmp, other_device->r.device ? other_device->r.device : "(none)",
-                other_cand->r.device ? other_cand->r.device : "(none)");
+                n_other_device, n_cmp, other_device->r.device, other_cand->r.device);
     bool failed = n_fail > 0 || (require_all && n_missing > 0);
     fprintf(out, "gate: %s: %zu compared, %zu failed, %zu baseline rows without candidate%s", failed ? "FAIL" : "PASS",
            n_cmp, n_fail, n_missing, require_all && n_missing ? " (--require-all)" : "");
