@@ -275,6 +275,19 @@ static void expect_png(const char *dir, const char *name) {
     free(p);
 }
 
+// `normtweak plot ARGS` in dir must exit 0 (stderr in the message otherwise); its stdout and stderr go to *out and
+// *err, or are freed where those are NULL.
+static void plot_ok(const char *dir, const char *args, char **out, char **err) {
+    char *o = NULL, *e = NULL, cmd[1024];
+    snprintf(cmd, sizeof(cmd), "plot %s", args);
+    int st = run_in(dir, cmd, &o, &e);
+    cr_assert_eq(st, 0, "plot %s: exit %d: %s", args, st, e);
+    if (out) *out = o;
+    else free(o);
+    if (err) *err = e;
+    else free(e);
+}
+
 Test(plot, quality_and_speedup) {
     if (!have_gnuplot()) cr_skip_test("gnuplot is not installed (Debian: gnuplot-nox): plot not tested");
     char *d = tu_tmpdir();
@@ -283,21 +296,16 @@ Test(plot, quality_and_speedup) {
                          "q_proj,4,128,1,3.2\nq_proj,4,128,16,2.9\nq_proj,4,128,256,1.1\nq_proj,4,128,1024,0.9\n"
                          "q_proj,3,128,1,3.9\nq_proj,3,128,1024,0.8\nfc1,4,128,1,3.5\nfc1,4,128,1024,1.0\n"));
     char *out = NULL, *err = NULL;
-    int st = run_in(d, "plot r.csv --out-dir plots", &out, &err);
-    cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    plot_ok(d, "r.csv --out-dir plots", &out, NULL);
     expect_png(d, "plots/m1_wikitext2_ppl.png");
     expect_png(d, "plots/m1_hellaswag_acc.png");
     expect_png(d, "plots/m1_hellaswag_acc_norm.png");
     cr_assert(strstr(out, "plots/m1_wikitext2_ppl.png\n"), "%s", out);
     free(out);
-    free(err);
     // a legend names a series by its options as the rows give them (a count of 1 stays "iters=1"), below the chart
     free(put(d, "nt.csv", HEADER "m2,gptq+nt,3,128,wikitext2,ppl,30,,1,256,1,gen,loss=dist;iters=1;limit=8,cpu,x,"
                                  "2024-01-01T00:00:00Z\n"));
-    st = run_in(d, "plot nt.csv --out-dir plots", &out, &err);
-    cr_assert_eq(st, 0, "exit %d: %s", st, err);
-    free(out);
-    free(err);
+    plot_ok(d, "nt.csv --out-dir plots", NULL, NULL);
     char *gp = slurp(d, "plots/m2_wikitext2_ppl.gp");
     cr_assert(strstr(gp, "title 'gptq+nt g128 loss=dist;iters=1;limit=8'") && strstr(gp, "set key below"),
               "%s", gp);
@@ -307,10 +315,7 @@ Test(plot, quality_and_speedup) {
                                   "2024-01-01T00:00:00Z\n"
                                   "m3,gptq+nt,3,128,wikitext2,ppl,31,,1,256,1,results/calib/g-seed0.safetensors:32x512,"
                                   "iters=1,cpu,x,2024-01-01T00:00:00Z\n"));
-    st = run_in(d, "plot cal.csv --out-dir plots", &out, &err);
-    cr_assert_eq(st, 0, "exit %d: %s", st, err);
-    free(out);
-    free(err);
+    plot_ok(d, "cal.csv --out-dir plots", NULL, NULL);
     gp = slurp(d, "plots/m3_wikitext2_ppl.gp");
     cr_assert(strstr(gp, "title 'gptq+nt g128 iters=1 calib=c4:32x512:seed0'") &&
                   strstr(gp, "title 'gptq+nt g128 iters=1 calib=g-seed0'"),
@@ -330,10 +335,8 @@ Test(plot, quality_and_speedup) {
         }
         free(put(d, "crowd.csv", csv));
         free(csv);
-        st = run_in(d, "plot crowd.csv --out-dir plots --format svg", &out, &err);
-        cr_assert_eq(st, 0, "exit %d: %s", st, err);
+        plot_ok(d, "crowd.csv --out-dir plots --format svg", NULL, &err);
         cr_assert(!strstr(err, "difficulty fitting"), "gnuplot: %s", err);
-        free(out);
         free(err);
         gp = slurp(d, "plots/m4_wikitext2_ppl.gp");
         cr_assert(strstr(gp, "size 920,728 "), "%s", gp); // 120 + 10 x 80, 560 + 24 x (13 - 6)
@@ -347,11 +350,9 @@ Test(plot, quality_and_speedup) {
                                   "m5,fp,16,0,ptb,ppl,39.4,,1,256,1,,,cpu,x,2024-01-01T00:00:00Z\n"
                                   "m5,gptq,3,128,ptb,ppl,127.6,,1,256,1,c4,limit=8,cpu,x,2024-01-01T00:00:00Z\n"
                                   "m5,gptq,3,128,ptb,ppl,131.9,,1,256,1,c4,,cpu,x,2024-01-01T00:00:00Z\n"));
-    st = run_in(d, "plot lim.csv --out-dir plots", &out, &err);
-    cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    plot_ok(d, "lim.csv --out-dir plots", &out, NULL);
     cr_assert(strstr(out, "plots/m5_ptb_ppl_limit8.png\n") && strstr(out, "plots/m5_ptb_ppl_all.png\n"), "%s", out);
     free(out);
-    free(err);
     const char *lims[2][4] = {{"plots/m5_ptb_ppl_limit8.gp", "36.4 with lines", "3 127.6\n", "(first 8 windows)"},
                               {"plots/m5_ptb_ppl_all.gp", "39.4 with lines", "3 131.9\n", "(all windows)"}};
     for (int i = 0; i < 2; i++) {
@@ -361,14 +362,11 @@ Test(plot, quality_and_speedup) {
                   "%s", gp);
         free(gp);
     }
-    st = run_in(d, "plot k.csv --kind speedup --out-dir plots", &out, &err);
-    cr_assert_eq(st, 0, "exit %d: %s", st, err);
+    plot_ok(d, "k.csv --kind speedup --out-dir plots", NULL, NULL);
     expect_png(d, "plots/speedup_q_proj.png");
     expect_png(d, "plots/speedup_fc1.png");
-    free(out);
-    free(err);
     // columns are named by the caller: a wrong one is a one-line error listing the columns
-    st = run_in(d, "plot k.csv --kind speedup --x batch --out-dir plots", NULL, &err);
+    int st = run_in(d, "plot k.csv --kind speedup --x batch --out-dir plots", NULL, &err);
     cr_assert_eq(st, 1);
     cr_assert(strstr(err, "no column 'batch' (choose with --x; columns: layer, bits, group_size, M, speedup)"), "%s", err);
     free(err);
